@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from similar_rl.dimensions import DIMENSION_INFO, DIMENSIONS, SCORE_KEYS, TOTAL_WEIGHTS
 from similar_rl.types import DimensionScores, GUIState, StepInput
@@ -38,11 +38,6 @@ __all__ = [
     "__version__",
     *_LAZY,
 ]
-
-if TYPE_CHECKING:
-    from similar_rl.model import SimilarRewardModel, load_default_model
-    from similar_rl.scoring import Scorer
-    from similar_rl.wrappers import SimilarRewardWrapper
 
 
 def __getattr__(name: str) -> Any:

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="similar-rl",
         description="Similar: a step-wise, five-dimensional reward model for RL of GUI agents.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     # Parse the global options and the command name only; the command parses its own arguments.
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         print(f"similar-rl {args.command}: not available in this version yet.", file=sys.stderr)
         return 2
-    cmd_parser = argparse.ArgumentParser(prog=f"similar-rl {args.command}", description=COMMANDS[args.command])
+    cmd_parser = argparse.ArgumentParser(
+        prog=f"similar-rl {args.command}", description=COMMANDS[args.command]
+    )
     module.add_arguments(cmd_parser)
     cmd_args = cmd_parser.parse_args(rest)
     return int(module.run(cmd_args) or 0)

@@ -149,7 +149,9 @@ def validate_weights(weights: Mapping[str, float]) -> dict[str, float]:
     """
     unknown = set(weights) - set(DIMENSIONS)
     if unknown:
-        raise ValueError(f"unknown dimension(s) in weights: {sorted(unknown)}; expected keys from {DIMENSIONS}")
+        raise ValueError(
+            f"unknown dimension(s) in weights: {sorted(unknown)}; expected keys from {DIMENSIONS}"
+        )
     out = {}
     for key in DIMENSIONS:
         value = float(weights.get(key, 0.0))

@@ -51,10 +51,14 @@ def as_rgb_array(image: Any, field_name: str = "screenshot") -> np.ndarray:
         if width == 0 or height == 0:
             raise ValueError(f"{field_name} is empty ({width}x{height})")
         if max(width, height) > MAX_IMAGE_SIDE:
-            raise ValueError(f"{field_name} is {width}x{height}; the longest side may be at most {MAX_IMAGE_SIDE}")
+            raise ValueError(
+                f"{field_name} is {width}x{height}; the longest side may be at most {MAX_IMAGE_SIDE}"
+            )
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"{field_name} must be a PIL.Image.Image or a numpy uint8 array, got {type(image).__name__}")
+        raise TypeError(
+            f"{field_name} must be a PIL.Image.Image or a numpy uint8 array, got {type(image).__name__}"
+        )
     if image.dtype != np.uint8:
         raise ValueError(
             f"{field_name} must have dtype uint8, got {image.dtype} "
@@ -67,7 +71,9 @@ def as_rgb_array(image: Any, field_name: str = "screenshot") -> np.ndarray:
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"{field_name} is empty (shape {image.shape})")
     if max(image.shape[:2]) > MAX_IMAGE_SIDE:
-        raise ValueError(f"{field_name} has shape {image.shape}; the longest side may be at most {MAX_IMAGE_SIDE}")
+        raise ValueError(
+            f"{field_name} has shape {image.shape}; the longest side may be at most {MAX_IMAGE_SIDE}"
+        )
     return np.ascontiguousarray(image[:, :, :3])
 
 

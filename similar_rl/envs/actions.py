@@ -126,11 +126,13 @@ def _convert(kind: str, name: str, typ: type, raw: str) -> int | float | str:
             raise ActionParseError(f"{kind}(...) argument {name} must be finite, got {raw!r}")
         return value
     if not (raw.startswith('"') and raw.endswith('"') and len(raw) >= 2):
-        raise ActionParseError(f'{kind}(...) argument {name} must be a double-quoted string, got {raw!r}')
+        raise ActionParseError(f"{kind}(...) argument {name} must be a double-quoted string, got {raw!r}")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ActionParseError(f"{kind}(...) argument {name} is not a valid JSON string ({exc.msg}): {raw!r}") from None
+        raise ActionParseError(
+            f"{kind}(...) argument {name} is not a valid JSON string ({exc.msg}): {raw!r}"
+        ) from None
     if not isinstance(value, str):
         raise ActionParseError(f"{kind}(...) argument {name} must be a string, got {raw!r}")
     return value
@@ -141,7 +143,9 @@ def parse_action(text: str) -> Action:
     if not isinstance(text, str):
         raise TypeError(f"an action must be a string, got {type(text).__name__}")
     if len(text) > MAX_ACTION_CHARS:
-        raise ActionParseError(f"action string is {len(text)} characters; at most {MAX_ACTION_CHARS} are allowed")
+        raise ActionParseError(
+            f"action string is {len(text)} characters; at most {MAX_ACTION_CHARS} are allowed"
+        )
     if not text.strip():
         raise ActionParseError("empty action string")
     match = _CALL.match(text)
@@ -156,9 +160,13 @@ def parse_action(text: str) -> Action:
         name, sep, raw = part.partition("=")
         name, raw = name.strip(), raw.strip()
         if not sep or not name.isidentifier():
-            raise ActionParseError(f"argument {i} of {kind}(...) must be written name=value: {part.strip()!r}")
+            raise ActionParseError(
+                f"argument {i} of {kind}(...) must be written name=value: {part.strip()!r}"
+            )
         if name not in signature:
-            raise ActionParseError(f"{kind}(...) has no argument {name!r}; it takes {list(signature) or 'none'}")
+            raise ActionParseError(
+                f"{kind}(...) has no argument {name!r}; it takes {list(signature) or 'none'}"
+            )
         if name in values:
             raise ActionParseError(f"{kind}(...) argument {name} is given twice")
         values[name] = _convert(kind, name, signature[name], raw)

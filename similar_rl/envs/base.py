@@ -98,7 +98,9 @@ class BaseAdapter(ABC):
             info=info,
         )
 
-    def rebuild(self, env: Any, seed: int, prefix: Sequence[str]) -> tuple[GUIState | None, StepOutcome | None]:
+    def rebuild(
+        self, env: Any, seed: int, prefix: Sequence[str]
+    ) -> tuple[GUIState | None, StepOutcome | None]:
         """Rebuild a search node: ``reset(seed)`` then replay ``prefix``.
 
         Returns the state after the prefix (None if the episode ended during the replay) and the outcome of

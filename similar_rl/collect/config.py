@@ -1,0 +1,161 @@
+"""The MCTS-P collection config: every hyper-parameter of ``similar-rl collect`` in one validated dataclass.
+
+Example:
+    >>> cfg = CollectConfig(envs=["toy/click-button"], seeds=[0, 1], n_children=3)
+    >>> cfg.n_calibration
+    3
+    >>> CollectConfig.from_dict({"envs": ["toy/click-button"], "children": 3})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown collect config key(s) ['children']; known keys: ['depth_margin', 'dedupe', 'env_kwargs', 'envs', 'exploration', 'fill_attempts', 'judge', 'judge_kwargs', 'max_depth', 'max_retries', 'max_steps', 'max_tasks', 'n_calibration', 'n_children', 'platform', 'policy', 'policy_kwargs', 'rollouts_per_child', 'save_screenshots', 'search', 'seed', 'seeds', 'step_timeout_s', 'uct_iterations', 'workers']
+    >>> CollectConfig(envs=["toy/click-button"], n_children=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: CollectConfig.n_children must be >= 1, got 0 (set -n/--children to the number of children per node)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SEARCH_MODES = ("greedy", "uct")
+
+
+@dataclass
+class CollectConfig:
+    """Hyper-parameters of MCTS-P collection (METHOD.md sections 2-3)."""
+
+    envs: list[str] = field(
+        default_factory=list, metadata={"help": "env ids to collect on, e.g. miniwob/click-test-2 or toy/login-form"}
+    )
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "env seeds; one task = (env id, seed)"})
+    n_children: int = field(default=5, metadata={"help": "N: children expanded per node (authors: 5 web, 8 others)"})
+    n_calibration: int | None = field(
+        default=None, metadata={"help": "full episodes from the initial state that estimate L0 (default: N)"}
+    )
+    rollouts_per_child: int = field(default=1, metadata={"help": "k: rollouts per child (OS = success fraction)"})
+    max_steps: int = field(
+        default=20, metadata={"help": "step budget of an episode; rollouts running past it count as failures"}
+    )
+    depth_margin: int = field(default=1, metadata={"help": "depth cap = ceil(L0) + depth_margin expansions"})
+    max_depth: int | None = field(default=None, metadata={"help": "hard cap on the depth (None: only the L0 cap)"})
+    search: str = field(default="greedy", metadata={"help": "'greedy' (MCTS-P schedule) or 'uct' (visit counts)"})
+    uct_iterations: int = field(default=8, metadata={"help": "uct: node expansions per task"})
+    exploration: float = field(default=1.0, metadata={"help": "uct: exploration constant c of Q + c*sqrt(ln N/n)"})
+    policy: str = field(default="heuristic", metadata={"help": "policy name for make_policy (children, rollouts)"})
+    policy_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "keyword arguments of the policy"})
+    judge: str = field(default="rule", metadata={"help": "judge name for make_judge (task relevance, coherence)"})
+    judge_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "keyword arguments of the judge"})
+    env_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "keyword arguments of make_env"})
+    seed: int = field(default=0, metadata={"help": "base seed; each task's randomness derives from it and the task"})
+    workers: int = field(default=1, metadata={"help": "parallel env worker processes (each owns its env)"})
+    max_retries: int = field(
+        default=2, metadata={"help": "times a failed env operation is retried on a rebuilt env before the task fails"}
+    )
+    step_timeout_s: float = field(
+        default=60.0, metadata={"help": "seconds one env operation may take before it counts as hung (0: no limit)"}
+    )
+    dedupe: bool = field(default=True, metadata={"help": "drop sibling actions identical after normalize_action"})
+    fill_attempts: int = field(
+        default=2, metadata={"help": "extra policy calls to fill a node to N unique children after dedup"}
+    )
+    save_screenshots: bool = field(default=True, metadata={"help": "save each node's screenshot as a PNG"})
+    max_tasks: int | None = field(
+        default=None, metadata={"help": "stop after finishing this many new tasks in this run (a rerun resumes)"}
+    )
+    platform: str = field(default="web", metadata={"help": "platform tag written into the step records"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.envs, str):
+            self.envs = [self.envs]
+        self.envs = list(self.envs)
+        for env in self.envs:
+            if not isinstance(env, str) or "/" not in env:
+                raise ValueError(
+                    f"CollectConfig.envs holds {env!r}; env ids look like 'miniwob/click-test-2' or 'toy/click-button'"
+                )
+        if isinstance(self.seeds, int):
+            self.seeds = [self.seeds]
+        self.seeds = [_as_int(s, "seeds") for s in self.seeds]
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"CollectConfig.seeds has duplicates: {self.seeds}; list each seed once")
+        _at_least(self, "n_children", 1, "-n/--children to the number of children per node")
+        if self.n_calibration is None:
+            self.n_calibration = self.n_children
+        _at_least(self, "n_calibration", 1, "n_calibration to the number of calibration episodes")
+        _at_least(self, "rollouts_per_child", 1, "--rollouts-per-child to 1 or more")
+        _at_least(self, "max_steps", 1, "--max-steps to the episode step budget")
+        _at_least(self, "depth_margin", 0, "depth_margin to 0 or more")
+        if self.max_depth is not None:
+            _at_least(self, "max_depth", 1, "max_depth to 1 or more, or null for the L0 cap only")
+        if self.search not in SEARCH_MODES:
+            raise ValueError(f"CollectConfig.search is {self.search!r}; choose one of {list(SEARCH_MODES)}")
+        _at_least(self, "uct_iterations", 1, "uct_iterations to 1 or more")
+        if not (isinstance(self.exploration, int | float) and math.isfinite(self.exploration) and self.exploration >= 0):
+            raise ValueError(f"CollectConfig.exploration must be a finite number >= 0, got {self.exploration!r}")
+        for name in ("policy", "judge", "platform"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"CollectConfig.{name} must be a non-empty string, got {getattr(self, name)!r}")
+        for name in ("policy_kwargs", "judge_kwargs", "env_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"CollectConfig.{name} must be a mapping, got {type(getattr(self, name)).__name__}")
+        self.seed = _as_int(self.seed, "seed")
+        _at_least(self, "workers", 1, "--workers to 1 or more")
+        _at_least(self, "max_retries", 0, "max_retries to 0 or more")
+        _at_least(self, "fill_attempts", 0, "fill_attempts to 0 or more")
+        if not (isinstance(self.step_timeout_s, int | float) and self.step_timeout_s >= 0):
+            raise ValueError(f"CollectConfig.step_timeout_s must be >= 0 (0 = no limit), got {self.step_timeout_s!r}")
+        if self.max_tasks is not None:
+            _at_least(self, "max_tasks", 1, "max_tasks to 1 or more, or null for all tasks")
+
+    @property
+    def tasks(self) -> list[tuple[str, int]]:
+        """All (env id, seed) pairs, env-major."""
+        return [(env, seed) for env in self.envs for seed in self.seeds]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CollectConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"a collect config must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown collect config key(s) {unknown}; known keys: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> CollectConfig:
+        import yaml
+
+        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+        try:
+            return cls.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name -> help text."""
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def _as_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"CollectConfig.{name} must hold integers, got {value!r}")
+    return int(value)
+
+
+def _at_least(cfg: CollectConfig, name: str, low: int, fix: str) -> None:
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"CollectConfig.{name} must be an integer, got {value!r} (set {fix})")
+    if value < low:
+        raise ValueError(f"CollectConfig.{name} must be >= {low}, got {value} (set {fix})")
