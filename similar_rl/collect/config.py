@@ -4,10 +4,10 @@ Example:
     >>> cfg = CollectConfig(envs=["toy/click-button"], seeds=[0, 1], n_children=3)
     >>> cfg.n_calibration
     3
-    >>> CollectConfig.from_dict({"envs": ["toy/click-button"], "children": 3})
+    >>> CollectConfig.from_dict({"envs": ["toy/click-button"], "children": 3})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown collect config key(s) ['children']; known keys: ['depth_margin', 'dedupe', 'env_kwargs', 'envs', 'exploration', 'fill_attempts', 'judge', 'judge_kwargs', 'max_depth', 'max_retries', 'max_steps', 'max_tasks', 'n_calibration', 'n_children', 'platform', 'policy', 'policy_kwargs', 'rollouts_per_child', 'save_screenshots', 'search', 'seed', 'seeds', 'step_timeout_s', 'uct_iterations', 'workers']
+    ValueError: unknown collect config key(s) ['children']; known keys: [...]
     >>> CollectConfig(envs=["toy/click-button"], n_children=0)
     Traceback (most recent call last):
     ...
@@ -66,6 +66,9 @@ class CollectConfig:
     save_screenshots: bool = field(default=True, metadata={"help": "save each node's screenshot as a PNG"})
     max_tasks: int | None = field(
         default=None, metadata={"help": "stop after finishing this many new tasks in this run (a rerun resumes)"}
+    )
+    drop_failed_subtrees: bool = field(
+        default=True, metadata={"help": "build no pairs from nodes where no child succeeded, nor below them"}
     )
     platform: str = field(default="web", metadata={"help": "platform tag written into the step records"})
 

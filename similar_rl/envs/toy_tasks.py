@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from similar_rl.envs.actions import Action, format_action
 from similar_rl.types import Element
 
 PAGE_TOP = 50  # the instruction banner fills rows 0..49, like MiniWoB++
@@ -21,7 +22,7 @@ BUTTON_WORDS = (
     "Submit", "Cancel", "OK", "Next", "Back", "Save", "Delete", "Search", "Reset", "Help",
     "Yes", "No", "Apply", "Close", "Send", "Open", "Start", "Stop", "Continue", "Edit",
 )  # fmt: skip
-NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "oscar")
+NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "oscar")  # fmt: skip
 SUBMIT_WORDS = ("Login", "Sign in", "Submit", "Enter")
 TAB_WORDS = ("Home", "Profile", "Settings", "Inbox", "Files", "News", "Account", "Photos")
 ITEM_WORDS = ("apple", "pear", "plum", "kiwi", "lime", "fig", "mango", "grape", "melon", "peach", "cherry")
@@ -92,7 +93,9 @@ class _Layout:
         self.widgets: list[Widget] = []
         self.y = PAGE_TOP + 6
 
-    def add(self, tag: str, text: str, width: float, height: float = 18, left: float = 8, **kw: object) -> Widget:
+    def add(
+        self, tag: str, text: str, width: float, height: float = 18, left: float = 8, **kw: object
+    ) -> Widget:
         w = Widget(len(self.widgets) + 1, tag, text, left, self.y, width, height, **kw)  # type: ignore[arg-type]
         self.widgets.append(w)
         return w
@@ -188,7 +191,10 @@ class LoginForm(ToyFamily):
     def on_click(self, page: Page, widget: Widget) -> tuple[float, bool]:
         if widget.role == "submit":
             values = {w.role: w.value for w in page.widgets if w.typeable}
-            ok = values.get("username") == page.fields["username"] and values.get("password") == page.fields["password"]
+            ok = (
+                values.get("username") == page.fields["username"]
+                and values.get("password") == page.fields["password"]
+            )
             return (1.0, True) if ok else (-1.0, True)
         if widget.role == "cancel":
             return -1.0, True
@@ -202,7 +208,7 @@ class LoginForm(ToyFamily):
         actions = []
         for w in page.widgets:
             if w.typeable:
-                actions.append(f'type(ref={w.ref}, text="{page.fields[w.role]}")')
+                actions.append(format_action(Action("type", ref=w.ref, text=page.fields[w.role])))
         submit = next(w.ref for w in page.widgets if w.role == "submit")
         return [*actions, f"click(ref={submit})"]
 
@@ -222,8 +228,9 @@ class OpenTab(ToyFamily):
         lay = _Layout()
         x = 4.0
         for i, label in enumerate(tabs):
-            lay.add("tab", label, _button_width(label), 18, left=x, role=f"tab{i}")
-            x += _button_width(label) + 2
+            width = float(5 * len(label) + 10)
+            lay.add("tab", label, width, 18, left=x, role=f"tab{i}")
+            x += width + 2
         lay.newline(28)
         labels = _pick(rng, BUTTON_WORDS, 9)
         target = labels[3 * target_tab]

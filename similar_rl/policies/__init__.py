@@ -1,1 +1,67 @@
+"""Policies that propose candidate action strings (the :class:`~similar_rl.types.Policy` protocol).
 
+``make_policy(name, adapter, **kwargs)`` builds one by name:
+
+- ``"random"``: :class:`UniformRandomPolicy`, uniform over ``adapter.candidates(state)``;
+- ``"heuristic"``: :class:`HeuristicPolicy`, softmax over instruction/element text overlap (``temperature=``);
+- ``"hf"``: ``similar_rl.policies.hf.HFPolicy``, a local Hugging Face LM (imported only when asked for).
+
+Example:
+    >>> import numpy as np
+    >>> from similar_rl.envs import make_env
+    >>> env, adapter = make_env("toy/click-button")
+    >>> state, _ = adapter.reset(env, seed=0)
+    >>> policy = make_policy("heuristic", adapter, temperature=0)
+    >>> policy.propose(state, history=[], n=1, rng=np.random.default_rng(0))
+    ['click(ref=5)']
+    >>> state.element(5).text
+    'Submit'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from similar_rl.policies.heuristic import HeuristicPolicy
+from similar_rl.policies.random import UniformRandomPolicy
+
+#: Policy name -> class, or ``"module:Class"`` imported on first use.
+POLICIES: dict[str, type | str] = {
+    "random": UniformRandomPolicy,
+    "heuristic": HeuristicPolicy,
+    "hf": "similar_rl.policies.hf:HFPolicy",
+}
+
+
+def register_policy(name: str, target: type | str) -> None:
+    """Register a policy class (or ``"package.module:ClassName"``) under ``name``."""
+    if isinstance(target, str) and ":" not in target:
+        raise ValueError(f"policy target must look like 'package.module:ClassName', got {target!r}")
+    POLICIES[name] = target
+
+
+def get_policy_class(name: str) -> type:
+    """The class registered under ``name`` (importing it if registered by path)."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; choose one of {sorted(POLICIES)}")
+    target = POLICIES[name]
+    if isinstance(target, str):
+        module, _, cls = target.partition(":")
+        target = getattr(importlib.import_module(module), cls)
+    return target
+
+
+def make_policy(name: str, adapter: Any, **kwargs: Any) -> Any:
+    """Build the policy ``name`` for ``adapter``: ``POLICIES[name](adapter, **kwargs)``."""
+    return get_policy_class(name)(adapter, **kwargs)
+
+
+__all__ = [
+    "POLICIES",
+    "HeuristicPolicy",
+    "UniformRandomPolicy",
+    "get_policy_class",
+    "make_policy",
+    "register_policy",
+]

@@ -1,0 +1,183 @@
+"""What both agent trainers share: loading the reward model, the run logger (TensorBoard + W&B) and
+safetensors checkpoints with a JSON trainer state.
+
+Example:
+    >>> import tempfile, torch
+    >>> net = torch.nn.Linear(2, 1)
+    >>> opt = torch.optim.Adam(net.parameters())
+    >>> net(torch.ones(1, 2)).sum().backward(); opt.step()
+    >>> folder = tempfile.mkdtemp()
+    >>> save_checkpoint(folder, net, opt, {"global_step": 8})
+    >>> net2 = torch.nn.Linear(2, 1); opt2 = torch.optim.Adam(net2.parameters())
+    >>> load_checkpoint(folder, net2, opt2)["global_step"]
+    8
+    >>> bool(torch.equal(net.weight, net2.weight))
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "policy.safetensors"
+STATE_NAME = "trainer_state.json"
+
+
+def load_scorer(
+    reward_model: str, batch_size: int = 32, cache_size: int = 4096, device: str | None = None
+) -> Any:
+    """A :class:`similar_rl.Scorer` over ``reward_model``: ``"default"`` (the shipped model) or a folder
+    written by ``SimilarRewardModel.save_pretrained``."""
+    from similar_rl.scoring import Scorer
+
+    if reward_model == "default":
+        from similar_rl.model import load_default_model
+
+        model = load_default_model()
+    else:
+        from similar_rl.model import SimilarRewardModel
+
+        if not Path(reward_model).is_dir():
+            raise FileNotFoundError(
+                f"reward_model {reward_model!r} is not a folder; pass 'default' or a folder written by "
+                "SimilarRewardModel.save_pretrained / `similar-rl train`"
+            )
+        model = SimilarRewardModel.from_pretrained(reward_model)
+    return Scorer(model, batch_size=batch_size, cache_size=cache_size, device=device)
+
+
+class RunLogger:
+    """Scalars to TensorBoard (``<run_dir>/tb``) and, with ``track=True``, to a W&B run (offline by default).
+
+    Args:
+        run_dir: the run's output folder.
+        config: the run's settings (recorded in W&B).
+        track: also log to W&B.
+        project / name / wandb_mode: W&B project, run name and mode (``"offline"`` makes no connection).
+        tensorboard: write TensorBoard event files.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        config: dict[str, Any],
+        *,
+        track: bool = False,
+        project: str = "similar-rl",
+        name: str | None = None,
+        wandb_mode: str = "offline",
+        tensorboard: bool = True,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.writer = None
+        self.wandb_run = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tb"))
+            self.writer.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```")
+        if track:
+            from similar_rl._optional import require
+
+            wandb = require("wandb", "--track")
+            os.environ.setdefault("WANDB_MODE", wandb_mode)
+            self.wandb_run = wandb.init(
+                project=project,
+                name=name,
+                dir=str(self.run_dir),
+                config=config,
+                mode=wandb_mode,
+                reinit="finish_previous",
+            )
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        """Log scalars (namespaced keys like ``charts/success_rate``, ``losses/value``) at env step ``step``."""
+        if self.writer is not None:
+            for key, value in metrics.items():
+                self.writer.add_scalar(key, value, step)
+        if self.wandb_run is not None:
+            self.wandb_run.log({**metrics, "global_step": step}, step=step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    state = optimizer.state_dict()
+    tensors = {}
+    for idx, slots in state["state"].items():
+        for slot, value in slots.items():
+            tensors[f"optim.{idx}.{slot}"] = torch.as_tensor(value).detach().clone().contiguous()
+    return tensors, state["param_groups"]
+
+
+def save_checkpoint(
+    folder: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    state: dict[str, Any],
+) -> Path:
+    """Write ``policy.safetensors`` (weights, optimizer slots, torch RNG) and ``trainer_state.json``.
+
+    ``state`` must be JSON-serialisable (settings, counters, numpy RNG state). Returns the folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    full_state = dict(state)
+    if optimizer is not None:
+        opt_tensors, groups = _optimizer_tensors(optimizer)
+        tensors.update(opt_tensors)
+        full_state["optimizer_param_groups"] = groups
+    tensors["rng.torch"] = torch.get_rng_state()
+    tmp = folder / (WEIGHTS_NAME + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    tmp.replace(folder / WEIGHTS_NAME)
+    (folder / STATE_NAME).write_text(json.dumps(full_state, indent=2, sort_keys=True, default=str) + "\n")
+    return folder
+
+
+def load_checkpoint(
+    folder: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    restore_rng: bool = False,
+) -> dict[str, Any]:
+    """Load a folder written by :func:`save_checkpoint` into ``model`` (and ``optimizer``); return its state."""
+    folder = Path(folder)
+    weights, state_file = folder / WEIGHTS_NAME, folder / STATE_NAME
+    if not weights.is_file() or not state_file.is_file():
+        raise FileNotFoundError(
+            f"{str(folder)!r} is not a checkpoint folder: it needs {WEIGHTS_NAME} and {STATE_NAME}"
+        )
+    tensors = load_file(str(weights))
+    state = json.loads(state_file.read_text())
+    model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    result = model.load_state_dict(model_sd, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"checkpoint {str(folder)!r} does not match the policy: missing {result.missing_keys}, "
+            f"unexpected {result.unexpected_keys} (were feature settings changed since it was saved?)"
+        )
+    if optimizer is not None and "optimizer_param_groups" in state:
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, idx, slot = key.split(".", 2)
+                slots.setdefault(int(idx), {})[slot] = value
+        optimizer.load_state_dict({"state": slots, "param_groups": state["optimizer_param_groups"]})
+    if restore_rng and "rng.torch" in tensors:
+        torch.set_rng_state(tensors["rng.torch"])
+    return state

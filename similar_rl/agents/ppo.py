@@ -1,0 +1,557 @@
+"""PPO for GUI agents with Similar's dense step rewards: one loop, readable top to bottom (CleanRL style).
+
+TRL has no PPO trainer for this setting, so this is the project's own. A GUI state offers a variable set of
+candidate action strings (``adapter.candidates(state)``); the policy scores each (state, candidate) pair with a
+small network over cheap features (:mod:`similar_rl.agents.features`) and samples from the masked softmax; the
+value head reads the pooled candidate features of the state. Each env is wrapped with
+:class:`similar_rl.wrappers.SimilarRewardWrapper`, which scores every executed step with the reward model; the
+reward the agent learns from is chosen by ``reward``:
+
+- ``sparse``: the env's own reward only (the reward model is not loaded);
+- ``total``: env reward + ``reward_coef`` * Similar ``total``;
+- ``dims``: env reward + sum of ``reward_weights[dim]`` * that dimension's score.
+
+Then GAE over env steps, the clipped surrogate objective, a (clipped) value loss, an entropy bonus, advantage
+normalisation, minibatches and epochs. Metrics go to TensorBoard and, with ``track``, to an offline W&B run:
+``charts/`` (success rate, episode length and returns, every reward dimension), ``losses/``. Checkpoints are
+``policy.safetensors`` + ``trainer_state.json``; ``resume`` continues from one.
+
+Run it with ``similar-rl agent ppo --config configs/ppo_toy.yaml`` or ``python examples/ppo_gui.py --config ...``.
+
+Example:
+    >>> args = PPOArgs(env_id="toy/click-button", reward="sparse", num_envs=2, num_steps=8, total_timesteps=16,
+    ...                output_dir=tempfile.mkdtemp(), progress=False, tensorboard=False)
+    >>> summary = train(args)
+    >>> summary["global_step"]
+    16
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+import tempfile  # noqa: F401  (used by the doctest above)
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical
+from tqdm.auto import tqdm
+
+from similar_rl.agents.common import RunLogger, load_checkpoint, load_scorer, save_checkpoint
+from similar_rl.agents.config import save_args
+from similar_rl.agents.features import FEATURIZERS, make_featurizer
+from similar_rl.dimensions import SCORE_KEYS
+from similar_rl.envs import make_env
+from similar_rl.types import GUIState
+
+logger = logging.getLogger(__name__)
+
+REWARD_MODES = ("sparse", "total", "dims")
+
+
+# --------------------------------------------------------------------------------------------------- settings
+@dataclass
+class PPOArgs:
+    """Settings of a PPO run (every field is a YAML key and a ``--field-name`` option)."""
+
+    env_id: str = field(
+        default="toy/click-button", metadata={"help": "env id, e.g. toy/login-form, miniwob/click-button-v1"}
+    )
+    env_kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "keyword arguments of make_env"}
+    )
+    num_envs: int = field(default=4, metadata={"help": "parallel envs (each MiniWoB env is a browser)"})
+    total_timesteps: int = field(default=4096, metadata={"help": "env steps over all envs"})
+    num_steps: int = field(default=64, metadata={"help": "steps per env per rollout"})
+    max_episode_steps: int = field(default=10, metadata={"help": "episode cut (treated as terminal)"})
+    # reward
+    reward: str = field(default="total", metadata={"help": "sparse | total | dims"})
+    reward_coef: float = field(default=0.1, metadata={"help": "weight of Similar total when reward=total"})
+    reward_weights: dict[str, float] = field(
+        default_factory=dict, metadata={"help": "dimension -> weight for reward=dims"}
+    )
+    reward_model: str = field(
+        default="default", metadata={"help": "'default' or a saved SimilarRewardModel folder"}
+    )
+    scorer_batch_size: int = field(default=32, metadata={"help": "reward-model batch size"})
+    # policy
+    features: str = field(default="hashed", metadata={"help": "hashed | minilm"})
+    feature_dim: int = field(default=128, metadata={"help": "hash buckets of the hashed featurizer"})
+    hidden: int = field(default=64, metadata={"help": "hidden width of the actor and critic"})
+    max_candidates: int = field(default=64, metadata={"help": "candidates kept per state"})
+    # PPO
+    learning_rate: float = field(default=2.5e-3, metadata={"help": "Adam learning rate"})
+    anneal_lr: bool = field(default=True, metadata={"help": "linearly decay the learning rate"})
+    gamma: float = field(default=0.95, metadata={"help": "discount"})
+    gae_lambda: float = field(default=0.9, metadata={"help": "GAE lambda"})
+    num_minibatches: int = field(default=4, metadata={"help": "minibatches per epoch"})
+    update_epochs: int = field(default=4, metadata={"help": "epochs per rollout"})
+    norm_adv: bool = field(default=True, metadata={"help": "normalise advantages per minibatch"})
+    clip_coef: float = field(default=0.2, metadata={"help": "surrogate clip"})
+    clip_vloss: bool = field(default=True, metadata={"help": "clip the value loss"})
+    ent_coef: float = field(default=0.01, metadata={"help": "entropy bonus"})
+    vf_coef: float = field(default=0.5, metadata={"help": "value-loss weight"})
+    max_grad_norm: float = field(default=0.5, metadata={"help": "gradient clip"})
+    target_kl: float | None = field(default=None, metadata={"help": "stop epochs early above this KL"})
+    # run
+    seed: int = field(default=1, metadata={"help": "seed of torch, numpy, random and episode seeds"})
+    torch_deterministic: bool = field(default=True, metadata={"help": "torch.backends.cudnn.deterministic"})
+    torch_threads: int = field(default=1, metadata={"help": "torch CPU threads (0: torch's default)"})
+    output_dir: str = field(default="runs", metadata={"help": "runs are written to <output_dir>/<run_name>"})
+    run_name: str | None = field(
+        default=None, metadata={"help": "default: <env>__ppo__<reward>__<seed>__<time>"}
+    )
+    track: bool = field(default=False, metadata={"help": "log to W&B"})
+    wandb_project: str = field(default="similar-rl", metadata={"help": "W&B project"})
+    wandb_mode: str = field(default="offline", metadata={"help": "offline | online | disabled"})
+    tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events"})
+    save_every: int = field(default=0, metadata={"help": "checkpoint every N updates (0: only at the end)"})
+    resume: str | None = field(default=None, metadata={"help": "checkpoint folder to resume from"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    success_window: int = field(default=50, metadata={"help": "episodes in the rolling success rate"})
+
+    def __post_init__(self) -> None:
+        if self.reward not in REWARD_MODES:
+            raise ValueError(f"reward must be one of {REWARD_MODES}, got {self.reward!r}")
+        if self.reward == "dims":
+            if not self.reward_weights:
+                raise ValueError(
+                    "reward=dims needs reward_weights, e.g. --reward-weights '{helpfulness: 0.5}'"
+                )
+            bad = sorted(set(self.reward_weights) - set(SCORE_KEYS))
+            if bad:
+                raise ValueError(
+                    f"reward_weights has unknown dimension(s) {bad}; choose from {list(SCORE_KEYS)}"
+                )
+        if self.features not in FEATURIZERS:
+            raise ValueError(f"features must be one of {FEATURIZERS}, got {self.features!r}")
+        for name in (
+            "num_envs",
+            "num_steps",
+            "total_timesteps",
+            "num_minibatches",
+            "update_epochs",
+            "max_candidates",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"num_envs * num_steps ({self.batch_size}) must be divisible by num_minibatches ({self.num_minibatches})"
+            )
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_updates(self) -> int:
+        return max(1, self.total_timesteps // self.batch_size)
+
+
+# ------------------------------------------------------------------------------------------------- the agent
+def layer_init(layer: nn.Linear, std: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+class CandidateAgent(nn.Module):
+    """Actor: a logit per (state, candidate) feature row, masked softmax. Critic: MLP over the state's
+    masked mean and max of candidate features."""
+
+    def __init__(self, n_features: int, hidden: int = 64):
+        super().__init__()
+        self.actor = nn.Sequential(
+            layer_init(nn.Linear(n_features, hidden)),
+            nn.Tanh(),
+            layer_init(nn.Linear(hidden, hidden)),
+            nn.Tanh(),
+            layer_init(nn.Linear(hidden, 1), std=0.01),
+        )
+        self.critic = nn.Sequential(
+            layer_init(nn.Linear(2 * n_features, hidden)),
+            nn.Tanh(),
+            layer_init(nn.Linear(hidden, hidden)),
+            nn.Tanh(),
+            layer_init(nn.Linear(hidden, 1), std=1.0),
+        )
+
+    def get_value(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.unsqueeze(-1).to(feats.dtype)
+        mean = (feats * m).sum(1) / m.sum(1).clamp(min=1.0)
+        maxed = feats.masked_fill(~mask.unsqueeze(-1), -1e4).amax(1)
+        return self.critic(torch.cat([mean, maxed], dim=-1)).squeeze(-1)
+
+    def get_action_and_value(
+        self,
+        feats: torch.Tensor,
+        mask: torch.Tensor,
+        action: torch.Tensor | None = None,
+        greedy: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """feats (B, K, F), mask (B, K) -> action (B,), log-prob, entropy, value."""
+        logits = self.actor(feats).squeeze(-1).masked_fill(~mask, torch.finfo(feats.dtype).min)
+        dist = Categorical(logits=logits)
+        if action is None:
+            action = logits.argmax(-1) if greedy else dist.sample()
+        return action, dist.log_prob(action), dist.entropy(), self.get_value(feats, mask)
+
+
+def pad_features(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack per-state (K_i, F) feature arrays into (B, K_max, F) and a boolean mask (B, K_max)."""
+    k_max = max(r.shape[0] for r in rows)
+    feats = np.zeros((len(rows), k_max, rows[0].shape[1]), dtype=np.float32)
+    mask = np.zeros((len(rows), k_max), dtype=bool)
+    for i, r in enumerate(rows):
+        feats[i, : r.shape[0]] = r
+        mask[i, : r.shape[0]] = True
+    return torch.from_numpy(feats), torch.from_numpy(mask)
+
+
+# ------------------------------------------------------------------------------------------- env and reward
+def make_envs(args: PPOArgs, scorer: Any) -> list[tuple[Any, Any]]:
+    """``num_envs`` (env, adapter) pairs; each env is wrapped with SimilarRewardWrapper unless reward=sparse.
+
+    The wrapper leaves the env reward unchanged (``coef=0``) and reports the step's scores in
+    ``info["similar"]``; :func:`shaped_reward` mixes them as ``reward`` asks.
+    """
+    envs = []
+    for _ in range(args.num_envs):
+        env, adapter = make_env(args.env_id, **args.env_kwargs)
+        if scorer is not None:
+            from similar_rl.wrappers import SimilarRewardWrapper
+
+            env = SimilarRewardWrapper(env, scorer, adapter=adapter, reward_mode="add", coef=0.0)
+        envs.append((env, adapter))
+    return envs
+
+
+def shaped_reward(args: PPOArgs, env_reward: float, scores: dict[str, float] | None) -> float:
+    """The reward the agent learns from (see the module docstring)."""
+    if args.reward == "sparse" or scores is None:
+        return env_reward
+    if args.reward == "total":
+        return env_reward + args.reward_coef * scores["total"]
+    return env_reward + sum(w * scores[k] for k, w in args.reward_weights.items())
+
+
+class EpisodeStats:
+    """Per-env running episode counters and a window of finished episodes."""
+
+    def __init__(self, num_envs: int, window: int):
+        self.ret = np.zeros(num_envs)
+        self.shaped = np.zeros(num_envs)
+        self.length = np.zeros(num_envs, dtype=int)
+        self.dims = [{k: 0.0 for k in SCORE_KEYS} for _ in range(num_envs)]
+        self.recent: deque[dict[str, float]] = deque(maxlen=window)
+
+    def step(self, i: int, env_reward: float, reward: float, scores: dict[str, float] | None) -> None:
+        self.ret[i] += env_reward
+        self.shaped[i] += reward
+        self.length[i] += 1
+        if scores:
+            for k in SCORE_KEYS:
+                self.dims[i][k] += scores[k]
+
+    def finish(self, i: int, success: bool, global_step: int) -> dict[str, float]:
+        ep = {
+            "global_step": global_step,
+            "success": float(success),
+            "length": int(self.length[i]),
+            "env_return": float(self.ret[i]),
+            "shaped_return": float(self.shaped[i]),
+            **{f"similar_{k}": self.dims[i][k] / max(self.length[i], 1) for k in SCORE_KEYS},
+        }
+        self.recent.append(ep)
+        self.ret[i] = self.shaped[i] = self.length[i] = 0
+        self.dims[i] = {k: 0.0 for k in SCORE_KEYS}
+        return ep
+
+    def charts(self) -> dict[str, float]:
+        if not self.recent:
+            return {}
+        out = {
+            "charts/success_rate": float(np.mean([e["success"] for e in self.recent])),
+            "charts/episodic_length": float(np.mean([e["length"] for e in self.recent])),
+            "charts/episodic_return": float(np.mean([e["env_return"] for e in self.recent])),
+            "charts/shaped_return": float(np.mean([e["shaped_return"] for e in self.recent])),
+        }
+        for k in SCORE_KEYS:
+            out[f"charts/similar/{k}"] = float(np.mean([e[f"similar_{k}"] for e in self.recent]))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- the PPO loop
+def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
+    """Run PPO as ``args`` say; return a summary (``global_step``, ``episodes``, ``success_rate``, ``run_dir``,
+    ``checkpoint``). ``scorer`` overrides ``reward_model`` with a ready Scorer (or SimilarRewardModel)."""
+    run_name = (
+        args.run_name
+        or f"{args.env_id.replace('/', '-')}__ppo__{args.reward}__{args.seed}__{int(time.time())}"
+    )
+    run_dir = Path(args.output_dir) / run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_args(args, run_dir / "args.json")
+
+    # seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)  # tiny matrices: more threads only add contention
+    rng = np.random.default_rng(args.seed)
+
+    # reward model, envs, policy
+    if args.reward != "sparse" and scorer is None:
+        scorer = load_scorer(args.reward_model, batch_size=args.scorer_batch_size)
+    elif args.reward != "sparse":
+        from similar_rl.scoring import as_scorer
+
+        scorer = as_scorer(scorer)
+    else:
+        scorer = None
+    envs = make_envs(args, scorer)
+    featurizer = make_featurizer(args.features, args.feature_dim)
+    agent = CandidateAgent(featurizer.n_features, args.hidden)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+
+    global_step, start_update, episodes = 0, 1, 0
+    if args.resume:
+        state = load_checkpoint(args.resume, agent, optimizer, restore_rng=True)
+        global_step, start_update, episodes = state["global_step"], state["update"] + 1, state["episodes"]
+        rng.bit_generator.state = state["numpy_rng"]
+        logger.info("resumed from %s at env step %d (update %d)", args.resume, global_step, state["update"])
+
+    run_logger = RunLogger(
+        run_dir,
+        dataclasses.asdict(args),
+        track=args.track,
+        project=args.wandb_project,
+        name=run_name,
+        wandb_mode=args.wandb_mode,
+        tensorboard=args.tensorboard,
+    )
+    episodes_file = (run_dir / "episodes.jsonl").open("a")
+    stats = EpisodeStats(args.num_envs, args.success_window)
+
+    def reset(i: int) -> GUIState:
+        env, adapter = envs[i]
+        s, _ = adapter.reset(env, seed=int(rng.integers(2**31 - 1)))
+        return s
+
+    states = [reset(i) for i in range(args.num_envs)]
+    histories: list[list[str]] = [[] for _ in range(args.num_envs)]
+    bar = tqdm(
+        total=args.num_updates * args.batch_size, initial=global_step, disable=not args.progress, unit="step"
+    )
+    checkpoint = None
+    start_time = time.time()
+    for update in range(start_update, args.num_updates + 1):
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = (1.0 - (update - 1.0) / args.num_updates) * args.learning_rate
+
+        # ---- rollout: num_steps steps in every env
+        feats_buf: list[np.ndarray] = []
+        actions = torch.zeros((args.num_steps, args.num_envs), dtype=torch.long)
+        logprobs = torch.zeros((args.num_steps, args.num_envs))
+        values = torch.zeros((args.num_steps, args.num_envs))
+        rewards = torch.zeros((args.num_steps, args.num_envs))
+        dones = torch.zeros((args.num_steps, args.num_envs))
+        for t in range(args.num_steps):
+            global_step += args.num_envs
+            cands = [
+                envs[i][1].candidates(s)[: args.max_candidates] or ["noop()"] for i, s in enumerate(states)
+            ]
+            rows = [featurizer.featurize(s, h, c) for s, h, c in zip(states, histories, cands, strict=True)]
+            feats, mask = pad_features(rows)
+            with torch.no_grad():
+                action, logprob, _, value = agent.get_action_and_value(feats, mask)
+            feats_buf.extend(rows)
+            actions[t], logprobs[t], values[t] = action, logprob, value
+            for i, (env, adapter) in enumerate(envs):
+                action_str = cands[i][int(action[i])]
+                outcome = adapter.step(env, action_str)
+                scores = outcome.info.get("similar")
+                reward = shaped_reward(args, outcome.reward, scores)
+                stats.step(i, outcome.reward, reward, scores)
+                rewards[t, i] = reward
+                histories[i].append(action_str)
+                if outcome.done or len(histories[i]) >= args.max_episode_steps:
+                    dones[t, i] = 1.0
+                    episodes += 1
+                    ep = stats.finish(i, outcome.success, global_step)
+                    episodes_file.write(json.dumps(ep) + "\n")
+                    states[i], histories[i] = reset(i), []
+                else:
+                    states[i] = outcome.state
+            bar.update(args.num_envs)
+        episodes_file.flush()
+
+        # ---- bootstrap and GAE (an episode cut is treated as terminal)
+        with torch.no_grad():
+            next_rows = [featurizer.featurize(s, h, envs[i][1].candidates(s)[: args.max_candidates] or ["noop()"])
+                         for i, (s, h) in enumerate(zip(states, histories, strict=True))]  # fmt: skip
+            next_value = agent.get_value(*pad_features(next_rows))
+            advantages = torch.zeros_like(rewards)
+            lastgaelam = torch.zeros(args.num_envs)
+            for t in reversed(range(args.num_steps)):
+                nextvalues = next_value if t == args.num_steps - 1 else values[t + 1]
+                nonterminal = 1.0 - dones[t]
+                delta = rewards[t] + args.gamma * nextvalues * nonterminal - values[t]
+                lastgaelam = delta + args.gamma * args.gae_lambda * nonterminal * lastgaelam
+                advantages[t] = lastgaelam
+            returns = advantages + values
+
+        # ---- flatten (row t * num_envs + i matches feats_buf order) and optimise
+        b_feats, b_mask = pad_features(feats_buf)
+        b_actions, b_logprobs = actions.reshape(-1), logprobs.reshape(-1)
+        b_adv, b_returns, b_values = advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)
+        minibatch_size = args.batch_size // args.num_minibatches
+        clipfracs, approx_kl = [], torch.tensor(0.0)
+        for _epoch in range(args.update_epochs):
+            perm = torch.from_numpy(rng.permutation(args.batch_size))
+            for start in range(0, args.batch_size, minibatch_size):
+                mb = perm[start : start + minibatch_size]
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(
+                    b_feats[mb], b_mask[mb], b_actions[mb]
+                )
+                logratio = newlogprob - b_logprobs[mb]
+                ratio = logratio.exp()
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean().item())
+                mb_adv = b_adv[mb]
+                if args.norm_adv and len(mb) > 1:
+                    mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+                pg_loss = torch.max(
+                    -mb_adv * ratio, -mb_adv * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
+                ).mean()
+                if args.clip_vloss:
+                    v_unclipped = (newvalue - b_returns[mb]) ** 2
+                    v_clipped = b_values[mb] + torch.clamp(
+                        newvalue - b_values[mb], -args.clip_coef, args.clip_coef
+                    )
+                    v_loss = 0.5 * torch.max(v_unclipped, (v_clipped - b_returns[mb]) ** 2).mean()
+                else:
+                    v_loss = 0.5 * ((newvalue - b_returns[mb]) ** 2).mean()
+                entropy_loss = entropy.mean()
+                loss = pg_loss - args.ent_coef * entropy_loss + args.vf_coef * v_loss
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+            if args.target_kl is not None and approx_kl > args.target_kl:
+                break
+
+        # ---- log and checkpoint
+        var_y = b_returns.var()
+        explained_var = float("nan") if var_y == 0 else float(1 - (b_returns - b_values).var() / var_y)
+        metrics = {
+            "charts/learning_rate": optimizer.param_groups[0]["lr"],
+            "charts/episodes": episodes,
+            "charts/step_reward": float(rewards.mean()),
+            "charts/SPS": (global_step - (start_update - 1) * args.batch_size)
+            / max(time.time() - start_time, 1e-9),
+            "losses/value_loss": v_loss.item(),
+            "losses/policy_loss": pg_loss.item(),
+            "losses/entropy": entropy_loss.item(),
+            "losses/approx_kl": float(approx_kl),
+            "losses/clipfrac": float(np.mean(clipfracs)),
+            "losses/explained_variance": explained_var,
+            **stats.charts(),
+        }
+        run_logger.log(metrics, global_step)
+        if "charts/success_rate" in metrics:
+            bar.set_postfix(
+                success=f"{metrics['charts/success_rate']:.2f}",
+                ep_len=f"{metrics['charts/episodic_length']:.1f}",
+            )
+        last = update == args.num_updates
+        if last or (args.save_every and update % args.save_every == 0):
+            checkpoint = save_checkpoint(
+                run_dir / "checkpoint",
+                agent,
+                optimizer,
+                {
+                    "args": dataclasses.asdict(args),
+                    "global_step": global_step,
+                    "update": update,
+                    "episodes": episodes,
+                    "numpy_rng": rng.bit_generator.state,
+                    "n_features": featurizer.n_features,
+                },
+            )
+
+    bar.close()
+    episodes_file.close()
+    run_logger.close()
+    for env, _ in envs:
+        env.close()
+    charts = stats.charts()
+    summary = {
+        "run_dir": str(run_dir),
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "global_step": global_step,
+        "episodes": episodes,
+        "success_rate": charts.get("charts/success_rate", float("nan")),
+        "episodic_length": charts.get("charts/episodic_length", float("nan")),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    logger.info("PPO finished: %s", summary)
+    return summary
+
+
+def load_policy(checkpoint: str | Path) -> tuple[CandidateAgent, Any, PPOArgs]:
+    """Rebuild the agent, its featurizer and its settings from a checkpoint folder (for evaluation)."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    fields = {f.name for f in dataclasses.fields(PPOArgs)}
+    args = PPOArgs(**{k: v for k, v in state["args"].items() if k in fields})
+    featurizer = make_featurizer(args.features, args.feature_dim)
+    agent = CandidateAgent(featurizer.n_features, args.hidden)
+    load_checkpoint(checkpoint, agent)
+    return agent, featurizer, args
+
+
+def evaluate(
+    checkpoint: str | Path, episodes: int = 20, seed: int = 10_000, env_id: str | None = None
+) -> dict[str, float]:
+    """Greedy success rate and mean episode length of a saved policy on fresh seeds."""
+    agent, featurizer, args = load_policy(checkpoint)
+    env, adapter = make_env(env_id or args.env_id, **args.env_kwargs)
+    successes, lengths = [], []
+    for ep in range(episodes):
+        state, _ = adapter.reset(env, seed=seed + ep)
+        history: list[str] = []
+        success = False
+        while state is not None and len(history) < args.max_episode_steps:
+            cands = adapter.candidates(state)[: args.max_candidates] or ["noop()"]
+            with torch.no_grad():
+                action, *_ = agent.get_action_and_value(
+                    *pad_features([featurizer.featurize(state, history, cands)]), greedy=True
+                )
+            history.append(cands[int(action[0])])
+            outcome = adapter.step(env, history[-1])
+            state, success = outcome.state, outcome.success
+            if outcome.done:
+                break
+        successes.append(float(success))
+        lengths.append(len(history))
+    env.close()
+    return {
+        "success_rate": float(np.mean(successes)),
+        "episodic_length": float(np.mean(lengths)),
+        "episodes": episodes,
+    }
+
+
+__all__ = ["REWARD_MODES", "CandidateAgent", "PPOArgs", "evaluate", "load_policy", "shaped_reward", "train"]

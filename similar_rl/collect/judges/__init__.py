@@ -1,0 +1,76 @@
+"""Judges of task relevance and coherence (the two judge-labelled Similar dimensions).
+
+Every judge implements :class:`similar_rl.types.Judge`: ``judge(state, history, actions)`` returns one
+:class:`~similar_rl.types.JudgeVerdict` per candidate action, in order. A verdict with ``task_relevance`` and
+``coherence`` set to None and ``error`` set is a recorded failure (e.g. an endpoint that kept answering
+garbage): callers store the labels as None, never a guess.
+
+Built-in judges, created by name with :func:`make_judge`:
+
+- ``"rule"``: :class:`~similar_rl.collect.judges.rule.RuleJudge`, rules over the DOM elements (no model).
+- ``"openai"``: :class:`~similar_rl.collect.judges.openai_chat.OpenAIChatJudge`, any OpenAI-compatible chat
+  endpoint (vLLM, TGI, OpenAI...), screenshot sent as an image.
+- ``"local_vlm"``: :class:`~similar_rl.collect.judges.local_vlm.LocalVLMJudge`, a local transformers
+  (vision-)language model.
+
+Example:
+    >>> from similar_rl.types import Element, GUIState
+    >>> judge = make_judge("rule")
+    >>> state = GUIState("Click the OK button", elements=(Element(1, "button", "OK"),))
+    >>> [(v.task_relevance, v.coherence) for v in judge.judge(state, [], ["click(ref=1)", "noop()"])]
+    [(1.0, 1.0), (0.0, 1.0)]
+    >>> sorted(JUDGES)
+    ['local_vlm', 'openai', 'rule']
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from similar_rl.types import Judge, JudgeVerdict
+
+#: Judge name -> "module:ClassName" (imported on first use) or a factory callable.
+JUDGES: dict[str, str | Callable[..., Judge]] = {
+    "rule": "similar_rl.collect.judges.rule:RuleJudge",
+    "openai": "similar_rl.collect.judges.openai_chat:OpenAIChatJudge",
+    "local_vlm": "similar_rl.collect.judges.local_vlm:LocalVLMJudge",
+}
+
+
+def register_judge(name: str, factory: str | Callable[..., Judge], *, overwrite: bool = False) -> None:
+    """Register a judge factory (a callable or a ``"module:attr"`` path) under ``name``."""
+    if name in JUDGES and not overwrite:
+        raise ValueError(f"a judge named {name!r} is already registered; pass overwrite=True to replace it")
+    JUDGES[name] = factory
+
+
+def make_judge(name: str, **kwargs: Any) -> Judge:
+    """Create a judge by registered name (or ``"module:attr"`` path) with keyword arguments.
+
+    Raises:
+        ValueError: unknown name (the message lists the registered ones).
+    """
+    factory = JUDGES.get(name, name if ":" in name else None)
+    if factory is None:
+        raise ValueError(
+            f"unknown judge {name!r}; registered judges: {sorted(JUDGES)} (or pass 'module:attr')"
+        )
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    judge = factory(**kwargs)
+    if not isinstance(judge, Judge):
+        raise TypeError(
+            f"judge factory {name!r} returned {type(judge).__name__}, which has no judge() method"
+        )
+    return judge
+
+
+def failed_verdicts(n: int, error: str) -> list[JudgeVerdict]:
+    """``n`` recorded failures with the same error message."""
+    return [JudgeVerdict(None, None, error=error) for _ in range(n)]
+
+
+__all__ = ["JUDGES", "failed_verdicts", "make_judge", "register_judge"]

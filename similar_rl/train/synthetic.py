@@ -1,0 +1,205 @@
+"""A small labelled dataset from the toy env, for smoke tests, docs and training benchmarks without a browser.
+
+For each task (toy env id, seed) it walks the env's known solution. At each depth t it takes up to
+``n_children`` candidate actions (the solution's next action plus adapter candidates), rolls every candidate
+out (rebuild the prefix, take the candidate, then replay the solution's remaining actions, or the whole
+remaining solution if the candidate was a detour) and labels it with the rollout labels of
+:mod:`similar_rl.collect.labels` (OS, E, H). Task relevance is 0 for ``noop``/``press`` and for clicks on
+non-clickable elements; coherence is 0 for an exact repeat of the previous action. Pairs: every two siblings
+whose label differs on a dimension, a ``total`` pair when their totals differ, and one ``traj`` pair per task
+(the solution path against the path of first wrong siblings).
+
+This is a stand-in for MCTS-P data (``similar-rl collect``), not a replacement: the rollout policy is an oracle.
+
+Example:
+    >>> import tempfile
+    >>> folder = build_toy_dataset(tempfile.mkdtemp(), ["toy/click-button"], seeds=[0, 1], n_children=3)
+    >>> from similar_rl.data.dataset import load_dataset_folder
+    >>> data = load_dataset_folder(folder)
+    >>> len(data.steps) > 0 and len(data.pairs) > 0
+    True
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from similar_rl.collect.labels import accumulated, label_children
+from similar_rl.data.dataset import DatasetWriter
+from similar_rl.data.records import PairRecord, StepRecord
+from similar_rl.dimensions import DIMENSIONS, total_score
+from similar_rl.envs import make_env
+from similar_rl.envs.actions import ActionParseError, parse_action
+from similar_rl.envs.base import InvalidActionError
+
+logger = logging.getLogger(__name__)
+
+
+def _rollout(adapter, env, seed: int, prefix: list[str], action: str, rest: list[str], max_steps: int):
+    """(success, episode length) of prefix + action + rest, stopping when the episode ends."""
+    adapter.rebuild(env, seed, prefix)
+    length = len(prefix)
+    for a in [action, *rest]:
+        try:
+            outcome = adapter.step(env, a)
+        except InvalidActionError:  # the rest of the solution no longer fits the page: a failed rollout
+            return False, length + 1
+        length += 1
+        if outcome.done or length >= max_steps:
+            return bool(outcome.success), length
+    return False, length
+
+
+def _judge(state, action: str, previous: str | None) -> tuple[float, float]:
+    try:
+        parsed = parse_action(action)
+    except ActionParseError:
+        return 0.0, 0.0
+    relevant = 1.0
+    if parsed.kind in ("noop", "press"):
+        relevant = 0.0
+    elif parsed.kind == "click":
+        element = state.element(parsed.ref)
+        relevant = 1.0 if element is not None and element.clickable else 0.0
+    coherent = 0.0 if previous is not None and action == previous else 1.0
+    return relevant, coherent
+
+
+def build_toy_dataset(
+    folder: str | os.PathLike[str],
+    env_ids: Sequence[str] = ("toy/click-button", "toy/login-form", "toy/open-tab", "toy/checkboxes"),
+    seeds: Sequence[int] = (0, 1, 2),
+    n_children: int = 5,
+    max_steps: int = 12,
+    rng_seed: int = 0,
+) -> Path:
+    """Write a labelled toy dataset folder (see the module docstring) and return its path."""
+    rng = np.random.default_rng(rng_seed)
+    folder = Path(folder)
+    with DatasetWriter(folder, config={"builder": "build_toy_dataset", "n_children": n_children}) as writer:
+        for env_id in env_ids:
+            env, adapter = make_env(env_id)
+            for seed in seeds:
+                task_id = f"{env_id}/{seed}"
+                if writer.is_done(task_id):
+                    continue
+                steps, pairs = _task_records(writer, adapter, env, env_id, seed, n_children, max_steps, rng)
+                writer.commit_task(task_id, steps, pairs)
+            env.close()
+    return folder
+
+
+def _task_records(writer, adapter, env, env_id, seed, n_children, max_steps, rng):
+    task_id = f"{env_id}/{seed}"
+    adapter.reset(env, seed)
+    solution = env.unwrapped.solution
+    l0 = float(len(solution))
+    steps: list[StepRecord] = []
+    pairs: list[PairRecord] = []
+    ac_sum = 0.0
+    good_path, bad_path = [], []
+    for depth, good in enumerate(solution):
+        state, _ = adapter.rebuild(env, seed, solution[:depth])
+        others = [a for a in adapter.candidates(state) if a != good] + ["noop()"]
+        if depth > 0:
+            others.append(solution[depth - 1])
+        others = list(dict.fromkeys(others))
+        rng.shuffle(others)
+        actions = [good, *others[: n_children - 1]]
+        rng.shuffle(actions)
+        outcomes = []
+        for a in actions:
+            rest = solution[depth + 1 :] if a == good else solution[depth:]
+            outcomes.append([_rollout(adapter, env, seed, solution[:depth], a, rest, max_steps)])
+        labels = label_children(outcomes, depth, l0, ac_sum)
+        screenshot = writer.save_screenshot(state.screenshot) if state.screenshot is not None else None
+        node_id = f"{task_id}/{depth}"
+        previous = solution[depth - 1] if depth > 0 else None
+        records = []
+        for j, (a, lab) in enumerate(zip(actions, labels, strict=True)):
+            tr, co = _judge(state, a, previous)
+            values = {
+                "helpfulness": lab.helpfulness,
+                "odds_of_success": lab.odds_of_success,
+                "efficiency": lab.efficiency,
+                "task_relevance": tr,
+                "coherence": co,
+            }
+            records.append(
+                StepRecord(
+                    record_id=f"{node_id}/{j}",
+                    task_id=task_id,
+                    env_id=env_id,
+                    seed=seed,
+                    instruction=state.instruction,
+                    step_idx=depth + 1,
+                    action=a,
+                    labels=values,
+                    history=list(solution[:depth]),
+                    observation_text=state.observation_text,
+                    screenshot=screenshot,
+                    node_id=node_id,
+                    platform="toy",
+                    rollout_success=lab.odds_of_success,
+                )
+            )
+        steps.extend(records)
+        for r1, r2 in itertools.combinations(records, 2):
+            for ptype in (*DIMENSIONS, "total"):
+                v1 = r1.total if ptype == "total" else r1.labels[ptype]
+                v2 = r2.total if ptype == "total" else r2.labels[ptype]
+                if abs(v1 - v2) < 1e-9:
+                    continue
+                chosen, rejected = (r1, r2) if v1 > v2 else (r2, r1)
+                pairs.append(
+                    PairRecord(
+                        pair_id=f"{r1.record_id}|{r2.record_id}|{ptype}",
+                        type=ptype,
+                        task_id=task_id,
+                        env_id=env_id,
+                        instruction=state.instruction,
+                        chosen=chosen.action,
+                        rejected=rejected.action,
+                        step_idx=depth + 1,
+                        history=list(chosen.history),
+                        observation_text=state.observation_text,
+                        screenshot=screenshot,
+                        chosen_record=chosen.record_id,
+                        rejected_record=rejected.record_id,
+                        margin=abs(v1 - v2),
+                    )
+                )
+        best = max(records, key=lambda r: r.total)
+        worst = min(records, key=lambda r: r.total)
+        good_path.append(best)
+        bad_path.append(worst)
+        ac_sum += next(lab.helpfulness for a, lab in zip(actions, labels, strict=True) if a == good)
+        ac_sum = accumulated(ac_sum) if ac_sum > 1 else ac_sum
+    good_mean = float(np.mean([r.total for r in good_path]))
+    bad_mean = float(np.mean([r.total for r in bad_path]))
+    if good_mean > bad_mean:
+        pairs.append(
+            PairRecord(
+                pair_id=f"{task_id}/traj",
+                type="traj",
+                task_id=task_id,
+                env_id=env_id,
+                instruction=good_path[0].instruction,
+                chosen="\n".join(r.action for r in good_path),
+                rejected="\n".join(r.action for r in bad_path),
+                chosen_steps=[r.record_id for r in good_path],
+                rejected_steps=[r.record_id for r in bad_path],
+                margin=good_mean - bad_mean,
+            )
+        )
+    logger.debug(
+        "%s: %d steps, %d pairs (total of best path %.2f)", task_id, len(steps), len(pairs), good_mean
+    )
+    assert all(total_score(r.labels) == r.total for r in steps)
+    return steps, pairs

@@ -1,0 +1,235 @@
+"""Runs Triple-M end to end: load data, build the model, extract (cached) features, stages 1-3, save.
+
+Everything runs through an ``accelerate.Accelerator`` (CPU here; the same code on one or several GPUs).
+Outputs in ``out``: ``config.json`` + ``model.safetensors`` (``model.save_pretrained``), ``train_config.yaml``
+(the full :class:`TrainConfig`), ``metrics.jsonl`` (one JSON object per logged event) and
+``train_summary.json`` (stage metrics, counts, timings, seed); with ``eval_data`` also ``eval.json``.
+
+Example (CLI): ``similar-rl train --data runs/toy --out runs/model --config configs/train_default.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from similar_rl.train.config import TrainConfig
+from similar_rl.train.data import InputFactory, build_pair_table, build_step_table, load_records
+
+logger = logging.getLogger(__name__)
+
+
+class MetricsLogger:
+    """Appends metrics to ``<out>/metrics.jsonl`` and, if enabled, to W&B (offline unless WANDB_MODE says otherwise)."""
+
+    def __init__(
+        self, out: Path | None, use_wandb: bool = False, project: str = "similar-rl", config: Any = None
+    ):
+        self.path = None if out is None else Path(out) / "metrics.jsonl"
+        self.run = None
+        self.start = time.time()
+        if use_wandb:
+            from similar_rl._optional import require
+
+            wandb = require("wandb", "W&B logging")
+            os.environ.setdefault("WANDB_MODE", "offline")
+            self.run = wandb.init(project=project, config=config, dir=str(out) if out else None, reinit=True)
+
+    def log(self, metrics: dict[str, Any]) -> None:
+        row = {"time_s": round(time.time() - self.start, 3), **metrics}
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row, default=float) + "\n")
+        if self.run is not None:
+            self.run.log({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+
+    def close(self) -> None:
+        if self.run is not None:
+            self.run.finish()
+            self.run = None
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained model, its folder and the summary written to train_summary.json."""
+
+    model: Any
+    out: Path | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def make_accelerator(config: TrainConfig) -> Any:
+    from similar_rl._optional import require
+
+    accelerate = require("accelerate", "Triple-M training")
+    import torch
+
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("TrainConfig.device is 'cuda' but no GPU is visible; set device: cpu or auto")
+    return accelerate.Accelerator(cpu=config.device == "cpu", mixed_precision=config.mixed_precision)
+
+
+def build_model(config: TrainConfig) -> Any:
+    """The model to train: loaded from ``config.init_from`` or built from ``config.model``."""
+    from similar_rl.model import SimilarConfig, SimilarRewardModel
+
+    if config.init_from:
+        if config.model:
+            logger.warning(
+                "init_from is set: the model fields in the config are ignored (%s)", sorted(config.model)
+            )
+        return SimilarRewardModel.from_pretrained(config.init_from)
+    try:
+        model_config = SimilarConfig.from_dict(dict(config.model))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"train config 'model': {exc}") from None
+    return SimilarRewardModel.build(model_config)
+
+
+def train(
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None,
+    config: TrainConfig | None = None,
+    eval_data: str | os.PathLike[str] | None = None,
+    model: Any = None,
+) -> TrainResult:
+    """Train a Similar reward model on a dataset folder (steps for stage 1, pairs for stages 2-3).
+
+    Args:
+        data: dataset folder (``steps.jsonl``, ``pairs.jsonl``, ``images/``).
+        out: output folder (None: nothing is written; for tests and benchmarks).
+        config: training options (default :class:`TrainConfig`).
+        eval_data: optional held-out dataset folder or SRMEval CSV, evaluated after training.
+        model: an already built model to train (overrides ``config.model``/``init_from``).
+    """
+    import torch
+    from accelerate.utils import set_seed
+
+    from similar_rl.train.features import extract_features
+    from similar_rl.train.stage1_ridge import run_stage1
+    from similar_rl.train.stage2_gate import run_stage2
+
+    config = config or TrainConfig()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    set_seed(config.seed)
+    accelerator = make_accelerator(config)
+    out_path = None if out is None else Path(out)
+    if out_path is not None and accelerator.is_main_process:
+        out_path.mkdir(parents=True, exist_ok=True)
+        (out_path / "metrics.jsonl").unlink(missing_ok=True)
+        config.save_yaml(out_path / "train_config.yaml")
+    metrics = MetricsLogger(
+        out_path if accelerator.is_main_process else None,
+        config.wandb and accelerator.is_main_process,
+        config.wandb_project,
+        config.to_dict(),
+    )
+    try:
+        steps, pairs, root = load_records(data)
+        if config.max_pairs is not None and len(pairs) > config.max_pairs:
+            keep = np.sort(
+                np.random.default_rng(config.seed).choice(len(pairs), config.max_pairs, replace=False)
+            )
+            pairs = [pairs[i] for i in keep]
+        model = build_model(config) if model is None else model
+        model.to(accelerator.device)
+        factory = InputFactory(root, use_images=bool(getattr(model.config, "use_image", True)))
+        step_table = build_step_table(steps, factory)
+        pair_table = build_pair_table(pairs, steps, factory, config.pair_types)
+        timings["load_s"] = time.perf_counter() - t0
+        counts = {
+            "steps": len(step_table.inputs),
+            "pairs": len(pair_table),
+            "pairs_per_type": {t: pair_table.types.count(t) for t in sorted(set(pair_table.types))},
+        }
+        logger.info("training data: %s", counts)
+        metrics.log({"event": "data", **counts})
+
+        # Features of every distinct step (labelled steps and pair sides), once.
+        t = time.perf_counter()
+        all_inputs, index = [], {}
+        for step in (*step_table.inputs, *pair_table.inputs):
+            if step.key not in index:
+                index[step.key] = len(all_inputs)
+                all_inputs.append(step)
+        x_all, z_all = extract_features(
+            model,
+            all_inputs,
+            batch_size=config.feature_batch_size,
+            cache_dir=config.cache_dir,
+            use_cache=config.use_cache,
+            progress=config.progress and accelerator.is_main_process,
+            accelerator=accelerator,
+        )
+        timings["features_s"] = time.perf_counter() - t
+        step_rows = torch.as_tensor([index[s.key] for s in step_table.inputs], dtype=torch.long)
+        pair_rows = torch.as_tensor([index[s.key] for s in pair_table.inputs], dtype=torch.long)
+        metrics.log(
+            {"event": "features", "distinct_steps": len(all_inputs), "seconds": timings["features_s"]}
+        )
+
+        summary: dict[str, Any] = {"counts": counts, "seed": config.seed}
+        # Stage 1.
+        t = time.perf_counter()
+        if len(step_table.inputs) >= 2:
+            ridge = run_stage1(model, z_all[step_rows], step_table.labels, step_table.task_ids, config)
+            summary["stage1"] = ridge
+            metrics.log(
+                {"event": "stage1", **{f"stage1/{k}/{m}": v for k, d in ridge.items() for m, v in d.items()}}
+            )
+        elif config.init_from:
+            logger.warning(
+                "no labelled steps in %s: stage 1 skipped, the experts of %s are kept", data, config.init_from
+            )
+        else:
+            raise ValueError(
+                f"{data} holds {len(step_table.inputs)} labelled step records; stage 1 (ridge experts) needs at least 2. "
+                "Train on a dataset folder with steps.jsonl, or start from a trained model with init_from"
+            )
+        timings["stage1_s"] = time.perf_counter() - t
+        # Stage 2.
+        t = time.perf_counter()
+        if len(pair_table):
+            summary["stage2"] = run_stage2(
+                model, x_all[pair_rows], z_all[pair_rows], pair_table, config, accelerator, metrics.log
+            )
+            metrics.log({"event": "stage2", **{f"stage2/{k}": v for k, v in summary["stage2"].items()}})
+        else:
+            logger.warning("no preference pairs of types %s: stage 2 (gate) skipped", config.pair_types)
+        timings["stage2_s"] = time.perf_counter() - t
+        # Stage 3.
+        if config.lora:
+            from similar_rl.train.stage3_lora import run_stage3
+
+            t = time.perf_counter()
+            summary["stage3"] = run_stage3(model, step_table, pair_table, config, accelerator, metrics.log)
+            timings["stage3_s"] = time.perf_counter() - t
+        model.eval()
+        timings["total_s"] = time.perf_counter() - t0
+        summary["timings"] = timings
+        summary["pairs_per_second"] = len(pair_table) / timings["total_s"] if timings["total_s"] > 0 else None
+        if out_path is not None and accelerator.is_main_process:
+            model.save_pretrained(out_path)
+        if eval_data is not None and accelerator.is_main_process:
+            from similar_rl.evaluation import evaluate
+
+            report = evaluate(model, eval_data, cache_dir=config.cache_dir, use_cache=config.use_cache)
+            summary["eval"] = report
+            metrics.log({"event": "eval", **{f"eval/{k}": v for k, v in report["accuracy"].items()}})
+            if out_path is not None:
+                (out_path / "eval.json").write_text(json.dumps(report, indent=2))
+        if out_path is not None and accelerator.is_main_process:
+            (out_path / "train_summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        metrics.log({"event": "done", **{f"time/{k}": v for k, v in timings.items()}})
+        return TrainResult(model, out_path, summary)
+    finally:
+        metrics.close()

@@ -1,0 +1,416 @@
+"""Gymnasium wrappers that add Similar's step-wise, five-dimensional rewards to GUI environments.
+
+:class:`SimilarRewardWrapper` wraps one env; :class:`SimilarVectorRewardWrapper` wraps a ``gymnasium.vector`` env
+and scores all sub-envs in one batch. Both score each step as (state before the action, history, action) with a
+:class:`similar_rl.scoring.Scorer` and write into ``info``:
+
+- ``info["similar"]``: ``{"helpfulness": ..., "odds_of_success": ..., "efficiency": ..., "task_relevance": ...,
+  "coherence": ..., "total": ...}`` (for the vector wrapper each value is an array over sub-envs, with the mask
+  ``info["_similar"]`` telling which sub-envs were scored this step: a sub-env being auto-reset is not);
+- ``info["similar_env_reward"]``: the env's own reward (the returned reward may be shaped);
+- ``info["similar_potential"]`` (``reward_mode="potential"`` only): the potential of the state after the step.
+
+Reward modes (``shaped`` is ``total``, or ``sum_k w_k * score_k`` when ``dimensions_weights`` is given):
+
+- ``"add"``: ``env_reward + coef * shaped``.
+- ``"replace"``: ``coef * shaped``.
+- ``"potential"``: ``env_reward + coef * (gamma * Phi(s') - Phi(s))``, potential-based shaping (Ng et al. 1999),
+  which keeps the optimal policy of the env reward. ``Phi(s)`` is the model's ``potential_key`` score
+  (default ``odds_of_success``: the predicted probability of completing the task from ``s``) of the no-op action
+  ``noop()`` in ``s``: doing nothing leaves the state as it is, so it reads as a value of the state itself.
+  ``Phi`` of the state after the last step of an episode (terminated or truncated) is 0.
+
+The wrappers refuse to overwrite an info key the env already writes (pass other ``info_key``/``env_reward_key``).
+
+Action strings for the history and the scorer: a ``str`` action (text action spaces, like the toy env's) is used
+as is (canonicalised when it parses); any other action is converted with ``adapter.to_action_string``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, validate_weights
+from similar_rl.envs.actions import ActionParseError, normalize_action
+from similar_rl.envs.base import BaseAdapter
+from similar_rl.scoring import as_scorer
+from similar_rl.types import DimensionScores, GUIState
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["REWARD_MODES", "SimilarRewardWrapper", "SimilarVectorRewardWrapper", "resolve_adapter"]
+
+REWARD_MODES = ("add", "replace", "potential")
+NOOP = "noop()"
+
+
+def resolve_adapter(env: Any, adapter: BaseAdapter | None = None) -> BaseAdapter:
+    """The adapter to use for ``env``: ``adapter`` if given, else the one registered for ``env.spec.id``."""
+    if adapter is not None:
+        if not isinstance(adapter, BaseAdapter):
+            raise TypeError(f"adapter must be a similar_rl.envs.BaseAdapter, got {type(adapter).__name__}")
+        return adapter
+    from similar_rl.envs import get_adapter
+
+    spec = getattr(env, "spec", None)
+    if spec is not None and spec.id:
+        try:
+            return get_adapter(spec.id)
+        except ValueError:
+            pass
+    unwrapped = getattr(env, "unwrapped", env)
+    if type(unwrapped).__module__ == "similar_rl.envs.toy":
+        return get_adapter("toy/")
+    raise ValueError(
+        f"cannot tell which adapter reads {type(unwrapped).__name__} observations; pass adapter=... "
+        "(e.g. the one returned by similar_rl.envs.make_env)"
+    )
+
+
+def action_string(action: Any, adapter: BaseAdapter) -> str:
+    """The action string of an env action: a string is canonicalised when it parses, else kept as is."""
+    if isinstance(action, str):
+        try:
+            return normalize_action(action)
+        except ActionParseError:
+            return action
+    return adapter.to_action_string(action)
+
+
+class _Shaping:
+    """The reward arithmetic shared by the single and the vector wrapper."""
+
+    def __init__(
+        self,
+        reward_mode: str,
+        coef: float,
+        dimensions_weights: Mapping[str, float] | None,
+        gamma: float,
+        potential_key: str,
+    ) -> None:
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+        if not np.isfinite(coef):
+            raise ValueError(f"coef must be finite, got {coef!r}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must lie in [0, 1], got {gamma!r}")
+        if potential_key not in SCORE_KEYS:
+            raise ValueError(f"potential_key must be one of {SCORE_KEYS}, got {potential_key!r}")
+        self.reward_mode = reward_mode
+        self.coef = float(coef)
+        self.weights = None if dimensions_weights is None else validate_weights(dimensions_weights)
+        self.gamma = float(gamma)
+        self.potential_key = potential_key
+
+    @property
+    def uses_potential(self) -> bool:
+        return self.reward_mode == "potential"
+
+    def shaped(self, scores: DimensionScores) -> float:
+        if self.weights is None:
+            return scores["total"]
+        return float(sum(self.weights[k] * scores[k] for k in DIMENSIONS))
+
+    def reward(self, env_reward: float, scores: DimensionScores, phi: float, phi_next: float) -> float:
+        if self.reward_mode == "add":
+            return float(env_reward) + self.coef * self.shaped(scores)
+        if self.reward_mode == "replace":
+            return self.coef * self.shaped(scores)
+        return float(env_reward) + self.coef * (self.gamma * phi_next - phi)
+
+
+def _check_keys(info: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key in info:
+            raise ValueError(
+                f"the env already writes info[{key!r}]; SimilarRewardWrapper will not overwrite it: "
+                "pass info_key=... / env_reward_key=... with other names"
+            )
+
+
+class SimilarRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Scores every step with the Similar reward model; writes ``info["similar"]`` and shapes the reward.
+
+    See the module docstring for the info keys and the reward modes.
+
+    Args:
+        env: a GUI env whose observations ``adapter`` reads.
+        model_or_scorer: a SimilarRewardModel or a :class:`~similar_rl.scoring.Scorer` (shared scorers share
+            their cache and counters).
+        adapter: the env family's adapter (from :func:`similar_rl.envs.make_env`); None looks it up from
+            ``env.spec.id``.
+        reward_mode: ``"add"``, ``"replace"`` or ``"potential"``.
+        coef: scale of the Similar term.
+        dimensions_weights: optional weights of the five dimensions replacing ``total`` in ``add``/``replace``.
+        gamma: discount of the potential-based shaping.
+        potential_key: which score of ``noop()`` is the potential (``"odds_of_success"`` or another key).
+        info_key: info key of the scores; ``env_reward_key``: info key of the env's own reward.
+
+    Example:
+        >>> import torch
+        >>> from similar_rl.envs import make_env
+        >>> class Model:  # stands in for a SimilarRewardModel: every score is 0.5
+        ...     def score_steps(self, steps):
+        ...         return torch.full((len(steps), 6), 0.5)
+        >>> env, adapter = make_env("toy/click-button")
+        >>> env = SimilarRewardWrapper(env, Model(), adapter, reward_mode="add", coef=2.0)
+        >>> obs, info = env.reset(seed=0)
+        >>> obs, reward, terminated, truncated, info = env.step("noop()")
+        >>> reward, info["similar"]["total"], info["similar_env_reward"], env.history
+        (1.0, 0.5, 0.0, ['noop()'])
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        model_or_scorer: Any,
+        adapter: BaseAdapter | None = None,
+        reward_mode: str = "add",
+        coef: float = 1.0,
+        dimensions_weights: Mapping[str, float] | None = None,
+        gamma: float = 0.99,
+        potential_key: str = "odds_of_success",
+        info_key: str = "similar",
+        env_reward_key: str = "similar_env_reward",
+    ) -> None:
+        gym.utils.RecordConstructorArgs.__init__(
+            self,
+            reward_mode=reward_mode,
+            coef=coef,
+            dimensions_weights=dimensions_weights,
+            gamma=gamma,
+            potential_key=potential_key,
+            info_key=info_key,
+            env_reward_key=env_reward_key,
+        )
+        gym.Wrapper.__init__(self, env)
+        self.scorer = as_scorer(model_or_scorer)
+        self.adapter = resolve_adapter(env, adapter)
+        self.shaping = _Shaping(reward_mode, coef, dimensions_weights, gamma, potential_key)
+        self.info_key = info_key
+        self.env_reward_key = env_reward_key
+        self._keys = (info_key, env_reward_key) + (
+            (f"{info_key}_potential",) if self.shaping.uses_potential else ()
+        )
+        self._state: GUIState | None = None
+        self._history: list[str] = []
+        self._phi = 0.0
+
+    @property
+    def history(self) -> list[str]:
+        """Action strings of the current episode so far."""
+        return list(self._history)
+
+    @property
+    def state(self) -> GUIState | None:
+        """The GUI state the next action will be taken in (None before reset / after the episode ended)."""
+        return self._state
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._state = self.adapter.observe(obs, info)
+        self._history = []
+        self._phi = 0.0
+        if self.shaping.uses_potential:
+            self._phi = self.scorer.score([self._state.step_input(NOOP)])[0][self.shaping.potential_key]
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        if self._state is None:
+            raise RuntimeError("call reset() before step() (the episode ended or has not started)")
+        act = action_string(action, self.adapter)
+        obs, env_reward, terminated, truncated, info = self.env.step(action)  # raises: history left unchanged
+        _check_keys(info, self._keys)
+        done = bool(terminated or truncated)
+        history_after = [*self._history, act]
+        next_state = None if done else self.adapter.observe(obs, info)
+        requests = [self._state.step_input(act, self._history)]
+        if self.shaping.uses_potential and next_state is not None:
+            requests.append(next_state.step_input(NOOP, history_after))
+        results = self.scorer.score(requests)
+        scores = results[0]
+        phi_next = results[1][self.shaping.potential_key] if len(results) > 1 else 0.0
+        reward = self.shaping.reward(float(env_reward), scores, self._phi, phi_next)
+        info[self.info_key] = dict(scores)
+        info[self.env_reward_key] = float(env_reward)
+        if self.shaping.uses_potential:
+            info[f"{self.info_key}_potential"] = phi_next
+        self._history, self._state, self._phi = history_after, next_state, phi_next
+        return obs, reward, terminated, truncated, info
+
+
+class SimilarVectorRewardWrapper(gym.vector.VectorWrapper):
+    """The vector form of :class:`SimilarRewardWrapper`: scores the steps of all sub-envs in one scorer call.
+
+    Same arguments, info keys (values are arrays over sub-envs, masked by ``info["_similar"]``) and reward modes.
+    Handles Gymnasium's autoreset modes: with ``NEXT_STEP`` (the default) a sub-env's step after its episode
+    ended is its reset (the action is ignored): that step is not scored, its reward passes through and its
+    history restarts; with ``SAME_STEP`` the returned observation already is the reset one; with ``DISABLED``
+    pass ``options={"reset_mask": mask}`` to ``reset``.
+
+    Example:
+        >>> import gymnasium as gym, torch
+        >>> from similar_rl.envs.toy import ToyEnv
+        >>> class Model:
+        ...     def score_steps(self, steps):
+        ...         return torch.full((len(steps), 6), 0.5)
+        >>> envs = gym.vector.SyncVectorEnv([lambda: ToyEnv("click-button")] * 2)
+        >>> envs = SimilarVectorRewardWrapper(envs, Model(), reward_mode="replace")
+        >>> obs, info = envs.reset(seed=0)
+        >>> obs, rewards, terminated, truncated, info = envs.step(("noop()", "noop()"))
+        >>> rewards.tolist(), info["similar"]["total"].tolist(), envs.scorer.forward_calls
+        ([0.5, 0.5], [0.5, 0.5], 1)
+    """
+
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        model_or_scorer: Any,
+        adapter: BaseAdapter | None = None,
+        reward_mode: str = "add",
+        coef: float = 1.0,
+        dimensions_weights: Mapping[str, float] | None = None,
+        gamma: float = 0.99,
+        potential_key: str = "odds_of_success",
+        info_key: str = "similar",
+        env_reward_key: str = "similar_env_reward",
+    ) -> None:
+        super().__init__(env)
+        self.scorer = as_scorer(model_or_scorer)
+        self.adapter = adapter if adapter is not None else self._adapter_from_sub_env(env)
+        self.shaping = _Shaping(reward_mode, coef, dimensions_weights, gamma, potential_key)
+        self.info_key = info_key
+        self.env_reward_key = env_reward_key
+        self._keys = (info_key, env_reward_key) + (
+            (f"{info_key}_potential",) if self.shaping.uses_potential else ()
+        )
+        self.autoreset_mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+        n = self.num_envs
+        self._states: list[GUIState | None] = [None] * n
+        self._histories: list[list[str]] = [[] for _ in range(n)]
+        self._phis = np.zeros(n)
+        self._autoreset = np.zeros(n, dtype=bool)
+
+    @staticmethod
+    def _adapter_from_sub_env(env: gym.vector.VectorEnv) -> BaseAdapter:
+        sub_envs = getattr(env.unwrapped, "envs", None)
+        if sub_envs:
+            return resolve_adapter(sub_envs[0])
+        raise ValueError("cannot find the adapter of this vector env's sub-envs; pass adapter=...")
+
+    def histories(self) -> list[list[str]]:
+        """Action strings of each sub-env's current episode."""
+        return [list(h) for h in self._histories]
+
+    def _split_obs(self, obs: Any) -> list[Any]:
+        return list(gym.vector.utils.iterate(self.env.observation_space, obs))
+
+    def _sub_info(self, info: Mapping[str, Any], i: int) -> dict[str, Any]:
+        out = {}
+        for key, value in info.items():
+            if key.startswith("_"):
+                continue
+            mask = info.get(f"_{key}")
+            if mask is None or bool(mask[i]):
+                try:
+                    out[key] = value[i]
+                except (TypeError, IndexError, KeyError):
+                    out[key] = value
+        return out
+
+    def _potentials(self, states: list[GUIState], histories: list[list[str]]) -> list[float]:
+        if not states:
+            return []
+        results = self.scorer.score([s.step_input(NOOP, h) for s, h in zip(states, histories, strict=True)])
+        return [r[self.shaping.potential_key] for r in results]
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        mask = np.ones(self.num_envs, dtype=bool)
+        if options is not None and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"], dtype=bool)
+        subs = self._split_obs(obs)
+        reset_ids = [i for i in range(self.num_envs) if mask[i]]
+        for i in reset_ids:
+            self._states[i] = self.adapter.observe(subs[i], self._sub_info(info, i))
+            self._histories[i] = []
+            self._phis[i] = 0.0
+            self._autoreset[i] = False
+        if self.shaping.uses_potential:
+            phis = self._potentials([self._states[i] for i in reset_ids], [[] for _ in reset_ids])
+            self._phis[reset_ids] = phis
+        return obs, info
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if any(s is None for s, auto in zip(self._states, self._autoreset, strict=True) if not auto):
+            raise RuntimeError("call reset() before step()")
+        acts = list(gym.vector.utils.iterate(self.env.action_space, actions))
+        act_strings = [
+            None if self._autoreset[i] else action_string(a, self.adapter) for i, a in enumerate(acts)
+        ]
+        obs, env_rewards, terminated, truncated, info = self.env.step(actions)
+        _check_keys(info, self._keys)
+        n = self.num_envs
+        subs = self._split_obs(obs)
+        done = np.logical_or(terminated, truncated)
+        scored = [i for i in range(n) if not self._autoreset[i]]
+        requests = [self._states[i].step_input(act_strings[i], self._histories[i]) for i in scored]
+        next_states: dict[int, GUIState] = {}
+        for i in scored:
+            if not done[i]:
+                next_states[i] = self.adapter.observe(subs[i], self._sub_info(info, i))
+        same_step = self.autoreset_mode == gym.vector.AutoresetMode.SAME_STEP
+        restarted = [i for i in range(n) if self._autoreset[i] or (same_step and done[i])]
+        restart_states = {i: self.adapter.observe(subs[i], self._sub_info(info, i)) for i in restarted}
+        potential_ids = [i for i in scored if i in next_states] if self.shaping.uses_potential else []
+        requests += [
+            next_states[i].step_input(NOOP, [*self._histories[i], act_strings[i]]) for i in potential_ids
+        ]
+        if self.shaping.uses_potential:
+            requests += [restart_states[i].step_input(NOOP) for i in restarted]
+        results = self.scorer.score(requests) if requests else []  # one batch for every sub-env
+        step_scores = dict(zip(scored, results[: len(scored)], strict=True))
+        phis = [r[self.shaping.potential_key] for r in results[len(scored) :]]
+        phi_next = np.zeros(n)
+        phi_next[potential_ids] = phis[: len(potential_ids)]
+
+        rewards = np.asarray(env_rewards, dtype=np.float64).copy()
+        table = {k: np.zeros(n) for k in SCORE_KEYS}
+        mask = np.zeros(n, dtype=bool)
+        for i in scored:
+            scores = step_scores[i]
+            rewards[i] = self.shaping.reward(float(env_rewards[i]), scores, self._phis[i], phi_next[i])
+            for k in SCORE_KEYS:
+                table[k][i] = scores[k]
+            mask[i] = True
+        info[self.info_key] = table
+        info[f"_{self.info_key}"] = mask
+        info[self.env_reward_key] = np.asarray(env_rewards, dtype=np.float64)
+        info[f"_{self.env_reward_key}"] = np.ones(n, dtype=bool)
+        if self.shaping.uses_potential:
+            info[f"{self.info_key}_potential"] = phi_next
+            info[f"_{self.info_key}_potential"] = mask.copy()
+
+        # move each sub-env on: continue, wait for its NEXT_STEP autoreset, or restart
+        for i in range(n):
+            if i in restart_states:
+                self._autoreset[i] = False
+                self._states[i], self._histories[i], self._phis[i] = restart_states[i], [], 0.0
+            elif done[i]:
+                self._autoreset[i] = self.autoreset_mode == gym.vector.AutoresetMode.NEXT_STEP
+                self._states[i] = None
+            else:
+                self._histories[i].append(act_strings[i])  # type: ignore[arg-type]
+                self._states[i], self._phis[i] = next_states[i], phi_next[i]
+        if self.shaping.uses_potential and restarted:
+            self._phis[restarted] = phis[len(potential_ids) :]
+        return obs, rewards, terminated, truncated, info
