@@ -72,7 +72,14 @@ __all__ = [
 ]
 
 #: Dataset columns the reward functions read (besides ``prompts`` and ``completions``).
-STATE_COLUMNS: tuple[str, ...] = ("instruction", "history", "observation_text", "screenshot", "image", "images")
+STATE_COLUMNS: tuple[str, ...] = (
+    "instruction",
+    "history",
+    "observation_text",
+    "screenshot",
+    "image",
+    "images",
+)
 
 _INSTRUCTION_LINE = re.compile(r"^\s*(?:instruction|task)\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 

@@ -28,8 +28,8 @@ def _cfg(**kw):
 
 def _contents(folder):
     data = load_dataset_folder(folder)
-    steps = sorted((json.dumps(r.to_dict(), sort_keys=True) for r in data.steps))
-    pairs = sorted((json.dumps(p.to_dict(), sort_keys=True) for p in data.pairs))
+    steps = sorted(json.dumps(r.to_dict(), sort_keys=True) for r in data.steps)
+    pairs = sorted(json.dumps(p.to_dict(), sort_keys=True) for p in data.pairs)
     return steps, pairs
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from test_dataset import make_task
 
 from similar_rl.data.pairs import build_pairs
 from similar_rl.data.splits import (
@@ -12,7 +13,6 @@ from similar_rl.data.splits import (
     random_task_split,
     split_by_family,
 )
-from tests.test_dataset import make_task
 
 
 def records():

@@ -22,12 +22,13 @@ CHAT_TEMPLATE = (
 def build_policy(seed: int = 0) -> tuple[Any, Any]:
     """(model, tokenizer): a random 2-layer Qwen2 (hidden 32) and a word-level tokenizer of action strings."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
     vocab = {tok: i for i, tok in enumerate(SPECIAL + ACTION_TOKENS + WORDS)}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins tokens with spaces
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         unk_token="[UNK]",
@@ -54,6 +55,14 @@ def build_policy(seed: int = 0) -> tuple[Any, Any]:
     return Qwen2ForCausalLM(config), tokenizer
 
 
+def save_policy(folder: str, seed: int = 0) -> str:
+    """Save :func:`build_policy`'s model and tokenizer to ``folder`` (RLOO rebuilds its reference model from it)."""
+    model, tokenizer = build_policy(seed)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def toy_dataset(n: int = 4, conversational: bool = False, seed: int = 0) -> Any:
     """Prompts from toy-env states (``instruction``, ``history``, ``observation_text``, ``screenshot`` columns)."""
     from datasets import Dataset
@@ -61,7 +70,13 @@ def toy_dataset(n: int = 4, conversational: bool = False, seed: int = 0) -> Any:
 
     from similar_rl.envs import make_env
 
-    rows: dict[str, list[Any]] = {"prompt": [], "instruction": [], "history": [], "observation_text": [], "screenshot": []}
+    rows: dict[str, list[Any]] = {
+        "prompt": [],
+        "instruction": [],
+        "history": [],
+        "observation_text": [],
+        "screenshot": [],
+    }
     for i in range(n):
         env, adapter = make_env("toy/click-button" if i % 2 else "toy/login-form")
         state, _ = adapter.reset(env, seed=seed + i)

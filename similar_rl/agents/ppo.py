@@ -9,7 +9,9 @@ reward the agent learns from is chosen by ``reward``:
 
 - ``sparse``: the env's own reward only (the reward model is not loaded);
 - ``total``: env reward + ``reward_coef`` * Similar ``total``;
-- ``dims``: env reward + sum of ``reward_weights[dim]`` * that dimension's score.
+- ``dims``: env reward + ``reward_coef`` * sum of ``reward_weights[dim]`` * that dimension's score;
+- ``potential``: env reward + ``reward_coef`` * (gamma * Phi(s') - Phi(s)), potential-based shaping with
+  Phi = the model's ``potential_key`` score of ``noop()`` in a state (one more scored step per env step).
 
 Then GAE over env steps, the clipped surrogate objective, a (clipped) value loss, an entropy bonus, advantage
 normalisation, minibatches and epochs. Metrics go to TensorBoard and, with ``track``, to an offline W&B run:
@@ -48,13 +50,13 @@ from tqdm.auto import tqdm
 from similar_rl.agents.common import RunLogger, load_checkpoint, load_scorer, save_checkpoint
 from similar_rl.agents.config import save_args
 from similar_rl.agents.features import FEATURIZERS, make_featurizer
-from similar_rl.dimensions import SCORE_KEYS
+from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
 from similar_rl.types import GUIState
 
 logger = logging.getLogger(__name__)
 
-REWARD_MODES = ("sparse", "total", "dims")
+REWARD_MODES = ("sparse", "total", "dims", "potential")
 
 
 # --------------------------------------------------------------------------------------------------- settings
@@ -74,7 +76,10 @@ class PPOArgs:
     max_episode_steps: int = field(default=10, metadata={"help": "episode cut (treated as terminal)"})
     # reward
     reward: str = field(default="total", metadata={"help": "sparse | total | dims"})
-    reward_coef: float = field(default=0.1, metadata={"help": "weight of Similar total when reward=total"})
+    reward_coef: float = field(default=0.1, metadata={"help": "scale of the Similar term"})
+    potential_key: str = field(
+        default="odds_of_success", metadata={"help": "score of noop() used as Phi for reward=potential"}
+    )
     reward_weights: dict[str, float] = field(
         default_factory=dict, metadata={"help": "dimension -> weight for reward=dims"}
     )
@@ -126,11 +131,13 @@ class PPOArgs:
                 raise ValueError(
                     "reward=dims needs reward_weights, e.g. --reward-weights '{helpfulness: 0.5}'"
                 )
-            bad = sorted(set(self.reward_weights) - set(SCORE_KEYS))
+            bad = sorted(set(self.reward_weights) - set(DIMENSIONS))
             if bad:
                 raise ValueError(
-                    f"reward_weights has unknown dimension(s) {bad}; choose from {list(SCORE_KEYS)}"
+                    f"reward_weights has unknown dimension(s) {bad}; choose from {list(DIMENSIONS)}"
                 )
+        if self.potential_key not in SCORE_KEYS:
+            raise ValueError(f"potential_key must be one of {list(SCORE_KEYS)}, got {self.potential_key!r}")
         if self.features not in FEATURIZERS:
             raise ValueError(f"features must be one of {FEATURIZERS}, got {self.features!r}")
         for name in (
@@ -219,29 +226,26 @@ def pad_features(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------- env and reward
 def make_envs(args: PPOArgs, scorer: Any) -> list[tuple[Any, Any]]:
-    """``num_envs`` (env, adapter) pairs; each env is wrapped with SimilarRewardWrapper unless reward=sparse.
-
-    The wrapper leaves the env reward unchanged (``coef=0``) and reports the step's scores in
-    ``info["similar"]``; :func:`shaped_reward` mixes them as ``reward`` asks.
-    """
+    """``num_envs`` (env, adapter) pairs; unless reward=sparse each env is wrapped with SimilarRewardWrapper,
+    which shapes the reward as ``reward`` asks and keeps the env's own in ``info["similar_env_reward"]``."""
     envs = []
     for _ in range(args.num_envs):
         env, adapter = make_env(args.env_id, **args.env_kwargs)
-        if scorer is not None:
+        if args.reward != "sparse":
             from similar_rl.wrappers import SimilarRewardWrapper
 
-            env = SimilarRewardWrapper(env, scorer, adapter=adapter, reward_mode="add", coef=0.0)
+            env = SimilarRewardWrapper(
+                env,
+                scorer,
+                adapter=adapter,
+                reward_mode="potential" if args.reward == "potential" else "add",
+                coef=args.reward_coef,
+                dimensions_weights=args.reward_weights if args.reward == "dims" else None,
+                gamma=args.gamma,
+                potential_key=args.potential_key,
+            )
         envs.append((env, adapter))
     return envs
-
-
-def shaped_reward(args: PPOArgs, env_reward: float, scores: dict[str, float] | None) -> float:
-    """The reward the agent learns from (see the module docstring)."""
-    if args.reward == "sparse" or scores is None:
-        return env_reward
-    if args.reward == "total":
-        return env_reward + args.reward_coef * scores["total"]
-    return env_reward + sum(w * scores[k] for k, w in args.reward_weights.items())
 
 
 class EpisodeStats:
@@ -381,10 +385,10 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
             for i, (env, adapter) in enumerate(envs):
                 action_str = cands[i][int(action[i])]
                 outcome = adapter.step(env, action_str)
-                scores = outcome.info.get("similar")
-                reward = shaped_reward(args, outcome.reward, scores)
-                stats.step(i, outcome.reward, reward, scores)
-                rewards[t, i] = reward
+                scores = outcome.info.get("similar")  # None when reward=sparse (no wrapper)
+                env_reward = outcome.info.get("similar_env_reward", outcome.reward)
+                stats.step(i, env_reward, outcome.reward, scores)
+                rewards[t, i] = outcome.reward
                 histories[i].append(action_str)
                 if outcome.done or len(histories[i]) >= args.max_episode_steps:
                     dones[t, i] = 1.0
@@ -554,4 +558,4 @@ def evaluate(
     }
 
 
-__all__ = ["REWARD_MODES", "CandidateAgent", "PPOArgs", "evaluate", "load_policy", "shaped_reward", "train"]
+__all__ = ["REWARD_MODES", "CandidateAgent", "PPOArgs", "evaluate", "load_policy", "train"]

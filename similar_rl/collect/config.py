@@ -30,42 +30,72 @@ class CollectConfig:
     """Hyper-parameters of MCTS-P collection (METHOD.md sections 2-3)."""
 
     envs: list[str] = field(
-        default_factory=list, metadata={"help": "env ids to collect on, e.g. miniwob/click-test-2 or toy/login-form"}
+        default_factory=list,
+        metadata={"help": "env ids to collect on, e.g. miniwob/click-test-2 or toy/login-form"},
     )
-    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "env seeds; one task = (env id, seed)"})
-    n_children: int = field(default=5, metadata={"help": "N: children expanded per node (authors: 5 web, 8 others)"})
+    seeds: list[int] = field(
+        default_factory=lambda: [0], metadata={"help": "env seeds; one task = (env id, seed)"}
+    )
+    n_children: int = field(
+        default=5, metadata={"help": "N: children expanded per node (authors: 5 web, 8 others)"}
+    )
     n_calibration: int | None = field(
         default=None, metadata={"help": "full episodes from the initial state that estimate L0 (default: N)"}
     )
-    rollouts_per_child: int = field(default=1, metadata={"help": "k: rollouts per child (OS = success fraction)"})
+    rollouts_per_child: int = field(
+        default=1, metadata={"help": "k: rollouts per child (OS = success fraction)"}
+    )
     max_steps: int = field(
         default=20, metadata={"help": "step budget of an episode; rollouts running past it count as failures"}
     )
     depth_margin: int = field(default=1, metadata={"help": "depth cap = ceil(L0) + depth_margin expansions"})
-    max_depth: int | None = field(default=None, metadata={"help": "hard cap on the depth (None: only the L0 cap)"})
-    search: str = field(default="greedy", metadata={"help": "'greedy' (MCTS-P schedule) or 'uct' (visit counts)"})
+    max_depth: int | None = field(
+        default=None, metadata={"help": "hard cap on the depth (None: only the L0 cap)"}
+    )
+    search: str = field(
+        default="greedy", metadata={"help": "'greedy' (MCTS-P schedule) or 'uct' (visit counts)"}
+    )
     uct_iterations: int = field(default=8, metadata={"help": "uct: node expansions per task"})
-    exploration: float = field(default=1.0, metadata={"help": "uct: exploration constant c of Q + c*sqrt(ln N/n)"})
-    policy: str = field(default="heuristic", metadata={"help": "policy name for make_policy (children, rollouts)"})
-    policy_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "keyword arguments of the policy"})
-    judge: str = field(default="rule", metadata={"help": "judge name for make_judge (task relevance, coherence)"})
-    judge_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "keyword arguments of the judge"})
-    env_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "keyword arguments of make_env"})
-    seed: int = field(default=0, metadata={"help": "base seed; each task's randomness derives from it and the task"})
+    exploration: float = field(
+        default=1.0, metadata={"help": "uct: exploration constant c of Q + c*sqrt(ln N/n)"}
+    )
+    policy: str = field(
+        default="heuristic", metadata={"help": "policy name for make_policy (children, rollouts)"}
+    )
+    policy_kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "keyword arguments of the policy"}
+    )
+    judge: str = field(
+        default="rule", metadata={"help": "judge name for make_judge (task relevance, coherence)"}
+    )
+    judge_kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "keyword arguments of the judge"}
+    )
+    env_kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "keyword arguments of make_env"}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "base seed; each task's randomness derives from it and the task"}
+    )
     workers: int = field(default=1, metadata={"help": "parallel env worker processes (each owns its env)"})
     max_retries: int = field(
-        default=2, metadata={"help": "times a failed env operation is retried on a rebuilt env before the task fails"}
+        default=2,
+        metadata={"help": "times a failed env operation is retried on a rebuilt env before the task fails"},
     )
     step_timeout_s: float = field(
-        default=60.0, metadata={"help": "seconds one env operation may take before it counts as hung (0: no limit)"}
+        default=60.0,
+        metadata={"help": "seconds one env operation may take before it counts as hung (0: no limit)"},
     )
-    dedupe: bool = field(default=True, metadata={"help": "drop sibling actions identical after normalize_action"})
+    dedupe: bool = field(
+        default=True, metadata={"help": "drop sibling actions identical after normalize_action"}
+    )
     fill_attempts: int = field(
         default=2, metadata={"help": "extra policy calls to fill a node to N unique children after dedup"}
     )
     save_screenshots: bool = field(default=True, metadata={"help": "save each node's screenshot as a PNG"})
     max_tasks: int | None = field(
-        default=None, metadata={"help": "stop after finishing this many new tasks in this run (a rerun resumes)"}
+        default=None,
+        metadata={"help": "stop after finishing this many new tasks in this run (a rerun resumes)"},
     )
     drop_failed_subtrees: bool = field(
         default=True, metadata={"help": "build no pairs from nodes where no child succeeded, nor below them"}
@@ -98,20 +128,32 @@ class CollectConfig:
         if self.search not in SEARCH_MODES:
             raise ValueError(f"CollectConfig.search is {self.search!r}; choose one of {list(SEARCH_MODES)}")
         _at_least(self, "uct_iterations", 1, "uct_iterations to 1 or more")
-        if not (isinstance(self.exploration, int | float) and math.isfinite(self.exploration) and self.exploration >= 0):
-            raise ValueError(f"CollectConfig.exploration must be a finite number >= 0, got {self.exploration!r}")
+        if not (
+            isinstance(self.exploration, int | float)
+            and math.isfinite(self.exploration)
+            and self.exploration >= 0
+        ):
+            raise ValueError(
+                f"CollectConfig.exploration must be a finite number >= 0, got {self.exploration!r}"
+            )
         for name in ("policy", "judge", "platform"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"CollectConfig.{name} must be a non-empty string, got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"CollectConfig.{name} must be a non-empty string, got {getattr(self, name)!r}"
+                )
         for name in ("policy_kwargs", "judge_kwargs", "env_kwargs"):
             if not isinstance(getattr(self, name), dict):
-                raise ValueError(f"CollectConfig.{name} must be a mapping, got {type(getattr(self, name)).__name__}")
+                raise ValueError(
+                    f"CollectConfig.{name} must be a mapping, got {type(getattr(self, name)).__name__}"
+                )
         self.seed = _as_int(self.seed, "seed")
         _at_least(self, "workers", 1, "--workers to 1 or more")
         _at_least(self, "max_retries", 0, "max_retries to 0 or more")
         _at_least(self, "fill_attempts", 0, "fill_attempts to 0 or more")
         if not (isinstance(self.step_timeout_s, int | float) and self.step_timeout_s >= 0):
-            raise ValueError(f"CollectConfig.step_timeout_s must be >= 0 (0 = no limit), got {self.step_timeout_s!r}")
+            raise ValueError(
+                f"CollectConfig.step_timeout_s must be >= 0 (0 = no limit), got {self.step_timeout_s!r}"
+            )
         if self.max_tasks is not None:
             _at_least(self, "max_tasks", 1, "max_tasks to 1 or more, or null for all tasks")
 

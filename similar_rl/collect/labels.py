@@ -119,7 +119,9 @@ def label_children(
             raise ValueError(f"child {j} has no rollouts")
         for _ok, length in rollouts:
             if length < step:
-                raise ValueError(f"child {j}: a rollout of length {length} is shorter than the labelled step {step}")
+                raise ValueError(
+                    f"child {j}: a rollout of length {length} is shorter than the labelled step {step}"
+                )
         oss.append(odds_of_success(rollouts))
         ok_lengths = [length for ok, length in rollouts if ok]
         means.append(sum(ok_lengths) / len(ok_lengths) if ok_lengths else None)

@@ -76,7 +76,9 @@ def deadline(seconds: float, what: str) -> Iterator[None]:
     Uses ``SIGALRM``, so it only acts in the main thread on POSIX (each collection worker is a process whose
     main thread runs the env); elsewhere it is a no-op.
     """
-    usable = seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    usable = (
+        seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    )
     if not usable:
         yield
         return
@@ -277,9 +279,13 @@ class EnvSession:
             except self._errors as exc:
                 entry = {"op": what, "attempt": attempt, "error": f"{type(exc).__name__}: {exc}"[:500]}
                 self.failures.append(entry)
-                logger.warning("%s: %s failed (attempt %d): %s", self.env_id, what, attempt + 1, entry["error"])
+                logger.warning(
+                    "%s: %s failed (attempt %d): %s", self.env_id, what, attempt + 1, entry["error"]
+                )
                 self.close()
-        raise TaskFailed(f"{what} failed {self.max_retries + 1} times; last error: {self.failures[-1]['error']}")
+        raise TaskFailed(
+            f"{what} failed {self.max_retries + 1} times; last error: {self.failures[-1]['error']}"
+        )
 
 
 class TaskSearch:
@@ -313,7 +319,9 @@ class TaskSearch:
             return None
         return state
 
-    def _rollout(self, env: Any, prefix: Sequence[str], first: str | None, rng: np.random.Generator) -> Rollout:
+    def _rollout(
+        self, env: Any, prefix: Sequence[str], first: str | None, rng: np.random.Generator
+    ) -> Rollout:
         """Rebuild ``prefix``, take ``first`` (if given), then follow the policy until the episode ends."""
         actions = list(prefix)
         state = self._rebuild(env, prefix)
@@ -361,7 +369,9 @@ class TaskSearch:
             self.depth_cap = max(1, min(cap, self.cfg.max_steps))
         return rollouts
 
-    def _propose_children(self, state: GUIState, prefix: list[str], node_id: str) -> tuple[list[str], list[dict]]:
+    def _propose_children(
+        self, state: GUIState, prefix: list[str], node_id: str
+    ) -> tuple[list[str], list[dict]]:
         n = self.cfg.n_children
         rng = self._rng("expand", node_id)
         kept: list[str] = []
@@ -395,7 +405,9 @@ class TaskSearch:
         prefix = list(prefix)
         node_id = node_id_for(prefix)
         depth = len(prefix)
-        state = self.session.call(f"rebuild {node_id} of {self.task_id}", lambda env: self._rebuild(env, prefix))
+        state = self.session.call(
+            f"rebuild {node_id} of {self.task_id}", lambda env: self._rebuild(env, prefix)
+        )
         if state is None:
             return None
         actions, dropped = self._propose_children(state, prefix, node_id)
@@ -404,7 +416,8 @@ class TaskSearch:
         terminal: list[bool] = []
         for action in actions:
             rollouts = [
-                self.rollout(prefix, action, ("child", node_id, action, r)) for r in range(self.cfg.rollouts_per_child)
+                self.rollout(prefix, action, ("child", node_id, action, r))
+                for r in range(self.cfg.rollouts_per_child)
             ]
             if any(r.length <= depth for r in rollouts):  # the child's own step was not executable
                 dropped.append({"action": action, "reason": "invalid_action"})
@@ -417,7 +430,10 @@ class TaskSearch:
             logger.info("%s: node %s has no executable child; stopping there", self.task_id, node_id)
             return None
         stats = label_children(
-            [[(r.success, r.length) for r in rs] for rs in all_rollouts], depth=depth, l0=self.l0, ac_sum=ac_sum
+            [[(r.success, r.length) for r in rs] for rs in all_rollouts],
+            depth=depth,
+            l0=self.l0,
+            ac_sum=ac_sum,
         )
         verdicts = self._judge(state, prefix, kept_actions)
         children = [

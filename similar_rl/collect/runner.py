@@ -126,7 +126,9 @@ def _run_in_worker(task: tuple[str, int]) -> TaskResult:
 
 
 # -- main side -----------------------------------------------------------------------------------------------------
-def step_records(result: TaskResult, cfg: CollectConfig, save_screenshot: Callable[[Any], str] | None) -> list[StepRecord]:
+def step_records(
+    result: TaskResult, cfg: CollectConfig, save_screenshot: Callable[[Any], str] | None
+) -> list[StepRecord]:
     """The step records of a finished task: one per labelled child.
 
     ``record_id`` is ``"<task_id>/<node>/<j>"``, ``node_id`` ``"<task_id>/<node>"`` (shared by siblings).
@@ -193,7 +195,9 @@ def task_trajectories(steps: list[StepRecord]) -> list[Any]:
         if path in expanded:
             continue
         chain = [by_path.get(path[: k + 1]) for k in range(len(path))]
-        if any(c is None for c in chain):  # a path whose ancestors were not labelled (cannot happen in MCTS-P)
+        if any(
+            c is None for c in chain
+        ):  # a path whose ancestors were not labelled (cannot happen in MCTS-P)
             continue
         trajectories.append(Trajectory.from_steps(chain, success=(leaf.rollout_success or 0.0) > 0.5))
     return trajectories
@@ -215,7 +219,9 @@ def build_task_pairs(steps: list[StepRecord], drop_failed_subtrees: bool = True)
             success_at[rec.node_id] = success_at.get(rec.node_id, False) or (rec.rollout_success or 0.0) > 0
         failed_paths = {tuple(r.history) for r in steps if not success_at[r.node_id]}
         steps = [
-            r for r in steps if not any(tuple(r.history[:k]) in failed_paths for k in range(len(r.history) + 1))
+            r
+            for r in steps
+            if not any(tuple(r.history[:k]) in failed_paths for k in range(len(r.history) + 1))
         ]
     pairs = list(build_pairs(steps))
     pairs.extend(build_traj_pairs(task_trajectories(steps)))
@@ -272,7 +278,9 @@ def collect(
     start = time.perf_counter()
     summary = CollectSummary(out=str(out), tasks=len(cfg.tasks))
     pair_counts: Counter[str] = Counter()
-    with DatasetWriter(out, config=labelling_config(cfg), resume=True, seeds=cfg.seeds, env_ids=cfg.envs) as writer:
+    with DatasetWriter(
+        out, config=labelling_config(cfg), resume=True, seeds=cfg.seeds, env_ids=cfg.envs
+    ) as writer:
         pending = [t for t in cfg.tasks if not writer.is_done(task_id_for(*t))]
         summary.skipped = summary.tasks - len(pending)
         if summary.skipped:
@@ -284,7 +292,9 @@ def collect(
                 _commit(writer, result, cfg, summary, pair_counts)
                 new_tasks += 1
                 bar.update(1)
-                bar.set_postfix(ok=summary.ok, pruned=summary.pruned, failed=summary.failed, steps=summary.steps)
+                bar.set_postfix(
+                    ok=summary.ok, pruned=summary.pruned, failed=summary.failed, steps=summary.steps
+                )
                 if on_task is not None:
                     on_task(result)
                 if cfg.max_tasks is not None and new_tasks >= cfg.max_tasks and new_tasks < len(pending):
@@ -301,7 +311,9 @@ def _commit(
     writer: Any, result: TaskResult, cfg: CollectConfig, summary: CollectSummary, pair_counts: Counter[str]
 ) -> None:
     for failure in result.failures:
-        writer.record_failure(result.task_id, f"{failure['op']}: {failure['error']}", attempt=failure["attempt"])
+        writer.record_failure(
+            result.task_id, f"{failure['op']}: {failure['error']}", attempt=failure["attempt"]
+        )
     summary.env_failures += len(result.failures)
     summary.env_steps += result.env_steps
     if result.status == "failed":
@@ -331,7 +343,9 @@ def tasks_from_file(path: str | Path) -> list[str]:
         if not line:
             continue
         if len(line.split()) != 1 or "/" not in line:
-            raise ValueError(f"{path}: line {number} must hold one env id like 'miniwob/click-test-2', got {line!r}")
+            raise ValueError(
+                f"{path}: line {number} must hold one env id like 'miniwob/click-test-2', got {line!r}"
+            )
         if line not in envs:
             envs.append(line)
     return envs

@@ -65,7 +65,9 @@ def _json_dict(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"expected a JSON object, e.g. '{{\"temperature\": 0.5}}': {exc}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object, e.g. '{{\"temperature\": 0.5}}': {exc}"
+        ) from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
     return value
@@ -83,11 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, help="step budget of an episode (default 20)")
     parser.add_argument("--max-depth", type=int, help="hard depth cap (default: ceil(L0) + depth margin)")
     parser.add_argument("--depth-margin", type=int, help="depth cap = ceil(L0) + this (default 1)")
-    parser.add_argument("--search", choices=["greedy", "uct"], help="greedy MCTS-P schedule or UCT (default greedy)")
+    parser.add_argument(
+        "--search", choices=["greedy", "uct"], help="greedy MCTS-P schedule or UCT (default greedy)"
+    )
     parser.add_argument("--uct-iterations", type=int, help="uct: expansions per task (default 8)")
     parser.add_argument("--exploration", type=float, help="uct: exploration constant (default 1.0)")
     parser.add_argument("--policy", help="policy name: heuristic, random, hf (default heuristic)")
-    parser.add_argument("--policy-kwargs", type=_json_dict, help='policy options as JSON, e.g. \'{"temperature": 0.5}\'')
+    parser.add_argument(
+        "--policy-kwargs", type=_json_dict, help="policy options as JSON, e.g. '{\"temperature\": 0.5}'"
+    )
     parser.add_argument("--judge", help="judge name: rule, openai, local_vlm (default rule)")
     parser.add_argument("--judge-kwargs", type=_json_dict, help="judge options as JSON")
     parser.add_argument("--env-kwargs", type=_json_dict, help="make_env options as JSON")
@@ -95,7 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="base random seed (default 0)")
     parser.add_argument("--max-retries", type=int, help="retries of a failing env operation (default 2)")
     parser.add_argument("--step-timeout", type=float, help="seconds before an env operation counts as hung")
-    parser.add_argument("--max-tasks", type=int, help="stop after this many newly finished tasks (rerun resumes)")
+    parser.add_argument(
+        "--max-tasks", type=int, help="stop after this many newly finished tasks (rerun resumes)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", dest="json_out", help="also write the run summary to this JSON file")
 

@@ -17,7 +17,13 @@ from similar_rl.model.reward_model import SimilarRewardModel
 #: Where the trained default checkpoint ships inside the package.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "default_model"
 
-__all__ = ["DEFAULT_MODEL_DIR", "CheckpointError", "SimilarConfig", "SimilarRewardModel", "load_default_model"]
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "CheckpointError",
+    "SimilarConfig",
+    "SimilarRewardModel",
+    "load_default_model",
+]
 
 
 def load_default_model(device: str | None = None) -> SimilarRewardModel:
@@ -26,7 +32,10 @@ def load_default_model(device: str | None = None) -> SimilarRewardModel:
     Raises:
         FileNotFoundError: the checkpoint is not there (the message says how to train one).
     """
-    if not (DEFAULT_MODEL_DIR / "config.json").is_file() or not (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
+    if (
+        not (DEFAULT_MODEL_DIR / "config.json").is_file()
+        or not (DEFAULT_MODEL_DIR / "model.safetensors").is_file()
+    ):
         raise FileNotFoundError(
             f"no trained default model in {DEFAULT_MODEL_DIR} (config.json + model.safetensors). Train one with "
             "`similar-rl collect ...` then `similar-rl train --data DATASET --out DIR` and load it with "

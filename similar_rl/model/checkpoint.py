@@ -36,9 +36,13 @@ def read_config_json(folder: Path) -> dict[str, Any]:
     """Read and parse ``folder/config.json`` (a JSON object) with clear errors."""
     path = folder / CONFIG_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: a Similar checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise FileNotFoundError(
+            f"{path} not found: a Similar checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
     if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise CheckpointError(f"{path} is {path.stat().st_size} bytes; a config is at most {MAX_CONFIG_BYTES}")
+        raise CheckpointError(
+            f"{path} is {path.stat().st_size} bytes; a config is at most {MAX_CONFIG_BYTES}"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -62,7 +66,9 @@ def resolve_inside(folder: Path, relative: str, field: str) -> Path:
     return target
 
 
-def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def write_tensors(
+    path: Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     """Write tensors as safetensors (contiguous CPU copies), atomically via a temporary file."""
     from safetensors.torch import save_file
 
@@ -100,7 +106,9 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is corrupt or truncated: {exc}") from None
 
 
-def check_tensors(expected: Mapping[str, tuple[int, ...]], got: Mapping[str, torch.Tensor], source: str) -> None:
+def check_tensors(
+    expected: Mapping[str, tuple[int, ...]], got: Mapping[str, torch.Tensor], source: str
+) -> None:
     """Raise a CheckpointError listing missing, unexpected and mis-shaped tensors by name."""
     problems = []
     missing = sorted(set(expected) - set(got))

@@ -34,7 +34,9 @@ class SimilarConfig:
     by default); outputs are divided back into label units. ``total`` is ``R = sum_k g_k(x) r_k``.
     """
 
-    backbone: str = field(default="default", metadata={"help": "backbone kind: 'default' (MiniLM + EfficientNet) or 'hf'"})
+    backbone: str = field(
+        default="default", metadata={"help": "backbone kind: 'default' (MiniLM + EfficientNet) or 'hf'"}
+    )
     backbone_path: str | None = field(
         default=None,
         metadata={
@@ -45,19 +47,27 @@ class SimilarConfig:
     backbone_options: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "backbone-specific options (see the backbone's OPTIONS)"}
     )
-    x_dim: int | None = field(default=None, metadata={"help": "prompt feature size (filled in by the backbone)"})
-    z_dim: int | None = field(default=None, metadata={"help": "prompt+response feature size (filled in by the backbone)"})
+    x_dim: int | None = field(
+        default=None, metadata={"help": "prompt feature size (filled in by the backbone)"}
+    )
+    z_dim: int | None = field(
+        default=None, metadata={"help": "prompt+response feature size (filled in by the backbone)"}
+    )
     n_experts: int = field(default=5, metadata={"help": "5, or 6 with an 'all' expert trained on total"})
     gate_hidden: int = field(default=1024, metadata={"help": "hidden width of the gating MLP"})
     gate_layers: int = field(default=3, metadata={"help": "number of hidden layers of the gating MLP"})
     gate_dropout: float = field(default=0.2, metadata={"help": "dropout in the gating MLP"})
     gate_temperature: float = field(default=10.0, metadata={"help": "softmax temperature tau of the gate"})
-    learn_scale: bool = field(default=True, metadata={"help": "learn the scale s multiplying the gate weights"})
+    learn_scale: bool = field(
+        default=True, metadata={"help": "learn the scale s multiplying the gate weights"}
+    )
     total_weights: dict[str, float] = field(
         default_factory=lambda: dict(TOTAL_WEIGHTS),
         metadata={"help": "per-dimension weight of total; also the scale of each expert's regression target"},
     )
-    use_history: bool = field(default=True, metadata={"help": "multi-step: put previous actions in the prompt"})
+    use_history: bool = field(
+        default=True, metadata={"help": "multi-step: put previous actions in the prompt"}
+    )
     use_image: bool = field(default=True, metadata={"help": "multi-modal: encode the screenshot"})
     single_objective: bool = field(default=False, metadata={"help": "one head trained on total, no gate"})
 
@@ -65,11 +75,17 @@ class SimilarConfig:
         from similar_rl.model.backbones import BACKBONES
 
         if self.backbone not in BACKBONES:
-            raise ValueError(f"SimilarConfig.backbone must be one of {sorted(BACKBONES)}, got {self.backbone!r}")
+            raise ValueError(
+                f"SimilarConfig.backbone must be one of {sorted(BACKBONES)}, got {self.backbone!r}"
+            )
         if self.backbone == "hf" and not self.backbone_path:
-            raise ValueError("SimilarConfig.backbone_path is required for backbone='hf' (a local model folder)")
+            raise ValueError(
+                "SimilarConfig.backbone_path is required for backbone='hf' (a local model folder)"
+            )
         if self.backbone_path is not None and not isinstance(self.backbone_path, str):
-            raise TypeError(f"SimilarConfig.backbone_path must be a string, got {type(self.backbone_path).__name__}")
+            raise TypeError(
+                f"SimilarConfig.backbone_path must be a string, got {type(self.backbone_path).__name__}"
+            )
         if not isinstance(self.backbone_options, dict):
             raise TypeError("SimilarConfig.backbone_options must be a dict")
         if self.n_experts not in (5, 6):
@@ -86,7 +102,9 @@ class SimilarConfig:
         if not 0.0 <= self.gate_dropout < 1.0:
             raise ValueError(f"SimilarConfig.gate_dropout must be in [0, 1), got {self.gate_dropout}")
         if not (math.isfinite(self.gate_temperature) and self.gate_temperature > 0):
-            raise ValueError(f"SimilarConfig.gate_temperature must be a positive number, got {self.gate_temperature}")
+            raise ValueError(
+                f"SimilarConfig.gate_temperature must be a positive number, got {self.gate_temperature}"
+            )
         self.total_weights = validate_weights(self.total_weights)
         if any(self.total_weights[k] <= 0 for k in DIMENSIONS):
             bad = [k for k in DIMENSIONS if self.total_weights[k] <= 0]
@@ -104,7 +122,7 @@ class SimilarConfig:
 
     def target_scales(self) -> list[float]:
         """Scale of each expert's regression target (label units -> expert units), in ``expert_names`` order."""
-        return [self.total_weights[k] if k in self.total_weights else 1.0 for k in self.expert_names]
+        return [self.total_weights.get(k, 1.0) for k in self.expert_names]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -123,7 +141,9 @@ class SimilarConfig:
         if fmt != CONFIG_FORMAT:
             raise ValueError(f"config field 'format' is {fmt!r}; expected {CONFIG_FORMAT!r}")
         if version != CONFIG_VERSION:
-            raise ValueError(f"config field 'version' is {version!r}; this similar_rl reads version {CONFIG_VERSION}")
+            raise ValueError(
+                f"config field 'version' is {version!r}; this similar_rl reads version {CONFIG_VERSION}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -34,12 +34,16 @@ class RegressionExperts(nn.Linear):
         """Copy fitted weights in, checking shapes. ``weight``: ``(n_experts, z_dim)``; ``bias``: ``(n_experts,)``."""
         weight = torch.as_tensor(weight)
         if tuple(weight.shape) != tuple(self.weight.shape):
-            raise ValueError(f"experts weight must have shape {tuple(self.weight.shape)}, got {tuple(weight.shape)}")
+            raise ValueError(
+                f"experts weight must have shape {tuple(self.weight.shape)}, got {tuple(weight.shape)}"
+            )
         self.weight.copy_(weight.to(self.weight))
         if bias is not None:
             bias = torch.as_tensor(bias)
             if tuple(bias.shape) != tuple(self.bias.shape):
-                raise ValueError(f"experts bias must have shape {tuple(self.bias.shape)}, got {tuple(bias.shape)}")
+                raise ValueError(
+                    f"experts bias must have shape {tuple(self.bias.shape)}, got {tuple(bias.shape)}"
+                )
             self.bias.copy_(bias.to(self.bias))
 
 

@@ -79,7 +79,9 @@ class SimilarRewardModel(nn.Module):
                 learn_scale=config.learn_scale,
             )
         )
-        self.register_buffer("target_scale", torch.tensor(config.target_scales(), dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            "target_scale", torch.tensor(config.target_scales(), dtype=torch.float32), persistent=False
+        )
         self.eval()  # inference by default; trainers call .train()
 
     # -- construction -------------------------------------------------------------------------------------------
@@ -183,7 +185,10 @@ class SimilarRewardModel(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, backbone_path: str | Path | None = None, device: str | torch.device | None = None
+        cls,
+        path: str | Path,
+        backbone_path: str | Path | None = None,
+        device: str | torch.device | None = None,
     ) -> SimilarRewardModel:
         """Load a folder written by :meth:`save_pretrained`.
 
@@ -200,7 +205,9 @@ class SimilarRewardModel(nn.Module):
         """
         folder = Path(path)
         if not folder.is_dir():
-            raise FileNotFoundError(f"{folder} is not a folder: expected a checkpoint folder with {CONFIG_NAME}")
+            raise FileNotFoundError(
+                f"{folder} is not a folder: expected a checkpoint folder with {CONFIG_NAME}"
+            )
         data = read_config_json(folder)
         try:
             config = SimilarConfig.from_dict(data)

@@ -14,7 +14,8 @@ Task relevance is 0 for:
    the instruction;
 6. a click on an element whose text shares no content word with the instruction while the instruction names
    some other element on the screen (another element's text does share a word with it). Text fields, elements
-   without text, and generic controls ("Submit", "OK", "Next"...) are exempt.
+   without text, and generic controls ("Submit", "OK", "Next"...) when the instruction names no generic control
+   (forms often end with an unnamed submit button) are exempt.
 
 Coherence (relative to the previous action; the first step is coherent) is 0 for:
 
@@ -286,8 +287,8 @@ class RuleJudge:
         wanted = content_words(state.instruction)
         if words & wanted:
             return True, f"{el.tag} {el.ref} text matches the instruction"
-        if words & self.generic_controls:
-            return True, f"{el.tag} {el.ref} is a generic control"
+        if words & self.generic_controls and not wanted & self.generic_controls:
+            return True, f"{el.tag} {el.ref} is a generic control and the instruction names none"
         named = [
             other
             for other in state.elements

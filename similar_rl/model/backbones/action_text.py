@@ -91,7 +91,9 @@ def _element_phrase(ref: int | None, elements: dict[int, ElementLine]) -> tuple[
     return f"{element.tag or 'element'} {text}".strip(), element
 
 
-def describe_action(action: str, observation_text: str | None = None, elements: dict[int, ElementLine] | None = None) -> str:
+def describe_action(
+    action: str, observation_text: str | None = None, elements: dict[int, ElementLine] | None = None
+) -> str:
     """Render an action string as a short natural phrase, resolving element refs against the observation."""
     if elements is None:
         elements = parse_observation(observation_text)
@@ -166,7 +168,11 @@ def structural_features(
     if use_history and history:
         norm = action.strip()
         earlier = [h.strip() for h in history[:-1]]
-        out += [1.0 if history[-1].strip() == norm else 0.0, 1.0 if norm in earlier else 0.0, min(len(history), 20) / 20]
+        out += [
+            1.0 if history[-1].strip() == norm else 0.0,
+            1.0 if norm in earlier else 0.0,
+            min(len(history), 20) / 20,
+        ]
     else:
         out += [0.0, 0.0, 0.0]
     return out

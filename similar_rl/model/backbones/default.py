@@ -102,7 +102,9 @@ class DefaultBackbone(Backbone):
         super().__init__()
         unknown = sorted(set(config.backbone_options) - set(self.OPTIONS))
         if unknown:
-            raise ValueError(f"unknown backbone_options {unknown} for backbone 'default'; known: {sorted(self.OPTIONS)}")
+            raise ValueError(
+                f"unknown backbone_options {unknown} for backbone 'default'; known: {sorted(self.OPTIONS)}"
+            )
         self.options = {**self.OPTIONS, **config.backbone_options}
         for name, value in self.options.items():
             if not isinstance(value, int) or value < 0:
@@ -165,7 +167,9 @@ class DefaultBackbone(Backbone):
 
     def _minilm(self, texts: list[str], max_tokens: int) -> torch.Tensor:
         device = self.device
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
+        )
         batch = {k: v.to(device) for k, v in batch.items()}
         hidden = self.text_model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -193,44 +197,47 @@ class DefaultBackbone(Backbone):
         return "previous actions: " + "; ".join(phrases), (phrases[-1] if phrases else "")
 
     @torch.no_grad()
-    def _prompt_features(self, reps: Sequence[StepInput]) -> list[dict[str, Any]]:
-        """Per unique state: embeddings of the state side (cached by prompt key)."""
-        found: list[dict[str, Any] | None] = [self.prompt_cache.get(s.prompt_key) for s in reps]
-        missing = [i for i, f in enumerate(found) if f is None]
-        if missing:
-            steps = [reps[i] for i in missing]
-            elements = [parse_observation(s.observation_text) for s in steps]
-            hist = [self._history_texts(s, e) for s, e in zip(steps, elements, strict=True)]
-            instr = self.embed_texts([s.instruction for s in steps])
-            history = self.embed_texts([h[0] for h in hist], self.options["max_observation_tokens"])
-            last = self.embed_texts([h[1] for h in hist])
-            obs = self.embed_texts([s.observation_text or "" for s in steps], self.options["max_observation_tokens"])
-            if self.use_image:
-                image = self.embed_images([s.screenshot for s in steps])
-            for j, i in enumerate(missing):
-                feats = {
-                    "instruction": instr[j],
-                    "history": history[j],
-                    "last": last[j],
-                    "observation": obs[j],
-                    "image": image[j] if self.use_image else None,
-                    "elements": elements[j],
-                }
-                self.prompt_cache.put(reps[i].prompt_key, feats)
-                found[i] = feats
-        return found  # type: ignore[return-value]
-
     def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
         if len(steps) == 0:
-            return torch.zeros(0, self.x_dim, device=self.device), torch.zeros(0, self.z_dim, device=self.device)
+            return torch.zeros(0, self.x_dim, device=self.device), torch.zeros(
+                0, self.z_dim, device=self.device
+            )
         reps, index = unique_prompts(steps)
-        prompts = self._prompt_features(reps)
-        phrases = [describe_action(s.action, elements=prompts[g]["elements"]) for s, g in zip(steps, index, strict=True)]
-        action = self.embed_texts(phrases)
+        prompts: list[dict[str, Any] | None] = [self.prompt_cache.get(s.prompt_key) for s in reps]
+        missing = [g for g, p in enumerate(prompts) if p is None]
+        elements = {g: parse_observation(reps[g].observation_text) for g in missing}
+        for g, p in enumerate(prompts):
+            if p is not None:
+                elements[g] = p["elements"]
+        phrases = [describe_action(s.action, elements=elements[g]) for s, g in zip(steps, index, strict=True)]
+        hist = [self._history_texts(reps[g], elements[g]) for g in missing]
+        # Two MiniLM calls at most: short texts (instructions, last actions, actions) and long ones.
+        m = len(missing)
+        short = self.embed_texts([reps[g].instruction for g in missing] + [h[1] for h in hist] + phrases)
+        long = self.embed_texts(
+            [h[0] for h in hist] + [reps[g].observation_text or "" for g in missing],
+            self.options["max_observation_tokens"],
+        )
+        images = self.embed_images([reps[g].screenshot for g in missing]) if self.use_image and m else None
+        for j, g in enumerate(missing):
+            feats = {
+                "instruction": short[j],
+                "last": short[m + j],
+                "history": long[j],
+                "observation": long[m + j],
+                "image": images[j] if images is not None else None,
+                "elements": elements[g],
+            }
+            self.prompt_cache.put(reps[g].prompt_key, feats)
+            prompts[g] = feats
+        action = short[2 * m :]
         xs, zs = [], []
         for i, (step, g) in enumerate(zip(steps, index, strict=True)):
             p = prompts[g]
-            struct = structural_features(step.instruction, step.action, step.history, p["elements"], self.use_history)
+            assert p is not None
+            struct = structural_features(
+                step.instruction, step.action, step.history, p["elements"], self.use_history
+            )
             x_parts = [p["instruction"], p["history"], p["observation"]]
             z_parts = [
                 *x_parts,

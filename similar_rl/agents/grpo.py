@@ -1,0 +1,560 @@
+"""GRPO for GUI agents with TRL's ``GRPOTrainer``, rewarded step by step by Similar.
+
+Top to bottom: settings (:class:`GRPOArgs`); GUI states, either from rollouts of a behaviour policy in the env
+(``random``, ``heuristic`` or ``hf`` = the policy model itself) or from a dataset folder written by MCTS-P
+collection; one prompt per state (instruction, screen elements, previous actions, the action grammar; the
+screenshot too for a VLM policy); reward functions (:func:`similar_rl.rewards.similar_reward_funcs`: ``total``
+and every dimension, one scorer call per batch, plus an optional env-verified reward that replays the state and
+executes the completion's action); LoRA through PEFT; then the trained policy acts greedily in the real env and
+its success rate is reported.
+
+TRL logs every reward function as ``rewards/<name>/mean`` (``similar_total``, ``similar_helpfulness``, ...)
+to TensorBoard and, with ``track``, to an offline W&B run. Checkpoints hold only safetensors + JSON
+(``save_only_model``; the pickled ``training_args.bin`` HF writes is replaced by ``args.json``); ``resume``
+starts from a saved LoRA adapter (the optimizer restarts).
+
+Run it with ``similar-rl agent grpo --config configs/grpo_toy.yaml`` or ``python examples/grpo_gui.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from similar_rl.agents.config import save_args
+from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
+from similar_rl.envs import make_env
+from similar_rl.envs.actions import ActionParseError, extract_action, format_action
+from similar_rl.envs.base import InvalidActionError
+from similar_rl.policies.hf import SYSTEM_PROMPT, build_prompt
+from similar_rl.types import GUIState
+
+logger = logging.getLogger(__name__)
+
+STATE_SOURCES = ("rollout", "dataset")
+PICKLE_FILES = ("training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "scaler.pt")
+
+
+# --------------------------------------------------------------------------------------------------- settings
+@dataclass
+class GRPOArgs:
+    """Settings of a GRPO run (every field is a YAML key and a ``--field-name`` option)."""
+
+    model_path: str = field(default="", metadata={"help": "local folder of the policy (causal LM or VLM)"})
+    vlm: bool = field(
+        default=False, metadata={"help": "the policy is a VLM: send the screenshot as an image"}
+    )
+    env_id: str = field(
+        default="toy/click-button", metadata={"help": "env of the rollouts and the evaluation"}
+    )
+    env_kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "keyword arguments of make_env"}
+    )
+    # states
+    states_from: str = field(default="rollout", metadata={"help": "rollout | dataset"})
+    dataset_dir: str | None = field(
+        default=None, metadata={"help": "MCTS-P dataset folder (states_from=dataset)"}
+    )
+    behaviour: str = field(default="random", metadata={"help": "rollout policy: random | heuristic | hf"})
+    num_states: int = field(default=64, metadata={"help": "prompts in the training set"})
+    state_seed: int = field(default=0, metadata={"help": "first episode seed of the rollouts"})
+    max_episode_steps: int = field(default=10, metadata={"help": "steps per rollout / evaluation episode"})
+    max_history: int = field(default=8, metadata={"help": "previous actions shown in the prompt"})
+    max_observation_chars: int = field(default=4000, metadata={"help": "screen text kept in the prompt"})
+    # rewards
+    reward_model: str = field(
+        default="default", metadata={"help": "'default' or a saved SimilarRewardModel folder"}
+    )
+    similar_dimensions: list[str] = field(
+        default_factory=lambda: list(DIMENSIONS),
+        metadata={"help": "dimensions with their own reward function"},
+    )
+    reward_weights: dict[str, float] = field(
+        default_factory=lambda: {"total": 1.0},
+        metadata={"help": "weight per reward: total, a dimension or env (unlisted: 0, logged only)"},
+    )
+    env_reward: bool = field(default=False, metadata={"help": "add the env-verified reward of the action"})
+    invalid_penalty: float = field(
+        default=-1.0, metadata={"help": "reward of a completion with no valid action"}
+    )
+    scorer_batch_size: int = field(default=32, metadata={"help": "reward-model batch size"})
+    # trainer
+    max_steps: int = field(default=50, metadata={"help": "optimizer steps"})
+    learning_rate: float = field(default=1e-5, metadata={"help": "learning rate"})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "completions per device per step"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "gradient accumulation"})
+    num_generations: int = field(default=4, metadata={"help": "completions per prompt (the GRPO group)"})
+    max_completion_length: int = field(default=48, metadata={"help": "tokens per completion"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    beta: float = field(default=0.0, metadata={"help": "KL coefficient (0: no reference model)"})
+    bf16: bool = field(default=False, metadata={"help": "bfloat16 training (GPU)"})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "gradient checkpointing (big models)"}
+    )
+    lora: bool = field(default=True, metadata={"help": "train a LoRA adapter instead of all weights"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: str | list[str] = field(
+        default="all-linear", metadata={"help": "LoRA target modules"}
+    )
+    # run
+    seed: int = field(default=1, metadata={"help": "seed"})
+    output_dir: str = field(default="runs", metadata={"help": "runs are written to <output_dir>/<run_name>"})
+    run_name: str | None = field(default=None, metadata={"help": "default: <env>__grpo__<seed>"})
+    track: bool = field(default=False, metadata={"help": "log to W&B"})
+    wandb_project: str = field(default="similar-rl", metadata={"help": "W&B project"})
+    wandb_mode: str = field(default="offline", metadata={"help": "offline | online | disabled"})
+    tensorboard: bool = field(default=True, metadata={"help": "log to TensorBoard"})
+    save_steps: int = field(
+        default=0, metadata={"help": "checkpoint every N steps (0: only the final model)"}
+    )
+    resume: str | None = field(default=None, metadata={"help": "LoRA adapter folder to start from"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+    eval_episodes: int = field(
+        default=10, metadata={"help": "greedy episodes in the env after training (0: skip)"}
+    )
+    eval_seed: int = field(default=100_000, metadata={"help": "first seed of the evaluation episodes"})
+
+    def __post_init__(self) -> None:
+        if self.states_from not in STATE_SOURCES:
+            raise ValueError(f"states_from must be one of {STATE_SOURCES}, got {self.states_from!r}")
+        if self.states_from == "dataset" and not self.dataset_dir:
+            raise ValueError(
+                "states_from=dataset needs dataset_dir (a folder written by `similar-rl collect`)"
+            )
+        bad = sorted(set(self.reward_weights) - {*SCORE_KEYS, "env"})
+        if bad:
+            raise ValueError(f"reward_weights has unknown key(s) {bad}; use total, env or {list(DIMENSIONS)}")
+        if "env" in self.reward_weights and not self.env_reward:
+            raise ValueError("reward_weights names 'env' but env_reward is false; set env_reward: true")
+        unknown = sorted(set(self.similar_dimensions) - set(DIMENSIONS))
+        if unknown:
+            raise ValueError(
+                f"similar_dimensions has unknown dimension(s) {unknown}; choose from {DIMENSIONS}"
+            )
+        for name in ("num_states", "max_steps", "num_generations", "per_device_train_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+# ---------------------------------------------------------------------------------------------- GUI states
+def state_row(state: GUIState, history: Sequence[str], env_id: str, seed: int) -> dict[str, Any]:
+    """One state as a plain dict (the columns of the prompt dataset before the prompt is added)."""
+    return {
+        "instruction": state.instruction,
+        "observation_text": state.observation_text,
+        "history": list(history),
+        "screenshot": state.screenshot,
+        "env_id": env_id,
+        "seed": int(seed),
+    }
+
+
+def rollout_states(args: GRPOArgs) -> list[dict[str, Any]]:
+    """States visited by the behaviour policy in ``args.env_id`` (episodes seeded from ``state_seed``)."""
+    from similar_rl.policies import make_policy
+
+    env, adapter = make_env(args.env_id, **args.env_kwargs)
+    kwargs = {"model_path": args.model_path} if args.behaviour == "hf" else {}
+    policy = make_policy(args.behaviour, adapter, **kwargs)
+    rng = np.random.default_rng(args.seed)
+    rows: list[dict[str, Any]] = []
+    seed = args.state_seed
+    try:
+        while len(rows) < args.num_states:
+            state, _ = adapter.reset(env, seed=seed)
+            history: list[str] = []
+            while state is not None and len(history) < args.max_episode_steps and len(rows) < args.num_states:
+                rows.append(state_row(state, history, args.env_id, seed))
+                action = policy.propose(state, history, 1, rng)[0]
+                outcome = adapter.step(env, action)
+                history.append(action)
+                state = None if outcome.done else outcome.state
+            seed += 1
+    finally:
+        env.close()
+    return rows
+
+
+def dataset_states(folder: str, limit: int) -> list[dict[str, Any]]:
+    """One row per labelled state (MCTS-P node) of a dataset folder, at most ``limit``."""
+    from similar_rl.data.dataset import DatasetReader
+
+    reader = DatasetReader(folder)
+    rows, seen = [], set()
+    for rec in reader.steps():
+        node = rec.node_id or f"{rec.task_id}/{rec.step_idx}/{'|'.join(rec.history)}"
+        if node in seen:
+            continue
+        seen.add(node)
+        rows.append(
+            {
+                "instruction": rec.instruction,
+                "observation_text": rec.observation_text,
+                "history": list(rec.history),
+                "screenshot": reader.load_screenshot(rec.screenshot) if rec.screenshot else None,
+                "env_id": rec.env_id,
+                "seed": int(rec.seed),
+            }
+        )
+        if len(rows) >= limit:
+            break
+    if not rows:
+        raise ValueError(f"dataset folder {folder!r} holds no committed step records")
+    return rows
+
+
+def messages_for(
+    state: GUIState, history: Sequence[str], args: GRPOArgs, image_placeholder: bool = False
+) -> list[dict[str, Any]]:
+    """The chat prompt of one state (text; TRL inserts the image of a VLM prompt from the ``image`` column)."""
+    text = build_prompt(state, history, args.max_history, args.max_observation_chars)
+    content: Any = [{"type": "image"}, {"type": "text", "text": text}] if image_placeholder else text
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
+
+
+def build_dataset(rows: list[dict[str, Any]], args: GRPOArgs) -> Any:
+    """A ``datasets.Dataset`` of conversational prompts plus the columns the reward functions read."""
+    from datasets import Dataset
+    from PIL import Image
+
+    records = []
+    for row in rows:
+        state = GUIState(row["instruction"], observation_text=row["observation_text"])
+        image = Image.fromarray(row["screenshot"]) if row["screenshot"] is not None else None
+        rec = {**row, "prompt": messages_for(state, row["history"], args)}
+        # A VLM policy sees the screenshot (TRL feeds ``image`` to it and to the rewards); a text policy
+        # does not, but the reward model still does (the ``screenshot`` column).
+        rec.pop("screenshot")
+        rec["image" if args.vlm else "screenshot"] = image
+        records.append(rec)
+    return Dataset.from_list(records)
+
+
+# ------------------------------------------------------------------------------------------------- rewards
+def completion_action(completion: Any) -> str | None:
+    """The canonical action string in a completion (plain or conversational), or None."""
+    from similar_rl.rewards import completion_text
+
+    try:
+        return format_action(extract_action(completion_text(completion)))
+    except ActionParseError:
+        return None
+
+
+class EnvVerifiedReward:
+    """TRL reward function ``env_reward``: rebuild the state (reset(seed) + replay history), execute the
+    completion's action, return the env's reward (+1 solved, -1 failed, 0 otherwise in the toy env).
+    Results are cached by (env, seed, history, action)."""
+
+    __name__ = "env_reward"
+
+    def __init__(self, env_kwargs: dict[str, Any] | None = None, invalid_penalty: float = -1.0):
+        self.env_kwargs = dict(env_kwargs or {})
+        self.invalid_penalty = invalid_penalty
+        self._envs: dict[str, tuple[Any, Any]] = {}
+        self._cache: dict[tuple, float] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_envs": {}}
+
+    def _env(self, env_id: str) -> tuple[Any, Any]:
+        if env_id not in self._envs:
+            self._envs[env_id] = make_env(env_id, **self.env_kwargs)
+        return self._envs[env_id]
+
+    def __call__(self, prompts: list, completions: list, env_id: list, seed: list, history: list, **_: Any):
+        out: list[float] = []
+        for completion, eid, s, hist in zip(completions, env_id, seed, history, strict=True):
+            action = completion_action(completion)
+            if action is None:
+                out.append(self.invalid_penalty)
+                continue
+            key = (eid, int(s), tuple(hist), action)
+            if key not in self._cache:
+                env, adapter = self._env(eid)
+                adapter.rebuild(env, int(s), list(hist))
+                try:
+                    self._cache[key] = adapter.step(env, action).reward
+                except (ActionParseError, InvalidActionError):
+                    self._cache[key] = self.invalid_penalty
+            out.append(self._cache[key])
+        return out
+
+    def close(self) -> None:
+        for env, _ in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+
+def reward_functions(args: GRPOArgs, scorer: Any) -> tuple[list[Any], list[float]]:
+    """The reward callables and their weights, in the order TRL gets them."""
+    from similar_rl.rewards import similar_reward_funcs
+
+    funcs: list[Any] = similar_reward_funcs(
+        scorer, dimensions=args.similar_dimensions, include_total=True, invalid_penalty=args.invalid_penalty
+    )
+    weights = [args.reward_weights.get(f.__name__.removeprefix("similar_"), 0.0) for f in funcs]
+    if args.env_reward:
+        funcs.append(EnvVerifiedReward(args.env_kwargs, args.invalid_penalty))
+        weights.append(args.reward_weights.get("env", 1.0))
+    if not any(weights):
+        raise ValueError(
+            "every reward weight is 0: give total, a dimension or env a weight in reward_weights"
+        )
+    return funcs, weights
+
+
+# ----------------------------------------------------------------------------------------- model loading
+def load_policy(args: GRPOArgs) -> tuple[Any, Any]:
+    """(model, processing class) from ``args.model_path`` (local files only; a VLM gets its processor)."""
+    import transformers
+
+    if not args.model_path or not Path(args.model_path).is_dir():
+        raise FileNotFoundError(
+            f"model_path {args.model_path!r} is not a local folder; point it at a causal LM or VLM saved with "
+            "save_pretrained (nothing is downloaded)"
+        )
+    dtype = "bfloat16" if args.bf16 else "float32"
+    if args.vlm:
+        model = transformers.AutoModelForImageTextToText.from_pretrained(
+            args.model_path, local_files_only=True, dtype=dtype
+        )
+        processing = transformers.AutoProcessor.from_pretrained(args.model_path, local_files_only=True)
+    else:
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            args.model_path, local_files_only=True, dtype=dtype
+        )
+        processing = transformers.AutoTokenizer.from_pretrained(args.model_path, local_files_only=True)
+    if args.resume:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, args.resume, is_trainable=True)
+        logger.info("starting from the LoRA adapter in %s", args.resume)
+    return model, processing
+
+
+def _strip_pickles(folder: Path) -> None:
+    for name in PICKLE_FILES:
+        (folder / name).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def act(model: Any, processing: Any, state: GUIState, history: Sequence[str], args: GRPOArgs) -> str | None:
+    """Greedy-decode one action for ``state``; None if the completion holds no valid action."""
+    import torch
+    from PIL import Image
+
+    use_image = args.vlm and state.screenshot is not None
+    messages = messages_for(state, history, args, image_placeholder=use_image)
+    if use_image:
+        prompt = processing.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        inputs = processing(text=[prompt], images=[Image.fromarray(state.screenshot)], return_tensors="pt")
+    else:
+        inputs = processing.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+    inputs = {k: v.to(model.device) for k, v in inputs.items()}
+    tokenizer = getattr(processing, "tokenizer", processing)
+    with torch.no_grad():
+        out = model.generate(
+            **inputs,
+            do_sample=False,
+            max_new_tokens=args.max_completion_length,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    text = tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return completion_action(text)
+
+
+def evaluate_policy(
+    model: Any, processing: Any, args: GRPOArgs, episodes: int | None = None
+) -> dict[str, float]:
+    """Success rate, mean episode length and invalid-action rate of greedy acting in the real env."""
+    episodes = args.eval_episodes if episodes is None else episodes
+    env, adapter = make_env(args.env_id, **args.env_kwargs)
+    model.eval()
+    successes, lengths, invalid, steps = [], [], 0, 0
+    try:
+        for ep in range(episodes):
+            state, _ = adapter.reset(env, seed=args.eval_seed + ep)
+            history: list[str] = []
+            success = False
+            while state is not None and len(history) < args.max_episode_steps:
+                action = act(model, processing, state, history, args)
+                steps += 1
+                if action is None:
+                    invalid += 1
+                    action = "noop()"
+                try:
+                    outcome = adapter.step(env, action)
+                except InvalidActionError:
+                    invalid += 1
+                    outcome = adapter.step(env, "noop()")
+                history.append(action)
+                success = outcome.success
+                state = None if outcome.done else outcome.state
+            successes.append(float(success))
+            lengths.append(len(history))
+    finally:
+        env.close()
+    return {
+        "eval/success_rate": float(np.mean(successes)) if successes else float("nan"),
+        "eval/episodic_length": float(np.mean(lengths)) if lengths else float("nan"),
+        "eval/invalid_action_rate": invalid / max(steps, 1),
+        "eval/episodes": float(episodes),
+    }
+
+
+# ------------------------------------------------------------------------------------------------- training
+def train(
+    args: GRPOArgs, model: Any = None, processing_class: Any = None, scorer: Any = None
+) -> dict[str, Any]:
+    """Run GRPO as ``args`` say and evaluate the policy in the env; return a summary.
+
+    ``model`` / ``processing_class`` / ``scorer`` override ``model_path`` / ``reward_model`` with ready objects.
+    """
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from similar_rl.agents.common import load_scorer
+
+    run_name = args.run_name or f"{args.env_id.replace('/', '-')}__grpo__{args.seed}"
+    run_dir = Path(args.output_dir) / run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_args(args, run_dir / "args.json")
+
+    rows = (
+        rollout_states(args)
+        if args.states_from == "rollout"
+        else dataset_states(args.dataset_dir, args.num_states)
+    )
+    dataset = build_dataset(rows, args)
+    logger.info("GRPO on %d states from %s", len(dataset), args.states_from)
+
+    if scorer is None:
+        scorer = load_scorer(args.reward_model, batch_size=args.scorer_batch_size)
+    funcs, weights = reward_functions(args, scorer)
+    if model is None:
+        model, loaded = load_policy(args)
+        processing_class = processing_class or loaded
+
+    peft_config = None
+    if args.lora and not args.resume:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout,
+            target_modules=args.lora_target_modules,
+            task_type="CAUSAL_LM",
+        )
+
+    report_to = (["tensorboard"] if args.tensorboard else []) + (["wandb"] if args.track else [])
+    if args.track:
+        os.environ["WANDB_MODE"] = args.wandb_mode
+        os.environ.setdefault("WANDB_PROJECT", args.wandb_project)
+        os.environ.setdefault("WANDB_DIR", str(run_dir))
+    import torch
+
+    config = GRPOConfig(
+        output_dir=str(run_dir),
+        run_name=run_name,
+        max_steps=args.max_steps,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        num_generations=args.num_generations,
+        max_completion_length=args.max_completion_length,
+        temperature=args.temperature,
+        beta=args.beta,
+        bf16=args.bf16,
+        gradient_checkpointing=args.gradient_checkpointing,
+        reward_weights=weights,
+        logging_steps=1,
+        save_strategy="steps" if args.save_steps else "no",
+        save_steps=args.save_steps or 500,
+        save_only_model=True,  # no pickled optimizer / scheduler / RNG files
+        report_to=report_to or "none",
+        seed=args.seed,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=not args.progress,
+    )
+
+    class _NoPickles(TrainerCallback):
+        def on_save(self, _args, state, _control, **_kw):
+            _strip_pickles(run_dir / f"checkpoint-{state.global_step}")
+
+    callbacks: list[Any] = [_NoPickles()]
+    try:
+        from similar_rl.tracking import SimilarTrackingCallback
+
+        callbacks.append(SimilarTrackingCallback(funcs))
+    except ImportError:
+        logger.debug("similar_rl.tracking not available; per-dimension rewards are logged by TRL only")
+
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=config,
+        train_dataset=dataset,
+        processing_class=processing_class,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+    result = trainer.train()
+    final_dir = run_dir / "final"
+    trainer.save_model(str(final_dir))
+    _strip_pickles(final_dir)
+    save_args(args, final_dir / "similar_rl_args.json")
+    for func in funcs:
+        if isinstance(func, EnvVerifiedReward):
+            func.close()
+
+    summary: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "final_model": str(final_dir),
+        "global_step": int(trainer.state.global_step),
+        "train_loss": float(result.training_loss),
+        "states": len(dataset),
+    }
+    history = [h for h in trainer.state.log_history if "reward" in h]
+    if history:
+        summary["last_rewards"] = {
+            k: v for k, v in history[-1].items() if k.startswith(("rewards/", "reward"))
+        }
+    if args.eval_episodes:
+        metrics = evaluate_policy(trainer.model, processing_class or trainer.processing_class, args)
+        summary.update(metrics)
+        trainer.log(metrics)
+    if args.track:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.run.summary.update({k: v for k, v in summary.items() if isinstance(v, int | float)})
+            wandb.finish()
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    logger.info("GRPO finished: %s", summary)
+    return summary
+
+
+__all__ = [
+    "EnvVerifiedReward",
+    "GRPOArgs",
+    "build_dataset",
+    "dataset_states",
+    "evaluate_policy",
+    "load_policy",
+    "reward_functions",
+    "rollout_states",
+    "train",
+]

@@ -1,0 +1,298 @@
+"""A policy that asks a local Hugging Face causal LM or vision-language model for actions.
+
+The prompt holds the instruction, the observation text (DOM with element refs), the previous actions and the
+action grammar (:data:`similar_rl.envs.actions.GRAMMAR`); a VLM also gets the screenshot. ``n`` completions are
+sampled and each is parsed with :func:`~similar_rl.envs.actions.extract_action` (the last well-formed action in
+the text wins). Completions with no valid action, or with a ref that is not on the screen, are *failures*: they
+are logged, counted (``failure_count`` / ``sample_count``) and kept in ``last_failures``, never raised.
+
+If fewer than ``n`` completions parse, the rest come from the ``fallback`` policy (default ``"heuristic"``, any
+name of :func:`similar_rl.policies.make_policy` or a policy object); with ``fallback=None`` only the parsed
+actions are returned (``["noop()"]`` if none parsed), so the list may be shorter than ``n``.
+
+Nothing is downloaded: models load with ``local_files_only=True``.
+
+Example (prompt building needs no model):
+    >>> from similar_rl.types import GUIState
+    >>> state = GUIState("Click OK", observation_text='[4] button "OK"')
+    >>> print(build_prompt(state, ["noop()"]).splitlines()[0])
+    You operate a graphical user interface. Task: Click OK
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from similar_rl._optional import require
+from similar_rl.envs.actions import GRAMMAR, ActionParseError, extract_action, format_action
+from similar_rl.envs.base import BaseAdapter
+from similar_rl.policies.random import FALLBACK_ACTION, _check_n
+from similar_rl.types import GUIState
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = "You are a precise GUI agent. Reply with exactly one action."
+
+
+def build_prompt(
+    state: GUIState, history: Sequence[str], max_history: int = 8, max_observation_chars: int = 4000
+) -> str:
+    """The user message for one state: task, screen elements, previous actions and the action grammar."""
+    observation = state.observation_text or "(no text observation; see the screenshot)"
+    if len(observation) > max_observation_chars:
+        observation = observation[:max_observation_chars] + "\n... (truncated)"
+    recent = list(history)[-max_history:] if max_history > 0 else []
+    skipped = len(history) - len(recent)
+    lines = [f"You operate a graphical user interface. Task: {state.instruction}", "", "Screen elements:"]
+    lines.append(observation)
+    lines += ["", "Previous actions:"]
+    if skipped:
+        lines.append(f"({skipped} earlier actions not shown)")
+    lines += [f"{skipped + i + 1}. {a}" for i, a in enumerate(recent)] or ["(none)"]
+    lines += ["", "Answer with the next action, written as one of:", GRAMMAR, "", "Action:"]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ParseFailure:
+    """One completion that gave no usable action."""
+
+    completion: str
+    error: str
+
+
+class HFPolicy:
+    """Samples actions from a local Hugging Face causal LM or VLM (see the module docstring).
+
+    Args:
+        adapter: the env adapter (used by the fallback policy).
+        model_path: a local folder with a model and its tokenizer/processor. Either this or ``model``.
+        model: an already-loaded ``transformers`` model (then pass ``tokenizer`` and/or ``processor``).
+        tokenizer: its tokenizer (causal LMs); loaded from ``model_path`` if not given.
+        processor: its processor (VLMs); loaded from ``model_path`` if not given. Its presence makes the policy
+            send the screenshot.
+        temperature: sampling temperature (0: greedy; then all ``n`` completions are the same).
+        top_p: nucleus sampling.
+        max_new_tokens: completion length limit.
+        fallback: policy (or registry name) that fills up when fewer than ``n`` completions parse; None: none.
+        check_refs: count an action whose ref is not an element of the state as a failure.
+        use_chat_template: wrap the prompt in the tokenizer's chat template if it has one (default: if it has).
+        device: ``"cpu"``, ``"cuda"``... (default: cuda if available).
+        dtype: torch dtype name for loading (``"bfloat16"``...); default: the checkpoint's.
+        max_history, max_observation_chars: prompt limits (see :func:`build_prompt`).
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        adapter: BaseAdapter | None = None,
+        model_path: str | os.PathLike | None = None,
+        *,
+        model: Any = None,
+        tokenizer: Any = None,
+        processor: Any = None,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 48,
+        fallback: str | Any | None = "heuristic",
+        check_refs: bool = True,
+        use_chat_template: bool | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_history: int = 8,
+        max_observation_chars: int = 4000,
+    ):
+        if (model_path is None) == (model is None):
+            raise ValueError(
+                "HFPolicy needs exactly one of model_path (a local folder) or model (a loaded model)"
+            )
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        self.torch = require("torch", "the Hugging Face policy")
+        require("transformers", "the Hugging Face policy")
+        self.adapter = adapter
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.max_new_tokens = int(max_new_tokens)
+        self.check_refs = check_refs
+        self.max_history = max_history
+        self.max_observation_chars = max_observation_chars
+        if model_path is not None:
+            model, tokenizer, processor = _load(model_path, tokenizer, processor, dtype)
+        self.model = model
+        self.processor = processor
+        self.tokenizer = tokenizer if tokenizer is not None else getattr(processor, "tokenizer", None)
+        if self.tokenizer is None:
+            raise ValueError("HFPolicy needs a tokenizer (or a processor that holds one) for the model")
+        self.device = device or ("cuda" if self.torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
+        self.model.eval()
+        has_template = bool(getattr(processor or self.tokenizer, "chat_template", None))
+        self.use_chat_template = has_template if use_chat_template is None else use_chat_template
+        if self.use_chat_template and not has_template:
+            raise ValueError("use_chat_template=True but the tokenizer/processor has no chat_template")
+        self.fallback = fallback
+        self._fallback_policy: Any = None
+        self.last_completions: list[str] = []
+        self.last_failures: list[ParseFailure] = []
+        self.failure_count = 0
+        self.sample_count = 0
+
+    @property
+    def failure_rate(self) -> float:
+        """Fraction of all sampled completions so far that gave no usable action."""
+        return self.failure_count / self.sample_count if self.sample_count else 0.0
+
+    # ------------------------------------------------------------------ prompt
+    def _inputs(self, state: GUIState, history: Sequence[str]) -> dict[str, Any]:
+        text = build_prompt(state, history, self.max_history, self.max_observation_chars)
+        image = None
+        if self.processor is not None and state.screenshot is not None:
+            from PIL import Image
+
+            image = Image.fromarray(state.screenshot)
+        if self.use_chat_template:
+            content: Any = text
+            if image is not None:
+                content = [{"type": "image"}, {"type": "text", "text": text}]
+            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
+            templater = self.processor if self.processor is not None else self.tokenizer
+            text = templater.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if self.processor is not None:
+            kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
+            if image is not None:
+                kwargs["images"] = [image]
+            return dict(self.processor(**kwargs))
+        return dict(self.tokenizer([text], return_tensors="pt"))
+
+    # ---------------------------------------------------------------- sampling
+    def sample(self, state: GUIState, history: Sequence[str], n: int, seed: int) -> list[str]:
+        """``n`` raw completions (text after the prompt), sampled with ``seed`` (global RNG state untouched)."""
+        torch = self.torch
+        inputs = {
+            k: v.to(self.device) if hasattr(v, "to") else v for k, v in self._inputs(state, history).items()
+        }
+        prompt_len = inputs["input_ids"].shape[1]
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id
+        gen: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "num_return_sequences": n,
+            "pad_token_id": pad_id,
+        }
+        if self.temperature > 0:
+            gen.update(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=0)
+        else:
+            gen.update(do_sample=False)
+        devices = [torch.device(self.device).index or 0] if torch.device(self.device).type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            torch.manual_seed(seed)
+            out = self.model.generate(**inputs, **gen)
+        texts = self.tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
+        return texts if self.temperature > 0 else texts * n
+
+    def parse(
+        self, completions: Sequence[str], state: GUIState | None = None
+    ) -> tuple[list[str], list[ParseFailure]]:
+        """Parse completions (refs checked against ``state`` if ``check_refs``); see :func:`parse_completions`."""
+        refs = None
+        if self.check_refs and state is not None and state.elements:
+            refs = {el.ref for el in state.elements}
+        return parse_completions(completions, refs)
+
+    def propose(self, state: GUIState, history: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
+        """``n`` action strings sampled from the model (fallback fills up unparsable ones; see the module doc)."""
+        _check_n(n)
+        completions = self.sample(state, history, n, seed=int(rng.integers(2**31 - 1)))
+        actions, failures = self.parse(completions, state)
+        self.last_completions = list(completions)
+        self.last_failures = failures
+        self.sample_count += len(completions)
+        self.failure_count += len(failures)
+        if failures:
+            logger.warning(
+                "%d of %d completions gave no usable action (total %d/%d); first: %r (%s)",
+                len(failures),
+                len(completions),
+                self.failure_count,
+                self.sample_count,
+                failures[0].completion[:120],
+                failures[0].error,
+            )
+        missing = n - len(actions)
+        if missing > 0 and self.fallback is not None:
+            actions += self._get_fallback().propose(state, history, missing, rng)
+        return actions or [FALLBACK_ACTION]
+
+    def _get_fallback(self) -> Any:
+        if self._fallback_policy is None:
+            if isinstance(self.fallback, str):
+                if self.adapter is None:
+                    raise ValueError(f"fallback policy {self.fallback!r} needs an adapter; pass adapter=...")
+                from similar_rl.policies import make_policy
+
+                self._fallback_policy = make_policy(self.fallback, self.adapter)
+            else:
+                self._fallback_policy = self.fallback
+        return self._fallback_policy
+
+
+def parse_completions(
+    completions: Sequence[str], valid_refs: set[int] | None = None
+) -> tuple[list[str], list[ParseFailure]]:
+    """Canonical action strings of the completions that hold a usable action, and the failures.
+
+    Example:
+        >>> actions, failures = parse_completions(["It is ref 4: click(ref=4)", "no idea", "click(ref=9)"], {4})
+        >>> actions
+        ['click(ref=4)']
+        >>> [f.error for f in failures]
+        ["no valid action found in the completion 'no idea'", 'ref 9 is not an element of this state']
+    """
+    actions, failures = [], []
+    for completion in completions:
+        try:
+            action = extract_action(completion)
+        except ActionParseError as exc:
+            failures.append(ParseFailure(completion, exc.problem))
+            continue
+        if valid_refs is not None and action.ref is not None and action.ref not in valid_refs:
+            failures.append(ParseFailure(completion, f"ref {action.ref} is not an element of this state"))
+            continue
+        actions.append(format_action(action))
+    return actions, failures
+
+
+def _load(path: str | os.PathLike, tokenizer: Any, processor: Any, dtype: str | None) -> tuple[Any, Any, Any]:
+    """Load a model folder offline: a causal LM + tokenizer, or (config with a vision part) a VLM + processor."""
+    import transformers
+
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"HFPolicy model_path {path!r} is not a local folder (nothing is downloaded)")
+    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    is_vlm = getattr(config, "vision_config", None) is not None
+    if is_vlm:
+        model = transformers.AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+        if processor is None and tokenizer is None:
+            processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
+    else:
+        model = transformers.AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if tokenizer is None:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return model, tokenizer, processor
