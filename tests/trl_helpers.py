@@ -1,4 +1,4 @@
-"""A tiny random Qwen2 policy whose vocabulary is action strings, a toy-env prompt dataset, and TRL configs.
+"""Test helpers: the tiny real reward model, a tiny random Qwen2 policy, a toy-env prompt dataset, TRL configs.
 
 The policy's word-level tokenizer has one token per action string (plus a few words and special tokens), so
 even a random policy writes parsable actions most of the time and the reward model is really called.
@@ -112,3 +112,18 @@ def trainer_args(kind: str, output_dir: str, report_to: str = "none", **override
     )
     fields.update(overrides)
     return config_cls(**fields)
+
+
+def build_reward_model(seed: int = 0) -> Any:
+    """The real tiny default-backbone SimilarRewardModel with random (not zero) expert weights, in eval mode."""
+    import torch
+
+    from similar_rl.model import SimilarRewardModel
+    from similar_rl.testing import tiny_default_config
+
+    torch.manual_seed(seed)
+    model = SimilarRewardModel.build(tiny_default_config())
+    with torch.no_grad():
+        model.experts.weight.normal_(0.0, 0.5)
+        model.experts.bias.normal_(0.0, 0.5)
+    return model.eval()

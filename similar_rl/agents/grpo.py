@@ -426,6 +426,7 @@ def train(
     from trl import GRPOConfig, GRPOTrainer
 
     from similar_rl.agents.common import load_scorer
+    from similar_rl.tracking import SimilarTrackingCallback
 
     run_name = args.run_name or f"{args.env_id.replace('/', '-')}__grpo__{args.seed}"
     run_dir = Path(args.output_dir) / run_name
@@ -494,14 +495,7 @@ def train(
         def on_save(self, _args, state, _control, **_kw):
             _strip_pickles(run_dir / f"checkpoint-{state.global_step}")
 
-    callbacks: list[Any] = [_NoPickles()]
-    try:
-        from similar_rl.tracking import SimilarTrackingCallback
-
-        callbacks.append(SimilarTrackingCallback(funcs))
-    except ImportError:
-        logger.debug("similar_rl.tracking not available; per-dimension rewards are logged by TRL only")
-
+    callbacks: list[Any] = [_NoPickles(), SimilarTrackingCallback(funcs, log_dir=str(run_dir))]
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=funcs,

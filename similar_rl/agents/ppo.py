@@ -345,6 +345,12 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
         wandb_mode=args.wandb_mode,
         tensorboard=args.tensorboard,
     )
+    similar_logger = None
+    if args.reward != "sparse":  # per-dimension step and episode means of the Similar scores
+        from similar_rl.tracking import GymRewardLogger
+
+        backends = (("wandb",) if args.track else ()) + (("tensorboard",) if args.tensorboard else ())
+        similar_logger = GymRewardLogger(backends=backends, log_dir=str(run_dir / "tb"))
     episodes_file = (run_dir / "episodes.jsonl").open("a")
     stats = EpisodeStats(args.num_envs, args.success_window)
 
@@ -390,7 +396,10 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
                 stats.step(i, env_reward, outcome.reward, scores)
                 rewards[t, i] = outcome.reward
                 histories[i].append(action_str)
-                if outcome.done or len(histories[i]) >= args.max_episode_steps:
+                cut = not outcome.done and len(histories[i]) >= args.max_episode_steps
+                if similar_logger is not None:
+                    similar_logger.record(outcome.info, outcome.terminated, outcome.truncated or cut)
+                if outcome.done or cut:
                     dones[t, i] = 1.0
                     episodes += 1
                     ep = stats.finish(i, outcome.success, global_step)
@@ -475,6 +484,8 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
             **stats.charts(),
         }
         run_logger.log(metrics, global_step)
+        if similar_logger is not None:
+            similar_logger.dump(step=global_step)
         if "charts/success_rate" in metrics:
             bar.set_postfix(
                 success=f"{metrics['charts/success_rate']:.2f}",
@@ -498,6 +509,8 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
 
     bar.close()
     episodes_file.close()
+    if similar_logger is not None:
+        similar_logger.close()
     run_logger.close()
     for env, _ in envs:
         env.close()
