@@ -90,9 +90,13 @@ def objective_fn(objective: Objective) -> Callable[[DimensionScores], float]:
     if isinstance(objective, Mapping):
         weights = validate_weights(objective)
         if not any(weights.values()):
-            raise ValueError(f"objective weights are all zero: {dict(objective)}; give at least one dimension a weight")
+            raise ValueError(
+                f"objective weights are all zero: {dict(objective)}; give at least one dimension a weight"
+            )
         return lambda scores: float(sum(w * scores[k] for k, w in weights.items() if w))
-    raise TypeError(f"objective must be a string or a dict of dimension weights, got {type(objective).__name__}")
+    raise TypeError(
+        f"objective must be a string or a dict of dimension weights, got {type(objective).__name__}"
+    )
 
 
 def _dedup_key(action: str) -> str:
@@ -420,7 +424,9 @@ class EpisodeResult:
         return asdict(self)
 
 
-def _choose(agent: Any, state: GUIState, history: list[str], rng: np.random.Generator, env: Any, seed: int) -> str:
+def _choose(
+    agent: Any, state: GUIState, history: list[str], rng: np.random.Generator, env: Any, seed: int
+) -> str:
     if callable(getattr(agent, "select", None)):
         action, _ = agent.select(state, history, rng, env=env, seed=seed)
         return action
@@ -518,7 +524,9 @@ AgentFactory = Callable[[BaseAdapter], Any]
 
 def _bind(agent_or_factory: Any, adapter: BaseAdapter) -> Any:
     """An agent object as is, or a factory ``f(adapter)`` called to build one for this env's adapter."""
-    if callable(getattr(agent_or_factory, "select", None)) or callable(getattr(agent_or_factory, "propose", None)):
+    if callable(getattr(agent_or_factory, "select", None)) or callable(
+        getattr(agent_or_factory, "propose", None)
+    ):
         return agent_or_factory
     if callable(agent_or_factory):
         return agent_or_factory(adapter)
@@ -600,7 +608,9 @@ def compare(
         "per_env": per_env,
         "delta": {
             "success_rate": scaled["success_rate"] - base["success_rate"],
-            "wall_time_ratio": scaled["wall_time_s"] / base["wall_time_s"] if base["wall_time_s"] > 0 else None,
+            "wall_time_ratio": scaled["wall_time_s"] / base["wall_time_s"]
+            if base["wall_time_s"] > 0
+            else None,
         },
         "env_ids": env_ids,
         "seeds": seeds,

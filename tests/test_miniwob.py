@@ -261,6 +261,31 @@ def test_bad_actions_give_clear_errors(click_env):
 
 
 @browser
+def test_type_replaces_the_text_and_to_action_string_round_trips(click_env):
+    env, adapter = click_env
+    state, _ = adapter.reset(env, seed=8)
+    user = _ref(state, lambda e: e.tag == "input_text")
+    adapter.step(env, f'type(ref={user}, text="abc")')
+    outcome = adapter.step(env, f'type(ref={user}, text="xy")')
+    assert outcome.state.element(user).value == "xy"  # replaced, not appended
+    for action in [
+        f"click(ref={user})",
+        f'type(ref={user}, text="q")',
+        'press(key="Tab")',
+        "click_xy(x=3, y=4.5)",
+    ]:
+        assert adapter.to_action_string(adapter.to_env_action(env, action)) == action
+
+
+def test_demo_command_prints_steps_on_the_toy_env(capsys):
+    from similar_rl.cli import main
+
+    assert main(["demo", "--families", "toy/click-button", "--episodes", "2", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("episode ") == 2 and "step  1" in out and "reward=" in out and "solved" in out
+
+
+@browser
 def test_missing_or_broken_browser_raises_env_failure():
     with pytest.raises(EnvFailure, match=r"chromium not found.*install_browser\.sh"):
         MiniWoBAdapter(chrome_binary="/nonexistent/chromium").make_env("miniwob/click-button-v1")

@@ -36,7 +36,11 @@ def _tiny_model():
 
 @pytest.fixture(scope="module")
 def model():
-    return _tiny_model()
+    # One intra-op thread: on a shared 2-core machine two spinning torch threads make a forward ~15x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield _tiny_model()
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +108,7 @@ def test_best_of_n_without_dedup_keeps_all_samples():
 
 
 def test_oracle_best_of_n_raises_random_success():
-    seeds = range(30)
+    seeds = range(20)
     for env_id, margin in (("toy/click-button", 0.3), ("toy/login-form", 0.2)):
         env, adapter = make_env(env_id)
         random_policy = make_policy("random", adapter)
@@ -123,10 +127,10 @@ def test_tree_search_rebuilds_deterministically_and_returns_a_legal_action(model
         history.append(action)
     page_before = env.unwrapped.page
     snapshot = (state.observation_text, state.screenshot.copy())
-    search = RewardGuidedSearch(make_policy("random", adapter), Scorer(model), adapter, n=4, depth=3, beam=2)
+    search = RewardGuidedSearch(make_policy("random", adapter), Scorer(model), adapter, n=4, depth=2, beam=2)
     action, root = search.select(state, history, np.random.default_rng(2), env=env, seed=5)
     assert action in adapter.candidates(state) and action in [s.action for s in root]
-    assert search.rebuilds >= 3  # two levels for up to two branches, plus the final restore
+    assert search.rebuilds >= 2  # up to two branches rebuilt, plus the final restore
     page_after = env.unwrapped.page
     assert page_after is not page_before and page_after == page_before  # rebuilt, and equal
     now = adapter.observe(env.unwrapped._obs())
@@ -145,7 +149,9 @@ def test_tree_search_with_env_reward_finds_the_target():
     results = [run_episode(env, adapter, search, seed, max_steps=3) for seed in range(5)]
     assert all(r.success and r.steps == 1 for r in results)
     # without the env reward, constant scores leave the first sample: often a wrong button
-    blind = RewardGuidedSearch(make_policy("random", adapter), ConstantScorer(), adapter, n=40, depth=2, beam=8)
+    blind = RewardGuidedSearch(
+        make_policy("random", adapter), ConstantScorer(), adapter, n=40, depth=2, beam=8
+    )
     assert sum(run_episode(env, adapter, blind, seed, max_steps=3).success for seed in range(5)) < 5
 
 

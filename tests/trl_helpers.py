@@ -55,12 +55,12 @@ def build_policy(seed: int = 0) -> tuple[Any, Any]:
     return Qwen2ForCausalLM(config), tokenizer
 
 
-def save_policy(folder: str, seed: int = 0) -> str:
-    """Save :func:`build_policy`'s model and tokenizer to ``folder`` (RLOO rebuilds its reference model from it)."""
+def save_policy(folder: str, seed: int = 0) -> tuple[str, Any]:
+    """Save :func:`build_policy`'s model to ``folder`` (RLOO rebuilds its reference model from it); return the
+    folder and the tokenizer (pass it as ``processing_class``: AutoTokenizer would reload it as a Qwen2 BPE)."""
     model, tokenizer = build_policy(seed)
     model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return folder, tokenizer
 
 
 def toy_dataset(n: int = 4, conversational: bool = False, seed: int = 0) -> Any:

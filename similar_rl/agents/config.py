@@ -85,6 +85,8 @@ def _coerce(name: str, annotation: str, value: Any) -> Any:
     if kind == "bool" and not isinstance(value, bool):
         raise ValueError(f"{name} must be true or false, got {value!r}")
     if kind == "str" and not isinstance(value, str):
+        if isinstance(value, list | tuple) and any(b.startswith("list") for b in base):
+            return list(value)
         return str(value)
     if kind.startswith("dict") and not isinstance(value, Mapping):
         raise ValueError(f"{name} must be a mapping such as '{{key: value}}', got {value!r}")

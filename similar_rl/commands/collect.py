@@ -106,6 +106,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", dest="json_out", help="also write the run summary to this JSON file")
+    parser.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local process pool, or Ray actors (--workers of them; needs `pip install ray`)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="Ray cluster address ('auto', 'ray://head:10001'); implies --backend ray (default: a local Ray)",
+    )
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -140,7 +150,16 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"similar-rl collect: {exc}", file=sys.stderr)
         return 2
-    summary = collect(cfg, args.out, progress=not args.no_progress)
+    if args.backend == "ray" or args.ray_address:
+        from similar_rl.collect.distributed import collect_ray
+
+        try:
+            summary = collect_ray(cfg, args.out, address=args.ray_address, progress=not args.no_progress)
+        except ImportError as exc:
+            print(f"similar-rl collect: {exc}", file=sys.stderr)
+            return 2
+    else:
+        summary = collect(cfg, args.out, progress=not args.no_progress)
     print(f"dataset folder: {summary.out}")
     print(
         f"tasks: {summary.tasks} ({summary.skipped} already done; this run: {summary.ok} searched, "

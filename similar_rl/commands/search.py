@@ -53,14 +53,18 @@ INFO_KEYS = frozenset({"held_out_families", "notes", "benchmark"})
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--envs", nargs="+", help="env ids, e.g. miniwob/click-button-v1 toy/login-form")
-    parser.add_argument("--config", help="YAML with any of the settings below (see configs/search_miniwob.yaml)")
+    parser.add_argument(
+        "--config", help="YAML with any of the settings below (see configs/search_miniwob.yaml)"
+    )
     parser.add_argument("--seeds", type=parse_seeds, help="env seeds: '0-29' or '1,3,7' (default 0-29)")
     parser.add_argument("--policy", help="base policy: random, heuristic, hf (default random)")
     parser.add_argument(
-        "--policy-kwargs", type=_json_dict, help='policy options as JSON, e.g. \'{"temperature": 2.0}\''
+        "--policy-kwargs", type=_json_dict, help="policy options as JSON, e.g. '{\"temperature\": 2.0}'"
     )
     parser.add_argument("--n", type=int, help="candidates sampled per step (default 5)")
-    parser.add_argument("--method", choices=METHODS, help="best_of_n (default) or tree (reward-guided beam search)")
+    parser.add_argument(
+        "--method", choices=METHODS, help="best_of_n (default) or tree (reward-guided beam search)"
+    )
     parser.add_argument("--depth", type=int, help="tree: lookahead levels (default 2)")
     parser.add_argument("--beam", type=int, help="tree: branches kept per level (default 2)")
     parser.add_argument(

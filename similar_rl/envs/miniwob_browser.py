@@ -66,6 +66,11 @@ _CLEAR_FOCUS_JS = """
 if (document.activeElement && document.activeElement !== document.body) { document.activeElement.blur(); }
 if (window.getSelection) { window.getSelection().removeAllRanges(); }
 """
+# Run before FOCUS_ELEMENT_AND_TYPE_TEXT when typing replaces: empty the target's text (not <select>s).
+_CLEAR_VALUE_JS = """
+var el = core.previousDOMInfo[arguments[0]];
+if (el && (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement)) { el.value = ''; }
+"""
 # Run after each episode starts: a blinking text caret would make screenshots depend on timing.
 _HIDE_CARET_JS = """
 if (!document.getElementById('similar-rl-hide-caret')) {
@@ -93,6 +98,8 @@ class BrowserConfig:
         chromedriver: ChromeDriver executable; default ``$MINIWOB_CHROMEDRIVER`` or ``/usr/bin/chromedriver``.
         extra_args: Chromium flags added to miniwob's; default :data:`OFFLINE_CHROME_FLAGS`.
         hide_caret: make text carets transparent (a blinking caret makes screenshots depend on timing).
+        type_replaces: ``type(ref, text)`` (FOCUS_ELEMENT_AND_TYPE_TEXT) first empties the input, like a form
+            fill, so a wrong entry can be corrected; False keeps miniwob's behaviour (append to the text).
 
     Example:
         >>> cfg = BrowserConfig(chrome_binary="/opt/chromium", chromedriver="/opt/chromedriver")
@@ -104,6 +111,7 @@ class BrowserConfig:
     chromedriver: str = ""
     extra_args: tuple[str, ...] = field(default=OFFLINE_CHROME_FLAGS)
     hide_caret: bool = True
+    type_replaces: bool = True
 
     def __post_init__(self) -> None:
         binary = self.chrome_binary or os.environ.get("MINIWOB_CHROME_BINARY") or DEFAULT_CHROME_BINARY
@@ -171,6 +179,14 @@ class OfflineSeleniumInstance(SeleniumInstance):
         super().begin_task(seed=seed)
         if self.browser.hide_caret:
             self.driver.execute_script(_HIDE_CARET_JS)
+
+    def perform(self, action: dict[str, Any] | None, action_space_config: Any) -> None:
+        """miniwob's ``perform``; with ``type_replaces``, an element-typing action empties the input first."""
+        if action is not None and self.browser.type_replaces:
+            kind = action_space_config.action_types[int(action["action_type"])]
+            if getattr(kind, "value", kind) == "FOCUS_ELEMENT_AND_TYPE_TEXT":
+                self.driver.execute_script(_CLEAR_VALUE_JS, int(action["ref"]))
+        super().perform(action, action_space_config)
 
     def get_observation(self, use_cached_fields: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
         """miniwob's observation plus ``select_options``: ``{ref: (option texts, selected index)}``."""

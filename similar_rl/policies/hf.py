@@ -187,14 +187,16 @@ class HFPolicy:
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             pad_id = self.tokenizer.eos_token_id
-        gen: dict[str, Any] = {
-            "max_new_tokens": self.max_new_tokens,
-            "num_return_sequences": n,
-            "pad_token_id": pad_id,
-        }
+        gen: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "pad_token_id": pad_id}
         if self.temperature > 0:
-            gen.update(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=0)
-        else:
+            gen.update(
+                do_sample=True,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                top_k=0,
+                num_return_sequences=n,
+            )
+        else:  # greedy: one completion, repeated n times
             gen.update(do_sample=False)
         devices = [torch.device(self.device).index or 0] if torch.device(self.device).type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.no_grad():

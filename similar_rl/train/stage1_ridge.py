@@ -47,22 +47,40 @@ class RidgeFit:
         return 1.0 - self.val_mse / self.val_mse_mean if self.val_mse_mean > 0 else 0.0
 
 
-def _solve(
-    z: np.ndarray, y: np.ndarray, alphas: Sequence[float]
-) -> tuple[list[np.ndarray], np.ndarray, float]:
-    """Weights for every alpha (one eigendecomposition), the feature mean and the target mean."""
-    mu_z = z.mean(axis=0)
-    mu_y = float(y.mean())
-    zc = z - mu_z
-    gram = zc.T @ zc
-    evals, evecs = np.linalg.eigh(gram)
-    evals = np.clip(evals, 0.0, None)
-    proj = evecs.T @ (zc.T @ (y - mu_y))
-    weights = [evecs @ (proj / (evals + a)) for a in alphas]
-    return weights, mu_z, mu_y
+class RidgeSolver:
+    """Ridge solutions of centred features for any penalty and several targets, from one eigendecomposition.
+
+    Uses the primal form (d x d Gram matrix) when there are more rows than features and the dual form
+    (n x n kernel matrix) otherwise, so the cost is ``min(n, d)^3``.
+    """
+
+    def __init__(self, z: np.ndarray) -> None:
+        self.mu = z.mean(axis=0)
+        self.zc = z - self.mu
+        n, d = self.zc.shape
+        self.dual = n < d
+        gram = self.zc @ self.zc.T if self.dual else self.zc.T @ self.zc
+        evals, self.evecs = np.linalg.eigh(gram)
+        self.evals = np.clip(evals, 0.0, None)
+
+    def weights(self, y: np.ndarray, alphas: Sequence[float]) -> tuple[list[np.ndarray], float]:
+        """Weights (d,) for each alpha and the target mean (the intercept is the mean)."""
+        mu_y = float(y.mean())
+        yc = y - mu_y
+        if self.dual:
+            proj = self.evecs.T @ yc
+            return [self.zc.T @ (self.evecs @ (proj / (self.evals + a))) for a in alphas], mu_y
+        proj = self.evecs.T @ (self.zc.T @ yc)
+        return [self.evecs @ (proj / (self.evals + a)) for a in alphas], mu_y
 
 
-def fit_ridge(z: np.ndarray, y: np.ndarray, train: np.ndarray, alphas: Sequence[float]) -> RidgeFit:
+def fit_ridge(
+    z: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    alphas: Sequence[float],
+    solvers: tuple[RidgeSolver, RidgeSolver] | None = None,
+) -> RidgeFit:
     """Fit one expert: choose ``alpha`` on rows where ``train`` is False, refit on all rows.
 
     Args:
@@ -70,6 +88,7 @@ def fit_ridge(z: np.ndarray, y: np.ndarray, train: np.ndarray, alphas: Sequence[
         y: targets (N,), all finite.
         train: boolean mask (N,) of the rows used to fit while choosing alpha; the rest validates.
         alphas: penalties to try.
+        solvers: precomputed (training-rows solver, all-rows solver) for these rows, shared between experts.
     """
     z = np.asarray(z, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -78,9 +97,13 @@ def fit_ridge(z: np.ndarray, y: np.ndarray, train: np.ndarray, alphas: Sequence[
     if len(y) < 2:
         raise ValueError(f"ridge regression needs at least 2 labelled rows, got {len(y)}")
     alphas = [float(a) for a in alphas]
-    if train.sum() >= 1 and val.sum() >= 1 and len(alphas) > 1:
-        weights, mu_z, mu_y = _solve(z[train], y[train], alphas)
-        errors = [float(np.mean(((z[val] - mu_z) @ w + mu_y - y[val]) ** 2)) for w in weights]
+    choose = train.sum() >= 2 and val.sum() >= 1 and len(alphas) > 1
+    if solvers is None:
+        solvers = (RidgeSolver(z[train]) if choose else None, RidgeSolver(z))  # type: ignore[assignment]
+    if choose:
+        solver = solvers[0]
+        weights, mu_y = solver.weights(y[train], alphas)
+        errors = [float(np.mean(((z[val] - solver.mu) @ w + mu_y - y[val]) ** 2)) for w in weights]
         best = int(np.argmin(errors))
         val_mse = errors[best]
         val_mse_zero = float(np.mean(y[val] ** 2))
@@ -88,8 +111,8 @@ def fit_ridge(z: np.ndarray, y: np.ndarray, train: np.ndarray, alphas: Sequence[
     else:
         best, val_mse, val_mse_zero, val_mse_mean = 0, float("nan"), float("nan"), float("nan")
     alpha = alphas[best]
-    (weight,), mu_z, mu_y = _solve(z, y, [alpha])
-    bias = mu_y - float(mu_z @ weight)
+    (weight,), mu_y = solvers[1].weights(y, [alpha])
+    bias = mu_y - float(solvers[1].mu @ weight)
     return RidgeFit(
         weight, bias, alpha, val_mse, val_mse_zero, val_mse_mean, int(train.sum()), int(val.sum())
     )
@@ -163,12 +186,20 @@ def fit_experts(
     weight = np.zeros((len(names), z.shape[1]))
     bias = np.zeros(len(names))
     fits: dict[str, RidgeFit] = {}
+    solvers: dict[bytes, tuple[RidgeSolver | None, RidgeSolver]] = {}
     for j, name in enumerate(names):
         rows = np.isfinite(targets[:, j])
         if rows.sum() < 2:
             logger.warning("expert %r has %d labelled rows; it keeps zero weights", name, int(rows.sum()))
             continue
-        fit = fit_ridge(z[rows], targets[rows, j], train[rows], alphas)
+        key = np.packbits(rows).tobytes()
+        if key not in solvers:  # experts labelled on the same rows share one decomposition
+            zr, tr = z[rows], train[rows]
+            solvers[key] = (
+                RidgeSolver(zr[tr]) if tr.sum() >= 2 and (~tr).sum() >= 1 else None,
+                RidgeSolver(zr),
+            )
+        fit = fit_ridge(z[rows], targets[rows, j], train[rows], alphas, solvers[key])
         weight[j], bias[j] = fit.weight, fit.bias
         fits[name] = fit
         logger.info(

@@ -1,0 +1,154 @@
+"""MCTS-P collection distributed with Ray: the same records and the same resumable folder as
+:func:`similar_rl.collect.runner.collect`, with the tasks searched on Ray workers.
+
+* The driver (this process) owns the dataset folder: it skips committed tasks, hands the pending (env id,
+  seed) tasks to ``cfg.workers`` Ray actors and commits every returned :class:`~similar_rl.collect.mcts.TaskResult`
+  through :class:`~similar_rl.data.dataset.DatasetWriter` exactly as the single-machine runner does (same
+  records, pairs, failure log and manifest). A killed driver loses at most the tasks in flight; rerunning
+  with either backend resumes the folder.
+* Each actor owns one env at a time (a browser for MiniWoB++), its policy and judge, and searches one task per
+  call, so a browser is started once per actor and env id, not once per task.
+* ``address=None`` starts a private local Ray instance (``num_cpus`` CPUs) that is shut down at the end;
+  ``address="auto"`` or ``"ray://head:10001"`` joins a running cluster (then the package must be installed on
+  the workers, or shipped with ``ray_init_kwargs={"runtime_env": {...}}``). The ``RAY_ADDRESS`` environment
+  variable works too. Ray's usage statistics are switched off unless the caller set them.
+
+Example (needs ``pip install ray``)::
+
+    from similar_rl.collect.config import CollectConfig
+    from similar_rl.collect.distributed import collect_ray
+
+    cfg = CollectConfig(envs=["toy/login-form"], seeds=[0, 1, 2, 3], n_children=3, workers=2)
+    summary = collect_ray(cfg, "data/toy_ray", num_cpus=2)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from similar_rl._optional import require
+from similar_rl.collect.config import CollectConfig
+from similar_rl.collect.mcts import TaskResult, task_id_for
+from similar_rl.collect.runner import CollectSummary, _commit, _Worker, labelling_config
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["collect_ray"]
+
+
+class _TaskActor:
+    """The body of a Ray actor: one :class:`~similar_rl.collect.runner._Worker` (env, policy, judge)."""
+
+    def __init__(self, cfg_dict: dict[str, Any]) -> None:
+        self.worker = _Worker(CollectConfig.from_dict(cfg_dict))
+
+    def run(self, env_id: str, seed: int) -> TaskResult:
+        return self.worker.run(env_id, seed)
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+def _ray_results(ray: Any, cfg: CollectConfig, pending: list[tuple[str, int]]) -> Iterator[TaskResult]:
+    from ray.util import ActorPool
+
+    actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_TaskActor)
+    actors = [actor_cls.remote(cfg.to_dict()) for _ in range(max(1, min(cfg.workers, len(pending))))]
+    pool = ActorPool(actors)
+    try:
+        yield from pool.map_unordered(lambda actor, task: actor.run.remote(*task), pending)
+    finally:
+        for actor in actors:
+            try:
+                ray.get(actor.close.remote(), timeout=30)
+            except (ray.exceptions.RayError, TimeoutError) as exc:
+                logger.warning("closing a Ray collection actor failed: %s", exc)
+            ray.kill(actor)
+
+
+def collect_ray(
+    cfg: CollectConfig,
+    out: str | Path,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    ray_init_kwargs: dict[str, Any] | None = None,
+    progress: bool = True,
+    on_task: Callable[[TaskResult], None] | None = None,
+) -> CollectSummary:
+    """Run MCTS-P over every task of ``cfg`` on Ray workers into the dataset folder ``out`` (resuming it).
+
+    Args:
+        cfg: the collection config; ``cfg.workers`` is the number of Ray actors (parallel task searches).
+        out: the dataset folder (created, or resumed if it holds data).
+        address: a Ray cluster address (``"auto"``, ``"ray://host:10001"``); None starts a local Ray instance
+            unless Ray is already initialised in this process (then it is used as is and left running).
+        num_cpus: CPUs of the local instance (ignored with ``address``).
+        ray_init_kwargs: more ``ray.init`` keywords (e.g. ``runtime_env``, ``object_store_memory``).
+        progress: show a tqdm progress bar.
+        on_task: called in this process after each task is committed or recorded as failed.
+
+    Returns:
+        A :class:`~similar_rl.collect.runner.CollectSummary` of this run (same fields as the local runner's).
+    """
+    ray = require("ray", "distributed collection (--backend ray)")
+    from tqdm.auto import tqdm
+
+    from similar_rl.data.dataset import DatasetWriter
+
+    if not cfg.envs:
+        raise ValueError("CollectConfig.envs is empty; pass env ids (e.g. toy/login-form) or a --tasks file")
+    start = time.perf_counter()
+    summary = CollectSummary(out=str(out), tasks=len(cfg.tasks))
+    pair_counts: Counter[str] = Counter()
+    with DatasetWriter(
+        out, config=labelling_config(cfg), resume=True, seeds=cfg.seeds, env_ids=cfg.envs
+    ) as writer:
+        pending = [t for t in cfg.tasks if not writer.is_done(task_id_for(*t))]
+        summary.skipped = summary.tasks - len(pending)
+        if summary.skipped:
+            logger.info("resuming %s: %d of %d tasks already done", out, summary.skipped, summary.tasks)
+        if not pending:
+            summary.seconds = time.perf_counter() - start
+            return summary
+        started_here = False
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if address is None:
+                kwargs["num_cpus"] = num_cpus
+            kwargs.update(ray_init_kwargs or {})
+            ray.init(address=address, **kwargs)
+            started_here = True
+        bar = tqdm(
+            total=len(pending), desc="collect[ray]", unit="task", disable=not progress, dynamic_ncols=True
+        )
+        new_tasks = 0
+        results = _ray_results(ray, cfg, pending)
+        try:
+            for result in results:
+                _commit(writer, result, cfg, summary, pair_counts)
+                new_tasks += 1
+                bar.update(1)
+                bar.set_postfix(
+                    ok=summary.ok, pruned=summary.pruned, failed=summary.failed, steps=summary.steps
+                )
+                if on_task is not None:
+                    on_task(result)
+                if cfg.max_tasks is not None and new_tasks >= cfg.max_tasks and new_tasks < len(pending):
+                    summary.stopped_early = True
+                    break
+        finally:
+            bar.close()
+            results.close()  # closes the actors before Ray goes away
+            if started_here:
+                ray.shutdown()
+    summary.pairs_per_type = dict(sorted(pair_counts.items()))
+    summary.seconds = time.perf_counter() - start
+    return summary

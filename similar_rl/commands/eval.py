@@ -1,0 +1,69 @@
+"""``similar-rl eval``: pairwise accuracy per type on a dataset folder or an SRMEval-layout CSV.
+
+Prints a table (accuracy in %, one column per pair type) and, with ``--json FILE``, writes
+``{"accuracy": {...}, "count": {...}, "ties": ..., "baselines": {...}}``.
+
+Example:
+    similar-rl eval --model runs/model --data runs/toy-heldout --baselines --json runs/eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="trained model folder (default: the shipped default model)")
+    parser.add_argument("--data", required=True, help="dataset folder or SRMEval CSV with the pairs")
+    parser.add_argument(
+        "--baselines", action="store_true", help="also score random, rule_judge, text_similarity and no_gate"
+    )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also evaluate another model folder on the same pairs, e.g. --compare single_head=runs/single",
+    )
+    parser.add_argument(
+        "--ties", choices=["half", "wrong"], default="half", help="a tie counts 0.5 (half) or 0"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
+    parser.add_argument("--batch-size", type=int, default=32, help="steps per model.encode call")
+    parser.add_argument("--cache-dir", help="feature cache folder")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    parser.add_argument("--json", help="write the report to this JSON file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from similar_rl.evaluation import evaluate, format_table, report_rows
+    from similar_rl.model import SimilarRewardModel, load_default_model
+
+    model = SimilarRewardModel.from_pretrained(args.model) if args.model else load_default_model()
+    extra = {}
+    for item in args.compare:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise SystemExit(f"--compare expects NAME=DIR, got {item!r}")
+        extra[name] = SimilarRewardModel.from_pretrained(folder)
+    report = evaluate(
+        model,
+        args.data,
+        baselines=args.baselines,
+        extra_models=extra,
+        ties=args.ties,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        progress=True,
+    )
+    print(format_table(report_rows(report), report.get("count")))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2))
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,104 @@
+"""``similar-rl train``: Triple-M training of a Similar reward model on a dataset folder.
+
+Example:
+    similar-rl train --data runs/toy --eval-data runs/toy-heldout --out runs/model --config configs/train_default.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", required=True, help="training dataset folder (steps.jsonl, pairs.jsonl, images/)"
+    )
+    parser.add_argument("--eval-data", help="held-out dataset folder or SRMEval CSV evaluated after training")
+    parser.add_argument("--out", required=True, help="output folder of the trained model (created)")
+    parser.add_argument("--config", help="train config YAML (see configs/train_default.yaml)")
+    parser.add_argument("--seed", type=int, help="override the config's seed")
+    parser.add_argument("--init-from", help="start from this saved model folder")
+    parser.add_argument("--cache-dir", help="feature cache folder")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    parser.add_argument("--gate-steps", type=int, help="override the number of gate (stage 2) steps")
+    parser.add_argument("--max-pairs", type=int, help="train on at most this many pairs (seeded subset)")
+    parser.add_argument(
+        "--lora", action="store_true", help="also run stage 3 (LoRA fine-tuning of the backbone)"
+    )
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train")
+    parser.add_argument(
+        "--wandb", action="store_true", help="also log to Weights & Biases (offline by default)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config option (VALUE parsed as YAML), e.g. --set model.use_image=false",
+    )
+
+
+def _apply_sets(data: dict, sets: list[str]) -> dict:
+    import yaml
+
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        target = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ValueError(f"--set {key}: {part!r} is not a mapping")
+        target[leaf] = yaml.safe_load(raw)
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from similar_rl.train.config import TrainConfig
+    from similar_rl.train.trainer import train
+
+    data: dict = {}
+    if args.config:
+        loaded = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"{args.config}: a train config must be a mapping of options")
+        data = loaded
+    data = _apply_sets(data, args.set)
+    overrides = {
+        "seed": args.seed,
+        "init_from": args.init_from,
+        "cache_dir": args.cache_dir,
+        "gate_steps": args.gate_steps,
+        "max_pairs": args.max_pairs,
+        "device": args.device,
+        "lora": True if args.lora else None,
+        "wandb": True if args.wandb else None,
+        "use_cache": False if args.no_cache else None,
+        "progress": False if args.no_progress else None,
+    }
+    try:
+        config = TrainConfig.from_dict(data, **overrides)
+    except ValueError as exc:
+        raise SystemExit(f"similar-rl train: {args.config or 'config'}: {exc}") from None
+    result = train(args.data, args.out, config, eval_data=args.eval_data)
+    summary = result.summary
+    print(f"saved the model to {result.out}")
+    if "stage2" in summary:
+        s2 = summary["stage2"]
+        print(
+            f"stage 2: BT loss {s2['start_loss']:.4f} -> {s2['end_loss']:.4f}, "
+            f"train pair accuracy {s2['start_accuracy']:.3f} -> {s2['end_accuracy']:.3f}"
+        )
+    print("timings (s): " + json.dumps({k: round(v, 1) for k, v in summary["timings"].items()}))
+    if "eval" in summary:
+        from similar_rl.evaluation import format_table
+
+        print(format_table({"similar": summary["eval"]["accuracy"]}, summary["eval"]["count"]))
+    return 0

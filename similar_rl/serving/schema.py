@@ -1,0 +1,346 @@
+"""The JSON wire format of the reward server: requests of StepInputs, responses of dimension scores.
+
+A ``POST /score`` body is one JSON object::
+
+    {
+      "images": ["<base64 PNG>", ...],          # optional: screenshots shared by several steps
+      "steps": [
+        {
+          "instruction": "Log in as bob",         # required, non-empty string
+          "action": "click(ref=4)",               # required string
+          "history": ["type(ref=1, text=\\"bob\\")"],  # optional list of strings
+          "observation_text": "...",              # optional string or null
+          "screenshot": "<base64 PNG>",           # optional; at most ONE of these three:
+          "screenshot_index": 0,                  #   an index into "images"
+          "screenshot_path": "shots/a.png"        #   a PNG under the server's --allowed-root
+        }
+      ]
+    }
+
+The answer is ``{"scores": [{"helpfulness": ..., ..., "total": ...}, ...]}`` in request order. Validation is
+strict: an unknown key, a wrong type, bad base64, a non-PNG image, an image over the size limit or a path outside
+the allowed root is refused with a :class:`RequestError` whose ``status`` is the HTTP code (400, 403, 413) and
+whose message names the field (``steps[2].history[0]``) and says what to send instead.
+
+Example:
+    >>> import json
+    >>> from similar_rl import StepInput
+    >>> body = json.dumps(encode_request([StepInput("Click OK", "click(ref=4)")])).encode()
+    >>> parse_request(body)[0].action
+    'click(ref=4)'
+    >>> parse_request(b'{"steps": [{"action": "noop()"}]}')
+    Traceback (most recent call last):
+    ...
+    similar_rl.serving.schema.RequestError: 400: steps[0].instruction is missing (a non-empty string)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import math
+import os
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from similar_rl.dimensions import SCORE_KEYS
+from similar_rl.types import MAX_IMAGE_SIDE, DimensionScores, StepInput
+
+__all__ = [
+    "MAX_STEPS_PER_REQUEST",
+    "RequestError",
+    "decode_png",
+    "encode_png",
+    "encode_request",
+    "parse_request",
+    "parse_scores",
+]
+
+#: Most steps one request may hold (more: 413; the client splits longer lists).
+MAX_STEPS_PER_REQUEST = 1024
+#: Longest accepted text field (characters).
+MAX_TEXT_CHARS = 200_000
+#: Longest accepted history (actions).
+MAX_HISTORY = 256
+
+STEP_KEYS = frozenset(
+    {
+        "instruction",
+        "action",
+        "history",
+        "observation_text",
+        "screenshot",
+        "screenshot_index",
+        "screenshot_path",
+    }
+)
+REQUEST_KEYS = frozenset({"steps", "images"})
+
+
+class RequestError(ValueError):
+    """A request the server refuses; ``status`` is the HTTP status code to answer with.
+
+    Example:
+        >>> str(RequestError(403, "screenshot_path is outside the allowed root"))
+        '403: screenshot_path is outside the allowed root'
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def encode_png(image: Any) -> str:
+    """Base64 text of ``image`` (PIL image or HxWx3 uint8 array) as a PNG.
+
+    Example:
+        >>> decode_png(encode_png(np.zeros((2, 3, 3), dtype=np.uint8)), "x").shape
+        (2, 3, 3)
+    """
+    from PIL import Image
+
+    from similar_rl.types import as_rgb_array
+
+    buf = io.BytesIO()
+    Image.fromarray(as_rgb_array(image)).save(buf, format="PNG", compress_level=1)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def decode_png(text: Any, field: str) -> np.ndarray:
+    """Decode base64 PNG text into an HxWx3 uint8 array, refusing bad base64, other formats and huge images.
+
+    The image size is checked from the PNG header before any pixel is decoded (no decompression bombs).
+    """
+    if not isinstance(text, str):
+        raise RequestError(400, f"{field} must be a base64 PNG string, got {_kind(text)}")
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise RequestError(400, f"{field} is not valid base64 (send base64.b64encode(png_bytes))") from None
+    return _open_png(io.BytesIO(raw), field)
+
+
+def _open_png(source: Any, field: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(source, formats=["PNG"]) as img:
+            width, height = img.size
+            if width == 0 or height == 0 or max(width, height) > MAX_IMAGE_SIDE:
+                raise RequestError(
+                    413 if max(width, height) > MAX_IMAGE_SIDE else 400,
+                    f"{field} is {width}x{height}; each side must be 1..{MAX_IMAGE_SIDE} pixels",
+                )
+            rgb = img.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError, zlib.error) as exc:
+        if isinstance(exc, RequestError):
+            raise
+        raise RequestError(
+            400, f"{field} is not a readable PNG image ({type(exc).__name__}: {exc})"
+        ) from None
+    except Image.DecompressionBombError:
+        raise RequestError(413, f"{field} decodes to too many pixels") from None
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _text(value: Any, field: str, *, required: bool, allow_empty: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise RequestError(400, f"{field} must be a string, got {_kind(value)}")
+    if not allow_empty and not value.strip():
+        raise RequestError(400, f"{field} must be a non-empty string")
+    if len(value) > MAX_TEXT_CHARS:
+        raise RequestError(413, f"{field} has {len(value)} characters; at most {MAX_TEXT_CHARS} are accepted")
+    if "\x00" in value:
+        raise RequestError(400, f"{field} contains a NUL character")
+    return value
+
+
+def _resolve_path(value: Any, field: str, allowed_root: Path | None) -> np.ndarray:
+    if not isinstance(value, str) or not value:
+        raise RequestError(400, f"{field} must be a non-empty path string, got {_kind(value)}")
+    if allowed_root is None:
+        raise RequestError(
+            403,
+            f"{field}: this server accepts no file paths (start it with --allowed-root DIR to allow them)",
+        )
+    if "\x00" in value:
+        raise RequestError(400, f"{field} contains a NUL character")
+    root = allowed_root.resolve()
+    candidate = Path(value)
+    if not candidate.is_absolute():
+        candidate = root / candidate
+    real = Path(os.path.realpath(candidate))  # follows symlinks: a link out of the root is refused too
+    if not real.is_relative_to(root):
+        raise RequestError(403, f"{field} is outside the server's allowed root")
+    if not real.is_file():
+        raise RequestError(400, f"{field} names no file under the allowed root: {value!r}")
+    try:
+        with open(real, "rb") as fh:
+            return _open_png(fh, field)
+    except PermissionError:
+        raise RequestError(403, f"{field} is not readable by the server") from None
+
+
+def _step(
+    item: Any, i: int, images: list[Any], decoded: dict[int, np.ndarray], allowed_root: Path | None
+) -> StepInput:
+    where = f"steps[{i}]"
+    if not isinstance(item, dict):
+        raise RequestError(400, f"{where} must be an object with instruction and action, got {_kind(item)}")
+    unknown = sorted(set(item) - STEP_KEYS)
+    if unknown:
+        raise RequestError(400, f"{where} has unknown key(s) {unknown}; allowed keys: {sorted(STEP_KEYS)}")
+    for name in ("instruction", "action"):
+        if name not in item:
+            raise RequestError(
+                400, f"{where}.{name} is missing (a {'non-empty ' if name == 'instruction' else ''}string)"
+            )
+    instruction = _text(item["instruction"], f"{where}.instruction", required=True, allow_empty=False)
+    action = _text(item["action"], f"{where}.action", required=True)
+    history_value = item.get("history", [])
+    if history_value is None:
+        history_value = []
+    if not isinstance(history_value, list):
+        raise RequestError(
+            400, f"{where}.history must be a list of action strings, got {_kind(history_value)}"
+        )
+    if len(history_value) > MAX_HISTORY:
+        raise RequestError(413, f"{where}.history has {len(history_value)} actions; at most {MAX_HISTORY}")
+    history = [_text(h, f"{where}.history[{j}]", required=True) for j, h in enumerate(history_value)]
+    observation_text = _text(item.get("observation_text"), f"{where}.observation_text", required=False)
+    given = [k for k in ("screenshot", "screenshot_index", "screenshot_path") if item.get(k) is not None]
+    if len(given) > 1:
+        raise RequestError(400, f"{where} gives {given}; send at most one of them")
+    screenshot = None
+    if given == ["screenshot"]:
+        screenshot = decode_png(item["screenshot"], f"{where}.screenshot")
+    elif given == ["screenshot_index"]:
+        index = item["screenshot_index"]
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(images):
+            raise RequestError(
+                400,
+                f"{where}.screenshot_index must be an integer in [0, {len(images)}) (an index into images)",
+            )
+        if index not in decoded:
+            decoded[index] = decode_png(images[index], f"images[{index}]")
+        screenshot = decoded[index]
+    elif given == ["screenshot_path"]:
+        screenshot = _resolve_path(item["screenshot_path"], f"{where}.screenshot_path", allowed_root)
+    try:
+        return StepInput(instruction, action, history, screenshot, observation_text)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise RequestError(400, f"{where}: {exc}") from None
+
+
+def parse_request(
+    body: bytes | str | Mapping[str, Any],
+    allowed_root: str | os.PathLike[str] | None = None,
+    max_steps: int = MAX_STEPS_PER_REQUEST,
+) -> list[StepInput]:
+    """Validate a ``/score`` request body and return its StepInputs.
+
+    Args:
+        body: the raw JSON body (bytes or text) or an already parsed object.
+        allowed_root: the folder ``screenshot_path`` values must lie under; None refuses every path (403).
+        max_steps: most steps accepted (more: 413).
+
+    Raises:
+        RequestError: with status 400 (malformed), 403 (path outside the root) or 413 (too large).
+    """
+    if isinstance(body, bytes | bytearray | str):
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestError(400, f"the body is not valid UTF-8 JSON ({exc})") from None
+        except RecursionError:
+            raise RequestError(400, "the body is nested too deeply") from None
+    else:
+        data = body
+    if not isinstance(data, dict):
+        raise RequestError(400, f"the body must be a JSON object with a 'steps' list, got {_kind(data)}")
+    unknown = sorted(set(data) - REQUEST_KEYS)
+    if unknown:
+        raise RequestError(
+            400, f"the body has unknown key(s) {unknown}; allowed keys: {sorted(REQUEST_KEYS)}"
+        )
+    if "steps" not in data:
+        raise RequestError(400, "steps is missing (a list of step objects)")
+    steps = data["steps"]
+    if not isinstance(steps, list):
+        raise RequestError(400, f"steps must be a list of step objects, got {_kind(steps)}")
+    if len(steps) > max_steps:
+        raise RequestError(413, f"steps has {len(steps)} items; at most {max_steps} per request (split it)")
+    images = data.get("images") or []
+    if not isinstance(images, list):
+        raise RequestError(400, f"images must be a list of base64 PNG strings, got {_kind(images)}")
+    root = Path(allowed_root) if allowed_root is not None else None
+    decoded: dict[int, np.ndarray] = {}
+    return [_step(item, i, images, decoded, root) for i, item in enumerate(steps)]
+
+
+def encode_request(steps: Sequence[StepInput]) -> dict[str, Any]:
+    """The request object for ``steps``; a screenshot shared by several steps is sent once (``images``)."""
+    images: list[str] = []
+    index_of: dict[str, int] = {}
+    out = []
+    for step in steps:
+        item: dict[str, Any] = {"instruction": step.instruction, "action": step.action}
+        if step.history:
+            item["history"] = list(step.history)
+        if step.observation_text is not None:
+            item["observation_text"] = step.observation_text
+        if step.screenshot is not None:
+            shot = step.screenshot
+            digest = _image_digest(shot)  # type: ignore[arg-type]
+            if digest not in index_of:
+                index_of[digest] = len(images)
+                images.append(encode_png(shot))
+            item["screenshot_index"] = index_of[digest]
+        out.append(item)
+    request: dict[str, Any] = {"steps": out}
+    if images:
+        request["images"] = images
+    return request
+
+
+def _image_digest(image: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(image.shape).encode())
+    h.update(image.tobytes())
+    return h.hexdigest()
+
+
+def parse_scores(data: Any, expected: int) -> list[DimensionScores]:
+    """Validate a ``/score`` response object and return its score dicts.
+
+    Raises:
+        ValueError: the response is not ``{"scores": [...]}`` with ``expected`` dicts of finite numbers.
+    """
+    scores = data.get("scores") if isinstance(data, dict) else None
+    if not isinstance(scores, list) or len(scores) != expected:
+        raise ValueError(f"the server answered without {expected} scores: {str(data)[:200]!r}")
+    out = []
+    for i, row in enumerate(scores):
+        if not isinstance(row, dict) or any(k not in row for k in SCORE_KEYS):
+            raise ValueError(f"scores[{i}] must hold the keys {SCORE_KEYS}, got {str(row)[:200]!r}")
+        values = {k: float(row[k]) for k in SCORE_KEYS}
+        if not all(math.isfinite(v) for v in values.values()):
+            raise ValueError(f"scores[{i}] holds non-finite values: {values}")
+        out.append(values)
+    return out

@@ -1,0 +1,368 @@
+"""The HTTP reward server: ``POST /score`` with dynamic batching, ``GET /health``, ``GET /metrics``.
+
+Built on the standard library (:class:`http.server.ThreadingHTTPServer`, one thread per connection, HTTP/1.1
+keep-alive). Each request is validated (:mod:`similar_rl.serving.schema`), queued in a
+:class:`~similar_rl.serving.batcher.DynamicBatcher` and answered when its batch has been scored.
+
+Safety and limits (each refusal is a JSON ``{"error": "..."}`` naming the problem):
+
+==========================  =====  ===========================================================================
+condition                   code   note
+==========================  =====  ===========================================================================
+malformed JSON / fields     400    the message names the field (``steps[2].history[0] must be a string``)
+no or wrong bearer token    401    only when a token is configured; ``/health`` stays open
+path outside allowed root   403    ``screenshot_path`` resolves (symlinks followed) outside ``allowed_root``
+unknown path                404
+body without length         411
+body over ``max_body``      413    refused from the ``Content-Length`` header before reading the body
+queue full                  503    ``Retry-After: 1``; the queue is bounded in steps (``max_queue``)
+scores not ready in time    504    after ``request_timeout_s``
+slow client                 --     socket reads time out after ``socket_timeout_s``; the connection is closed
+==========================  =====  ===========================================================================
+
+The server binds to ``127.0.0.1`` unless told otherwise.
+
+Example:
+    >>> import torch
+    >>> from similar_rl import StepInput
+    >>> from similar_rl.serving import RemoteScorer
+    >>> class LengthModel:  # stands in for a SimilarRewardModel
+    ...     def score_steps(self, steps):
+    ...         return torch.tensor([[float(len(s.action))] * 6 for s in steps])
+    >>> with RewardServer(LengthModel(), port=0) as server:
+    ...     RemoteScorer(server.url).score([StepInput("Click OK", "click(ref=4)")])[0]["total"]
+    12.0
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from similar_rl.scoring import as_scorer
+from similar_rl.serving.batcher import DynamicBatcher, Overloaded, ScoringFailed
+from similar_rl.serving.schema import MAX_STEPS_PER_REQUEST, RequestError, parse_request
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RewardServer", "ServerConfig"]
+
+
+@dataclass
+class ServerConfig:
+    """Settings of a :class:`RewardServer` (all have safe defaults)."""
+
+    host: str = field(
+        default="127.0.0.1", metadata={"help": "interface to bind; keep loopback unless needed"}
+    )
+    port: int = field(default=8765, metadata={"help": "TCP port (0: any free port)"})
+    max_batch: int = field(default=64, metadata={"help": "most steps per scorer call"})
+    max_wait_ms: float = field(default=5.0, metadata={"help": "how long a request waits for others to batch"})
+    max_queue: int = field(default=4096, metadata={"help": "most steps waiting; beyond it requests get 503"})
+    max_steps_per_request: int = field(default=MAX_STEPS_PER_REQUEST, metadata={"help": "more: 413"})
+    max_body_bytes: int = field(default=64 * 2**20, metadata={"help": "largest request body; more: 413"})
+    request_timeout_s: float = field(default=60.0, metadata={"help": "wait for scores; then 504"})
+    socket_timeout_s: float = field(default=15.0, metadata={"help": "idle/slow socket reads; then close"})
+    allowed_root: str | None = field(default=None, metadata={"help": "folder screenshot_path may point into"})
+    token: str | None = field(default=None, metadata={"help": "bearer token required on /score and /metrics"})
+    latency_window: int = field(default=10_000, metadata={"help": "requests kept for latency percentiles"})
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "max_queue", "max_steps_per_request", "max_body_bytes", "latency_window"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ServerConfig.{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ValueError(f"ServerConfig.port must be in 0..65535, got {self.port!r}")
+        for name in ("max_wait_ms", "request_timeout_s", "socket_timeout_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"ServerConfig.{name} must be a finite number >= 0, got {value!r}")
+        if self.token is not None and not self.token:
+            raise ValueError("ServerConfig.token is empty; give a non-empty token or None for no auth")
+        if self.max_steps_per_request > self.max_queue:
+            self.max_steps_per_request = self.max_queue
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100) of ``values``, None when empty.
+
+    Example:
+        >>> percentile([4.0, 1.0, 3.0, 2.0], 50), percentile([], 99)
+        (2.0, None)
+    """
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+class _Stats:
+    def __init__(self, window: int) -> None:
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.responses: Counter[int] = Counter()
+        self.steps_requested = 0
+        self.latencies_ms: deque[float] = deque(maxlen=window)
+
+    def record(self, status: int, latency_ms: float | None = None, steps: int = 0) -> None:
+        with self.lock:
+            self.responses[status] += 1
+            self.steps_requested += steps
+            if latency_ms is not None:
+                self.latencies_ms.append(latency_ms)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    owner: RewardServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "similar-rl"
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        self.timeout = self.server.owner.config.socket_timeout_s or None
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(payload, allow_nan=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str, **headers: str) -> None:
+        self.server.owner.stats.record(status)
+        self._send_json(status, {"error": message, "status": status}, headers)
+
+    def _authorised(self) -> bool:
+        token = self.server.owner.config.token
+        if token is None:
+            return True
+        given = self.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
+            return True
+        self._error(401, "missing or wrong bearer token (send 'Authorization: Bearer <token>')",
+                    **{"WWW-Authenticate": "Bearer"})  # fmt: skip
+        return False
+
+    def _read_body(self) -> bytes | None:
+        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
+            self.close_connection = True
+            self._error(411, "send the body with a Content-Length header (chunked bodies are not accepted)")
+            return None
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            self.close_connection = True
+            self._error(411, "a Content-Length header is required")
+            return None
+        try:
+            length = int(length_text)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            self._error(400, f"Content-Length must be a non-negative integer, got {length_text!r}")
+            return None
+        limit = self.server.owner.config.max_body_bytes
+        if length > limit:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
+            self._error(413, f"the body has {length} bytes; at most {limit} are accepted (send fewer steps)")
+            return None
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            self._error(408, "the body did not arrive in time")
+            return None
+        if len(body) != length:
+            self.close_connection = True
+            return None
+        return body
+
+    # -- routes ------------------------------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        with owner.stats.lock:
+            owner.stats.requests += 1
+        path = self.path.split("?", 1)[0]
+        if path == "/health":
+            owner.stats.record(200)
+            self._send_json(200, {"status": "ok", "uptime_s": round(time.monotonic() - owner.started, 3)})
+        elif path == "/metrics":
+            if self._authorised():
+                owner.stats.record(200)
+                self._send_json(200, owner.metrics())
+        else:
+            self._error(404, f"no route {path!r}; use POST /score, GET /health or GET /metrics")
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        start = time.perf_counter()
+        with owner.stats.lock:
+            owner.stats.requests += 1
+        path = self.path.split("?", 1)[0]
+        if path != "/score":
+            self._read_body()  # keep the connection usable
+            self._error(404, f"no route POST {path!r}; use POST /score")
+            return
+        if not self._authorised():
+            self.close_connection = True
+            return
+        body = self._read_body()
+        if body is None:
+            return
+        cfg = owner.config
+        try:
+            steps = parse_request(body, cfg.allowed_root, cfg.max_steps_per_request)
+            scores = owner.batcher.submit(steps, timeout=cfg.request_timeout_s)
+        except RequestError as exc:
+            self._error(exc.status, exc.message)
+            return
+        except Overloaded as exc:
+            self._error(503, f"server overloaded: {exc}", **{"Retry-After": "1"})
+            return
+        except TimeoutError as exc:
+            self._error(504, f"scoring timed out: {exc}")
+            return
+        except ScoringFailed as exc:
+            self._error(500, f"scoring failed: {exc}")
+            return
+        latency_ms = (time.perf_counter() - start) * 1000
+        owner.stats.record(200, latency_ms, len(steps))
+        self._send_json(200, {"scores": scores})
+
+    def do_PUT(self) -> None:
+        self._error(405, "use POST /score, GET /health or GET /metrics")
+
+    do_DELETE = do_PATCH = do_PUT
+
+
+class RewardServer:
+    """A batched HTTP reward server around a model or scorer.
+
+    Args:
+        model_or_scorer: a :class:`~similar_rl.model.SimilarRewardModel` (wrapped in a
+            :class:`~similar_rl.scoring.Scorer` with ``batch_size=max_batch``) or anything with ``score(steps)``.
+        config: a :class:`ServerConfig`; keyword arguments override its fields.
+
+    Use :meth:`start` / :meth:`stop` (or ``with``) to serve on a background thread, :meth:`serve_forever` to
+    block. :attr:`url` is the base URL (with the real port when ``port=0``).
+    """
+
+    def __init__(self, model_or_scorer: Any, config: ServerConfig | None = None, **overrides: Any) -> None:
+        base = asdict(config) if config is not None else {}
+        self.config = ServerConfig(**{**base, **overrides})
+        self.scorer = as_scorer(model_or_scorer, batch_size=self.config.max_batch)
+        self.batcher = DynamicBatcher(
+            self.scorer, self.config.max_batch, self.config.max_wait_ms / 1000, self.config.max_queue
+        )
+        self.stats = _Stats(self.config.latency_window)
+        self.started = time.monotonic()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def bind(self) -> _HTTPServer:
+        if self._httpd is None:
+            if self.config.host not in ("127.0.0.1", "localhost", "::1") and self.config.token is None:
+                logger.warning(
+                    "serving on %s without a token: anyone who reaches it can score", self.config.host
+                )
+            self._httpd = _HTTPServer((self.config.host, self.config.port), _Handler)
+            self._httpd.owner = self
+            self.batcher.start()
+            self.started = time.monotonic()
+        return self._httpd
+
+    @property
+    def url(self) -> str:
+        host, port = self.bind().server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> RewardServer:
+        """Serve on a background thread; returns self."""
+        httpd = self.bind()
+        if self._thread is None:
+            self._thread = threading.Thread(target=httpd.serve_forever, name="similar-rl-server", daemon=True)
+            self._thread.start()
+            logger.info("reward server listening on %s", self.url)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve on this thread until :meth:`stop` (or KeyboardInterrupt)."""
+        httpd = self.bind()
+        logger.info("reward server listening on %s", self.url)
+        try:
+            httpd.serve_forever()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._httpd is not None:
+            if self._thread is not None:
+                self._httpd.shutdown()
+                self._thread.join(5)
+                self._thread = None
+            self._httpd.server_close()
+            self._httpd = None
+        self.batcher.stop()
+
+    def __enter__(self) -> RewardServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters and latency percentiles (what ``GET /metrics`` answers)."""
+        with self.stats.lock:
+            latencies = list(self.stats.latencies_ms)
+            responses = {str(k): v for k, v in sorted(self.stats.responses.items())}
+            requests, steps_requested = self.stats.requests, self.stats.steps_requested
+        batcher = self.batcher
+        return {
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "requests": requests,
+            "responses": responses,
+            "steps_requested": steps_requested,
+            "batches": batcher.batches,
+            "batched_steps": batcher.steps,
+            "mean_batch_steps": round(batcher.steps / batcher.batches, 3) if batcher.batches else None,
+            "max_batch_steps": batcher.max_batch_seen,
+            "scoring_failures": batcher.failures,
+            "forwards": getattr(self.scorer, "forward_calls", None),
+            "cache_hits": getattr(self.scorer, "cache_hits", None),
+            "queue_depth": batcher.queue_depth,
+            "queued_requests": batcher.queued_requests,
+            "latency_ms": {
+                f"p{q}": None if (v := percentile(latencies, q)) is None else round(v, 3)
+                for q in (50, 90, 99)
+            },
+            "config": {k: v for k, v in asdict(self.config).items() if k != "token"}
+            | {"auth": self.config.token is not None},
+        }

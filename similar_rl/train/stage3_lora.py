@@ -1,0 +1,150 @@
+"""Stage 3 (optional, beyond the reference): end-to-end LoRA fine-tuning of the backbone with both losses.
+
+The model engineer's hook adds PEFT LoRA adapters to the backbone (``model.enable_lora(...)``); this stage
+then trains them (and, with ``lora_train_heads``, the experts and the gate) on
+
+    loss = lora_rg_weight * L_RG + lora_bt_weight * L_BT
+
+where ``L_RG`` is the mean squared error of the experts against their scaled targets on a batch of labelled
+steps (missing labels skipped) and ``L_BT`` the Bradley-Terry loss of ``total`` on a batch of pairs. Features
+are recomputed with gradients every step (the backbone's prompt cache is cleared, since the adapters change).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from similar_rl.train.data import PairTable, StepTable
+from similar_rl.train.stage1_ridge import expert_targets
+from similar_rl.train.stage2_gate import cosine_schedule, side_rows, side_scores
+
+logger = logging.getLogger(__name__)
+
+
+def enable_lora(model: Any, config: Any) -> list[torch.nn.Parameter]:
+    """Add LoRA adapters through the model's hook; return the adapter parameters."""
+    hook = getattr(model, "enable_lora", None) or getattr(model.backbone, "enable_lora", None)
+    if hook is None:
+        raise NotImplementedError(
+            f"the {model.config.backbone!r} backbone has no LoRA hook (enable_lora); stage 3 needs a backbone "
+            "with trainable transformer weights (backbone: hf). Set lora: false to skip it"
+        )
+    before = {id(p) for p in model.parameters() if p.requires_grad}
+    hook(
+        r=config.lora_r,
+        alpha=config.lora_alpha,
+        dropout=config.lora_dropout,
+        target_modules=config.lora_target_modules,
+    )
+    adapters = [p for p in model.backbone.parameters() if p.requires_grad and id(p) not in before]
+    if not adapters:
+        adapters = [
+            p for n, p in model.backbone.named_parameters() if p.requires_grad and "lora" in n.lower()
+        ]
+    if not adapters:
+        raise RuntimeError("enable_lora added no trainable parameters to the backbone")
+    return adapters
+
+
+def run_stage3(
+    model: Any,
+    steps: StepTable,
+    pairs: PairTable,
+    config: Any,
+    accelerator: Any = None,
+    log: Callable[[dict[str, float]], None] | None = None,
+) -> dict[str, float]:
+    """Fine-tune LoRA adapters (and optionally the heads) end to end. Returns the first and last losses."""
+    if config.lora_steps == 0:
+        return {}
+    device = accelerator.device if accelerator is not None else model.device
+    adapters = enable_lora(model, config)
+    model.to(device)
+    heads = [p for m in (model.experts, model.gate) if m is not None for p in m.parameters()]
+    for p in heads:
+        p.requires_grad_(config.lora_train_heads)
+    params = adapters + (heads if config.lora_train_heads else [])
+    params = [p for p in params if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lora_lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(0, config.lora_steps))
+    targets = torch.as_tensor(
+        expert_targets(
+            steps.labels, model.config.expert_names, model.config.target_scales(), model.config.total_weights
+        ),
+        dtype=torch.float32,
+    )
+    use_rg = config.lora_rg_weight > 0 and len(steps.inputs) > 0
+    use_bt = config.lora_bt_weight > 0 and len(pairs) > 0
+    if not (use_rg or use_bt):
+        raise ValueError("stage 3 has nothing to train on: no labelled steps for L_RG and no pairs for L_BT")
+    rank = accelerator.process_index if accelerator is not None else 0
+    n_proc = accelerator.num_processes if accelerator is not None else 1
+    rng = np.random.default_rng(config.seed + 7 + 1000 * rank)
+    ptr, flat = pairs.side_csr() if use_bt else (None, None)
+    clear = getattr(model.backbone, "clear_cache", None)
+    from tqdm.auto import tqdm
+
+    model.train()
+    history: list[float] = []
+    bar = tqdm(range(config.lora_steps), desc="stage 3 (LoRA)", disable=not config.progress or rank != 0)
+    for step in bar:
+        if clear is not None:
+            clear()
+        loss = torch.zeros((), device=device)
+        parts: dict[str, float] = {}
+        if use_rg:
+            idx = rng.choice(
+                len(steps.inputs), min(config.lora_batch_pairs, len(steps.inputs)), replace=False
+            )
+            out = model.head_outputs(*model.encode([steps.inputs[i] for i in idx]))
+            y = targets[idx].to(device)
+            mask = torch.isfinite(y)
+            rg = F.mse_loss(out["rewards"][mask], y[mask]) if mask.any() else torch.zeros((), device=device)
+            loss = loss + config.lora_rg_weight * rg
+            parts["stage3/rg_loss"] = float(rg)
+        if use_bt:
+            chosen = rng.choice(len(pairs), min(config.lora_batch_pairs, len(pairs)), replace=False)
+            sides = np.stack([2 * chosen, 2 * chosen + 1], axis=1).reshape(-1)
+            rows = np.unique(side_rows(ptr, flat, sides)[0])
+            local = np.full(len(pairs.inputs), -1, dtype=np.int64)
+            local[rows] = np.arange(len(rows))
+            totals = model.head_outputs(*model.encode([pairs.inputs[i] for i in rows]))["total"]
+            s = side_scores(totals, ptr, local[flat], sides)
+            bt = -F.logsigmoid(s[0::2] - s[1::2]).mean()
+            loss = loss + config.lora_bt_weight * bt
+            parts["stage3/bt_loss"] = float(bt)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if n_proc > 1:
+            for p in params:
+                if p.grad is not None:
+                    p.grad = accelerator.reduce(p.grad, reduction="mean")
+        optimizer.step()
+        scheduler.step()
+        history.append(float(loss))
+        if (step + 1) % config.log_every == 0 or step + 1 == config.lora_steps:
+            bar.set_postfix(loss=f"{float(loss):.4f}")
+            if log is not None:
+                log({"stage3/loss": float(loss), "stage3/step": step + 1, **parts})
+    for p in heads:
+        p.requires_grad_(True)
+    if clear is not None:
+        clear()
+    model.eval()
+    k = max(1, len(history) // 5)
+    result = {
+        "first_loss": float(np.mean(history[:k])),
+        "last_loss": float(np.mean(history[-k:])),
+        "steps": len(history),
+        "adapter_params": int(sum(p.numel() for p in adapters)),
+    }
+    logger.info(
+        "stage 3: loss %.4f -> %.4f over %d steps", result["first_loss"], result["last_loss"], len(history)
+    )
+    return result
