@@ -95,6 +95,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Wall times come from a shared 2-core machine: read the scaled/base ratio, not the seconds.",
         "",
+        *([f"**{report['note']}**", ""] if report.get("note") else []),
         "## Overall",
         "",
         "| base policy | episodes | base success | best-of-N success | delta (points) | wall-time ratio |",
@@ -148,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "total_wall_time_s": time.perf_counter() - start,
     }
+    if args.tiny_model:
+        report["note"] = (
+            "Smoke run: the tiny model is untrained and scores every candidate 0, so best-of-N acts on its first "
+            "sample; differences between the arms are sampling noise. This proves the plumbing, not the model."
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2), encoding="utf-8")

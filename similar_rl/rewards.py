@@ -319,6 +319,13 @@ class SimilarBatchScores:
             self.pending_values = {k: [] for k in out}
             return out
 
+    def drain_samples(self) -> list[SampleStep]:
+        """Return and forget the samples kept since the last call (newest last, at most ``keep_samples``)."""
+        with self._lock:
+            out = list(self.samples)
+            self.samples.clear()
+            return out
+
     def scores(
         self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
     ) -> list[DimensionScores | None]:

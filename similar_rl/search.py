@@ -41,7 +41,7 @@ import numpy as np
 
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, validate_weights
 from similar_rl.envs.actions import ActionParseError, normalize_action
-from similar_rl.envs.base import BaseAdapter, InvalidActionError
+from similar_rl.envs.base import BaseAdapter, EnvFailure, InvalidActionError
 from similar_rl.types import DimensionScores, GUIState
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,11 @@ class ScoredAction:
 
 
 class _SelectorPolicy:
-    """Lets a selector stand in for a policy: ``propose`` returns the selected action ``n`` times."""
+    """Lets a selector stand in for a policy: ``propose`` returns the selected action ``n`` times.
+
+    ``propose`` has no env or seed to rebuild, so a :class:`RewardGuidedSearch` with lookahead raises there; call
+    its ``select`` (as :func:`run_episode` does) instead.
+    """
 
     def propose(self, state: GUIState, history: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
         _check_positive(n, "n")
@@ -535,6 +539,12 @@ def _bind(agent_or_factory: Any, adapter: BaseAdapter) -> Any:
     )
 
 
+def _close(env: Any) -> None:
+    close = getattr(env, "close", None)
+    if callable(close):
+        close()
+
+
 def compare(
     env_ids: Sequence[str],
     seeds: Sequence[int],
@@ -546,12 +556,16 @@ def compare(
     progress: bool = False,
     rng_seed: int = 0,
     keep_episodes: bool = True,
+    max_retries: int = 2,
 ) -> dict[str, Any]:
     """Run the base policy and the scaled selector on every env and seed; return the summary.
 
     Both arms play the same env instance and seeds. ``base_policy`` and ``scaled_selector`` are agents (a policy
     or a selector) or factories ``f(adapter) -> agent``, called once per env (needed when the envs use different
     adapters, or for a tree search, which holds its adapter).
+
+    An episode that hits an :class:`~similar_rl.envs.base.EnvFailure` (a crashed or hung browser) is replayed
+    from scratch in a restarted env, up to ``max_retries`` times.
 
     Returns:
         ``{"base": summary, "scaled": summary, "per_env": {env_id: {"base": ..., "scaled": ...}}, "delta": ...}``
@@ -580,13 +594,23 @@ def compare(
                 for seed in seeds:
                     for arm, agent in arms.items():
                         bar.set_postfix_str(f"{env_id} seed {seed} {arm}")
-                        rng = np.random.default_rng([rng_seed, seed, 0 if arm == "base" else 1])
-                        results[arm].append(run_episode(env, adapter, agent, seed, max_steps, rng=rng))
+                        for attempt in range(max_retries + 1):
+                            rng = np.random.default_rng([rng_seed, seed, 0 if arm == "base" else 1])
+                            try:
+                                result = run_episode(env, adapter, agent, seed, max_steps, rng=rng)
+                                break
+                            except EnvFailure as exc:
+                                if attempt == max_retries:
+                                    raise
+                                logger.warning(
+                                    "%s seed %s: %s; restarting the env and retrying", env_id, seed, exc
+                                )
+                                _close(env)
+                                env = adapter.make_env(env_id, **dict(env_kwargs or {}))
+                        results[arm].append(result)
                         bar.update(1)
             finally:
-                close = getattr(env, "close", None)
-                if callable(close):
-                    close()
+                _close(env)
             per_env[env_id] = {}
             for arm, arm_results in results.items():
                 everything[arm].extend(arm_results)

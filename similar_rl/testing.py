@@ -58,7 +58,7 @@ CHATML_TEMPLATE = (
 )
 
 _CORPUS = (
-    "click(ref=12) type(ref=3, text=\"hello\") press(key=\"Enter\") noop() click_xy(x=10, y=20) "
+    'click(ref=12) type(ref=3, text="hello") press(key="Enter") noop() click_xy(x=10, y=20) '
     "Instruction: click the Submit button. Enter the username bob and the password. Previous actions: "
     '[1] button "OK" [2] input_text "Username" (value="bob", focused) [3] link "Home" div span '
     "The quick brown fox jumps over the lazy dog 0123456789 <|im_start|>user assistant system"
@@ -127,7 +127,9 @@ def build_tiny_qwen2(path: str | Path, hidden: int = 32, layers: int = 2, seed: 
     return path
 
 
-def build_tiny_qwen2_vl(path: str | Path, hidden: int = 64, layers: int = 2, seed: int = 0, version: str = "2") -> Path:
+def build_tiny_qwen2_vl(
+    path: str | Path, hidden: int = 64, layers: int = 2, seed: int = 0, version: str = "2"
+) -> Path:
     """A tiny random Qwen2-VL (``version="2"``) or Qwen2.5-VL (``"2.5"``) with an offline tokenizer and a PIL image
     processor (no torchvision), saved to ``path``; returns ``path``. Images are resized to at most 56x56 pixels."""
     import torch
@@ -211,7 +213,12 @@ def build_tiny_llava(path: str | Path, hidden: int = 32, layers: int = 2, seed: 
         pad_token_id=tokenizer.pad_token_id,
     )
     vision = transformers.CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=14
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
     )
     config = transformers.LlavaConfig(
         vision_config=vision,

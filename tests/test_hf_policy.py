@@ -1,4 +1,4 @@
-"""HFPolicy with a tiny random Qwen2 causal LM built offline (tokenizer trained here with ``tokenizers``)."""
+"""HFPolicy with tiny random Qwen2 (causal LM) and LLaVA (VLM) models built offline by similar_rl.testing."""
 
 from __future__ import annotations
 
@@ -11,15 +11,12 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-from similar_rl.envs.actions import GRAMMAR, parse_action  # noqa: E402
+from similar_rl.envs.actions import parse_action  # noqa: E402
 from similar_rl.policies import make_policy  # noqa: E402
-from similar_rl.policies.hf import HFPolicy, build_prompt  # noqa: E402
+from similar_rl.policies.hf import HFPolicy  # noqa: E402
+from similar_rl.testing import build_tiny_llava, build_tiny_qwen2  # noqa: E402
 from similar_rl.types import Element, GUIState  # noqa: E402
 
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 STATE = GUIState(
     instruction='Click on the "OK" button.',
     observation_text='[4] button "OK"\n[5] button "Cancel"',
@@ -35,31 +32,6 @@ class _Adapter:
         return [f"click(ref={el.ref})" for el in state.elements]
 
 
-def _tokenizer():
-    tok = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token=None))
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = tokenizers.decoders.ByteLevel()
-    trainer = tokenizers.trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
-    )
-    corpus = [
-        build_prompt(STATE, ["noop()"]),
-        GRAMMAR,
-        'click(ref=4) type(ref=5, text="hi") system user assistant',
-    ]
-    tok.train_from_iterator(corpus * 20, trainer)
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        padding_side="left",
-    )
-    fast.chat_template = CHATML
-    return fast
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
     """Tiny models run faster on one thread, and much faster on a busy 2-core machine."""
@@ -71,26 +43,7 @@ def _one_torch_thread():
 
 @pytest.fixture(scope="module")
 def tiny_lm_path(tmp_path_factory):
-    tokenizer = _tokenizer()
-    config = transformers.Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = transformers.Qwen2ForCausalLM(config)
-    path = tmp_path_factory.mktemp("tiny-qwen2")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"))
 
 
 def test_random_model_reports_unparsable_outputs_and_falls_back(tiny_lm_path, caplog):
@@ -102,7 +55,7 @@ def test_random_model_reports_unparsable_outputs_and_falls_back(tiny_lm_path, ca
         a in ("click(ref=4)", "click(ref=5)") or parse_action(a) for a in actions
     )
     assert len(policy.last_completions) == 4
-    # a random 600-token LM essentially never writes a valid action: every completion is a reported failure
+    # a random 400-token LM essentially never writes a valid action: every completion is a reported failure
     assert len(policy.last_failures) >= 3
     assert policy.failure_count == len(policy.last_failures) and policy.sample_count == 4
     assert all(f.error for f in policy.last_failures)
@@ -159,3 +112,21 @@ def test_registry_and_bad_arguments(tiny_lm_path, tmp_path):
         HFPolicy(None, tiny_lm_path, temperature=-1)
     with pytest.raises(ValueError, match="positive integer"):
         policy.propose(STATE, [], n=0, rng=np.random.default_rng(0))
+
+
+def test_vlm_gets_the_screenshot_and_reports_failures(tmp_path):
+    path = build_tiny_llava(tmp_path / "tiny-llava")
+    policy = HFPolicy(_Adapter(), path, max_new_tokens=6, fallback="random")
+    assert policy.processor is not None
+    state = GUIState(
+        instruction=STATE.instruction,
+        screenshot=np.full((210, 160, 3), 200, dtype=np.uint8),
+        observation_text=STATE.observation_text,
+        elements=STATE.elements,
+    )
+    inputs = policy._inputs(state, [])
+    assert "pixel_values" in inputs  # the screenshot goes to the model
+    actions = policy.propose(state, [], n=2, rng=np.random.default_rng(0))
+    assert len(actions) == 2 and policy.sample_count == 2
+    parsed, failures = policy.parse(policy.last_completions, state)
+    assert len(parsed) + len(failures) == 2 and failures == policy.last_failures

@@ -1,7 +1,7 @@
 """Inference-time scaling: best-of-N, reward-guided tree search, episodes, compare() and `similar-rl search`.
 
-The reward model is a real tiny model from :mod:`similar_rl.testing` (untrained heads given random weights so
-candidates get different scores). The oracle scorer below is a legitimate scorer with privileged access to the
+The reward model is a real tiny model (a random tiny Qwen2 from :mod:`similar_rl.testing` through the ``hf``
+backbone, experts given random weights so candidates get different scores). The oracle scorer below is a legitimate scorer with privileged access to the
 toy env's canonical solution: it checks the selection plumbing without a trained model.
 """
 
@@ -22,24 +22,31 @@ from similar_rl.scoring import Scorer
 from similar_rl.search import BestOfN, RewardGuidedSearch, compare, run_episode, summarize
 
 
-def _tiny_model():
-    from similar_rl.model import SimilarRewardModel
-    from similar_rl.testing import tiny_default_config
+def _tiny_model(folder):
+    from similar_rl.model import SimilarConfig, SimilarRewardModel
+    from similar_rl.testing import build_tiny_qwen2
 
-    model = SimilarRewardModel(tiny_default_config(use_image=False))
+    config = SimilarConfig(
+        backbone="hf",
+        backbone_path=str(build_tiny_qwen2(folder)),
+        gate_hidden=32,
+        gate_layers=2,
+        use_image=False,
+    )
+    model = SimilarRewardModel(config)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in (model.experts.weight, model.experts.bias):
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+            p.copy_(torch.randn(p.shape, generator=gen))
     return model.eval()
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(tmp_path_factory):
     # One intra-op thread: on a shared 2-core machine two spinning torch threads make a forward ~15x slower.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield _tiny_model()
+    yield _tiny_model(tmp_path_factory.mktemp("tiny_qwen2"))
     torch.set_num_threads(threads)
 
 
@@ -191,3 +198,24 @@ def test_cli_search_rejects_bad_input(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     assert main(["search", "--model", str(tmp_path)]) == 2
     assert "--envs" in capsys.readouterr().err
+
+
+def test_cli_search_tree_from_yaml_config(model_dir, tmp_path, capsys):
+    config = tmp_path / "search.yaml"
+    config.write_text(
+        "held_out_families: [login-form]\nenvs: [toy/login-form]\nseeds: 0-1\nmethod: tree\ndepth: 2\nbeam: 2\n"
+        f"n: 3\nmax_steps: 4\nmodel: {model_dir}\n"
+    )
+    out = tmp_path / "tree.json"
+    assert (
+        main(
+            ["search", "--config", str(config), "--policy", "heuristic", "--json", str(out), "--no-progress"]
+        )
+        == 0
+    )
+    data = json.loads(out.read_text())
+    assert data["config"]["method"] == "tree" and data["config"]["policy"] == "heuristic"
+    assert data["config"]["seeds"] == [0, 1] and data["scaled"]["episodes"] == 2
+    config.write_text("envs: [toy/login-form]\nbeams: 2\n")
+    assert main(["search", "--config", str(config)]) == 2
+    assert "unknown key(s) ['beams']" in capsys.readouterr().err

@@ -356,3 +356,13 @@ def test_png_round_trip_is_lossless():
     image = np.random.default_rng(0).integers(0, 255, (7, 9, 3), dtype=np.uint8)
     steps = parse_request(json.dumps(encode_request([StepInput("x", "noop()", screenshot=image)])))
     assert np.array_equal(steps[0].screenshot, image)
+
+
+def test_serve_command_refuses_bad_setup(tmp_path, monkeypatch, capsys):
+    from similar_rl.cli import main
+
+    monkeypatch.delenv("NO_SUCH_TOKEN_VAR", raising=False)
+    assert main(["serve", "--model", str(tmp_path), "--token-env", "NO_SUCH_TOKEN_VAR"]) == 2
+    assert "NO_SUCH_TOKEN_VAR is unset" in capsys.readouterr().err
+    assert main(["serve", "--model", str(tmp_path / "missing"), "--port", "0"]) == 2
+    assert "similar-rl serve:" in capsys.readouterr().err

@@ -123,6 +123,9 @@ def collect_ray(
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address is None:
                 kwargs["num_cpus"] = num_cpus
+                # a private instance needs no metrics agent (on small loaded machines it can miss the raylet's
+                # fixed start-up deadline and kill the start)
+                os.environ.setdefault("RAY_enable_metrics_collection", "0")
             kwargs.update(ray_init_kwargs or {})
             ray.init(address=address, **kwargs)
             started_here = True

@@ -83,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-kwargs", type=_json_dict, help="make_env options as JSON")
     parser.add_argument("--seed", type=int, help="random seed of the policies' sampling (default 0)")
     parser.add_argument("--batch-size", type=int, help="scorer batch size (default 32)")
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads (default: torch's; 1 on a busy machine)"
+    )
     parser.add_argument("--json", dest="json_out", help="write the results to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -191,6 +194,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args)
+        if args.threads is not None:
+            import torch
+
+            if args.threads < 1:
+                raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+            torch.set_num_threads(args.threads)
         model = load_model(settings["model"])
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"similar-rl search: {exc}", file=sys.stderr)

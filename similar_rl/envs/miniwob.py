@@ -147,7 +147,8 @@ class MiniWoBAdapter(BaseAdapter):
         """``gymnasium.make(env_id)`` with the offline browser and the grammar's action space.
 
         Keyword arguments go to the miniwob env (``wait_ms``, ``data_mode``...), except ``chrome_binary``,
-        ``chromedriver`` and ``extra_chrome_args``, which override the adapter's.
+        ``chromedriver`` and ``extra_chrome_args``, which override the adapter's, and ``hide_caret`` and
+        ``type_replaces`` (see :class:`~similar_rl.envs.miniwob_browser.BrowserConfig`).
 
         Raises:
             EnvFailure: chromium/chromedriver missing or failing to start (the message says how to install them).
@@ -169,6 +170,9 @@ class MiniWoBAdapter(BaseAdapter):
         extra = kwargs.pop("extra_chrome_args", None) or self.extra_chrome_args
         if extra is not None:
             browser_kw["extra_args"] = tuple(extra)
+        for name in ("hide_caret", "type_replaces"):
+            if name in kwargs:
+                browser_kw[name] = bool(kwargs.pop(name))
         browser = BrowserConfig(**browser_kw)
         try:
             spec = gym.spec(env_id)

@@ -166,6 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
         scheme, _, value = given.partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
             return True
+        if self.command == "POST":
+            self.close_connection = True  # the body is not read
         self._error(401, "missing or wrong bearer token (send 'Authorization: Bearer <token>')",
                     **{"WWW-Authenticate": "Bearer"})  # fmt: skip
         return False
@@ -227,11 +229,10 @@ class _Handler(BaseHTTPRequestHandler):
             owner.stats.requests += 1
         path = self.path.split("?", 1)[0]
         if path != "/score":
-            self._read_body()  # keep the connection usable
+            self.close_connection = True  # the body is not read: the connection cannot be reused
             self._error(404, f"no route POST {path!r}; use POST /score")
             return
         if not self._authorised():
-            self.close_connection = True
             return
         body = self._read_body()
         if body is None:

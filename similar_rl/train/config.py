@@ -77,6 +77,10 @@ class TrainConfig:
         default=2000, metadata={"help": "optimizer steps of the Bradley-Terry gate training"}
     )
     gate_batch_size: int = field(default=1024, metadata={"help": "pairs per gate step"})
+    gate_max_epochs: float | None = field(
+        default=None,
+        metadata={"help": "cap the gate steps at this many passes over the pairs (null: exactly gate_steps)"},
+    )
     gate_lr: float = field(
         default=1e-3, metadata={"help": "AdamW learning rate of the gate (cosine schedule)"}
     )
@@ -142,6 +146,10 @@ class TrainConfig:
             _at_least(self, name, 1)
         for name in ("gate_warmup_steps", "lora_steps"):
             _at_least(self, name, 0)
+        if self.gate_max_epochs is not None and not (
+            isinstance(self.gate_max_epochs, int | float) and self.gate_max_epochs > 0
+        ):
+            raise ValueError(f"TrainConfig.gate_max_epochs must be > 0 or null, got {self.gate_max_epochs!r}")
         if self.max_pairs is not None:
             _at_least(self, "max_pairs", 1)
         if isinstance(self.pair_types, str):

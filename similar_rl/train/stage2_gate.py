@@ -121,9 +121,10 @@ def run_stage2(
     for p in frozen:
         p.requires_grad_(False)
     params = [p for p in model.gate.parameters() if p.requires_grad]
+    n_steps = gate_step_count(config, len(table))
     optimizer = torch.optim.AdamW(params, lr=config.gate_lr, weight_decay=config.gate_weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_schedule(config.gate_warmup_steps, config.gate_steps)
+        optimizer, cosine_schedule(config.gate_warmup_steps, n_steps)
     )
     n_proc = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
@@ -137,7 +138,7 @@ def run_stage2(
     local = np.full(x.shape[0], -1, dtype=np.int64)  # step row -> row within the batch
     model.train()
     running, seen = 0.0, 0
-    bar = tqdm(range(config.gate_steps), desc="stage 2 (gate)", disable=not config.progress or rank != 0)
+    bar = tqdm(range(n_steps), desc="stage 2 (gate)", disable=not config.progress or rank != 0)
     try:
         for step in bar:
             if cursor + batch > n_pairs:
@@ -161,7 +162,7 @@ def run_stage2(
             scheduler.step()
             running += float(loss)
             seen += 1
-            if (step + 1) % config.log_every == 0 or step + 1 == config.gate_steps:
+            if (step + 1) % config.log_every == 0 or step + 1 == n_steps:
                 metrics = {
                     "stage2/loss": running / seen,
                     "stage2/lr": scheduler.get_last_lr()[0],
@@ -188,6 +189,21 @@ def run_stage2(
         "start_accuracy": start_acc,
         "end_accuracy": end_acc,
     }
+
+
+def gate_step_count(config: Any, n_pairs: int) -> int:
+    """``gate_steps``, capped at ``gate_max_epochs`` passes over ``n_pairs`` pairs (at least one step).
+
+    Example:
+        >>> from similar_rl.train.config import TrainConfig
+        >>> gate_step_count(TrainConfig(gate_steps=2000, gate_batch_size=1024, gate_max_epochs=20), 10_000)
+        196
+    """
+    steps = config.gate_steps
+    if config.gate_max_epochs is not None:
+        batch = min(config.gate_batch_size, max(1, n_pairs))
+        steps = min(steps, max(1, math.ceil(config.gate_max_epochs * n_pairs / batch)))
+    return steps
 
 
 def _is_gate_param(model: Any, param: torch.nn.Parameter) -> bool:

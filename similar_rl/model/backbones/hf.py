@@ -38,7 +38,9 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 LORA_TARGETS = r"^(?!.*(visual|vision_tower|vision_model)).*\.(q_proj|k_proj|v_proj|o_proj)$"
 
 
-def build_prompt_text(step: StepInput, use_history: bool, max_history: int, max_observation_chars: int) -> str:
+def build_prompt_text(
+    step: StepInput, use_history: bool, max_history: int, max_observation_chars: int
+) -> str:
     """The text part of the user turn.
 
     Example:
@@ -66,6 +68,29 @@ def build_prompt_text(step: StepInput, use_history: bool, max_history: int, max_
     return "\n".join(lines)
 
 
+def _image_only(base: type) -> type:
+    """A Qwen-VL style processor subclass that handles images only (``video_processor=None``, no torchvision)."""
+
+    class ImageOnlyProcessor(base):  # type: ignore[misc, valid-type]
+        def __init__(self, image_processor: Any, tokenizer: Any, chat_template: str | None = None):
+            # ProcessorMixin.__init__ insists on a video processor class; set the attributes it would set.
+            self.chat_template = chat_template
+            self.image_processor = image_processor
+            self.tokenizer = tokenizer
+            self.video_processor = None
+            self.image_token = getattr(tokenizer, "image_token", None) or "<|image_pad|>"
+            self.video_token = getattr(tokenizer, "video_token", None) or "<|video_pad|>"
+            self.image_token_id = getattr(
+                tokenizer, "image_token_id", None
+            ) or tokenizer.convert_tokens_to_ids(self.image_token)
+            self.video_token_id = getattr(
+                tokenizer, "video_token_id", None
+            ) or tokenizer.convert_tokens_to_ids(self.video_token)
+
+    ImageOnlyProcessor.__name__ = f"ImageOnly{base.__name__}"
+    return ImageOnlyProcessor
+
+
 class HFBackbone(Backbone):
     """Features from a local Hugging Face (vision-)language model. See the module docstring.
 
@@ -89,11 +114,15 @@ class HFBackbone(Backbone):
         transformers = require("transformers", "the hf backbone")
         unknown = sorted(set(config.backbone_options) - set(self.OPTIONS))
         if unknown:
-            raise ValueError(f"unknown backbone_options {unknown} for backbone 'hf'; known: {sorted(self.OPTIONS)}")
+            raise ValueError(
+                f"unknown backbone_options {unknown} for backbone 'hf'; known: {sorted(self.OPTIONS)}"
+            )
         self.config = config
         self.options = {**self.OPTIONS, **config.backbone_options}
         if self.options["dtype"] not in _DTYPES:
-            raise ValueError(f"backbone_options.dtype must be one of {sorted(_DTYPES)}, got {self.options['dtype']!r}")
+            raise ValueError(
+                f"backbone_options.dtype must be one of {sorted(_DTYPES)}, got {self.options['dtype']!r}"
+            )
         path = Path(config.backbone_path)
         if root is not None and not path.is_absolute():
             path = Path(root) / path
@@ -131,14 +160,8 @@ class HFBackbone(Backbone):
         if self.model_type in _PROCESSOR_IN_CODE:
             # Their AutoProcessor builds a torchvision video processor; images only need the PIL image processor.
             image_processor = transformers.AutoImageProcessor.from_pretrained(path, local_files_only=True)
-            cls = getattr(transformers, _PROCESSOR_IN_CODE[self.model_type])
-            processor = cls(
-                image_processor=image_processor,
-                tokenizer=tokenizer,
-                video_processor=None,
-                chat_template=tokenizer.chat_template,
-            )
-            return tokenizer, processor
+            cls = _image_only(getattr(transformers, _PROCESSOR_IN_CODE[self.model_type]))
+            return tokenizer, cls(image_processor, tokenizer, tokenizer.chat_template)
         processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
         return processor.tokenizer, processor
 
@@ -150,7 +173,10 @@ class HFBackbone(Backbone):
     # -- chat formatting ------------------------------------------------------------------------------------
     def _messages(self, step: StepInput, with_image: bool) -> list[dict[str, Any]]:
         text = build_prompt_text(
-            step, self.use_history, int(self.options["max_history"]), int(self.options["max_observation_chars"])
+            step,
+            self.use_history,
+            int(self.options["max_history"]),
+            int(self.options["max_observation_chars"]),
         )
         if not self.is_vlm:
             return [{"role": "user", "content": text}]
@@ -161,7 +187,9 @@ class HFBackbone(Backbone):
     def _render(self, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
         owner = self.processor if self.processor is not None else self.tokenizer
         if getattr(owner, "chat_template", None) or getattr(self.tokenizer, "chat_template", None):
-            return owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+            return owner.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
         # No chat template: a plain transcript.
         out = ""
         for m in messages:
@@ -179,16 +207,24 @@ class HFBackbone(Backbone):
             from PIL import Image
 
             image = Image.fromarray(step.screenshot)
-            inputs = self.processor(text=[text], images=[image], return_tensors="pt", add_special_tokens=False)
+            inputs = self.processor(
+                text=[text], images=[image], return_tensors="pt", add_special_tokens=False
+            )
         else:
-            inputs = {"input_ids": self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]}
-        inputs = {k: v for k, v in dict(inputs).items() if isinstance(v, torch.Tensor) and k != "attention_mask"}
+            inputs = {
+                "input_ids": self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            }
+        inputs = {
+            k: v for k, v in dict(inputs).items() if isinstance(v, torch.Tensor) and k != "attention_mask"
+        }
         return inputs, text, messages
 
     def _response_ids(self, action: str, prompt_text: str, messages: list[dict[str, Any]]) -> list[int]:
         """Token ids of the assistant turn holding ``action`` (up to and including its end-of-turn token)."""
         content: Any = action if not self.is_vlm else [{"type": "text", "text": action}]
-        full = self._render([*messages, {"role": "assistant", "content": content}], add_generation_prompt=False)
+        full = self._render(
+            [*messages, {"role": "assistant", "content": content}], add_generation_prompt=False
+        )
         response = full[len(prompt_text) :] if full.startswith(prompt_text) else action
         response = response.rstrip("\n")
         ids = self.tokenizer(response, add_special_tokens=False)["input_ids"]
@@ -228,7 +264,9 @@ class HFBackbone(Backbone):
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in responses], device=self.device)
         # Right padding: real tokens never attend to later positions, so pads change nothing before them.
         cache = cache_cls(
-            ddp_cache_data=[(k.repeat_interleave(n, dim=0), v.repeat_interleave(n, dim=0)) for k, v, *_ in prefix["cache"]]
+            ddp_cache_data=[
+                (k.repeat_interleave(n, dim=0), v.repeat_interleave(n, dim=0)) for k, v, *_ in prefix["cache"]
+            ]
         )
         positions = (torch.arange(width, device=self.device) + prefix["length"]).unsqueeze(0).expand(n, -1)
         if hasattr(self.core, "rope_deltas"):
@@ -242,9 +280,13 @@ class HFBackbone(Backbone):
 
     def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
         if len(steps) == 0:
-            return torch.zeros(0, self.x_dim, device=self.device), torch.zeros(0, self.z_dim, device=self.device)
+            return torch.zeros(0, self.x_dim, device=self.device), torch.zeros(
+                0, self.z_dim, device=self.device
+            )
         reps, index = unique_prompts(steps)
         use_lru = not torch.is_grad_enabled()
+        if not use_lru and self.lora_enabled:
+            self.prompt_cache.clear()  # adapters are being trained: cached prefixes go stale
         x = [torch.empty(0)] * len(steps)
         z = [torch.empty(0)] * len(steps)
         chunk = max(1, int(self.options["max_actions_per_batch"]))
@@ -255,7 +297,9 @@ class HFBackbone(Backbone):
                 if use_lru:
                     self.prompt_cache.put(rep.prompt_key, prefix)
             members = [i for i, gi in enumerate(index) if gi == g]
-            responses = [self._response_ids(steps[i].action, prefix["text"], prefix["messages"]) for i in members]
+            responses = [
+                self._response_ids(steps[i].action, prefix["text"], prefix["messages"]) for i in members
+            ]
             for start in range(0, len(members), chunk):
                 hidden = self._continue(prefix, responses[start : start + chunk])
                 for j, i in enumerate(members[start : start + chunk]):
@@ -311,7 +355,9 @@ class HFBackbone(Backbone):
             raise RuntimeError("LoRA is already enabled on this backbone")
         peft = require("peft", "LoRA fine-tuning of the hf backbone")
         targets = LORA_TARGETS if target_modules is None else target_modules
-        lora = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none")
+        lora = peft.LoraConfig(
+            r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none"
+        )
         peft.inject_adapter_in_model(lora, self.lm)
         names = []
         for name, param in self.lm.named_parameters():
@@ -352,5 +398,6 @@ class HFBackbone(Backbone):
         return "backbone"
 
     def describe(self) -> str:
-        return json.dumps({"kind": self.kind, "model_type": self.model_type, "path": str(self.path), "dim": self.x_dim})
-
+        return json.dumps(
+            {"kind": self.kind, "model_type": self.model_type, "path": str(self.path), "dim": self.x_dim}
+        )

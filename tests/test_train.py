@@ -1,0 +1,208 @@
+"""Triple-M training: config, ridge, gate, LoRA, the trainer and the CLI, on toy data with tiny real models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from similar_rl.cli import main
+from similar_rl.data.dataset import load_dataset_folder
+from similar_rl.train.config import TrainConfig
+from similar_rl.train.data import InputFactory, build_pair_table, build_step_table
+from similar_rl.train.features import FeatureCache, extract_features, feature_fingerprint
+from similar_rl.train.stage1_ridge import expert_targets, fit_experts
+from similar_rl.train.synthetic import build_toy_dataset
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    train = build_toy_dataset(root / "train", ["toy/click-button", "toy/login-form"], seeds=[0, 1], n_children=3)
+    held = build_toy_dataset(root / "held", ["toy/click-button", "toy/login-form"], seeds=[2], n_children=3)
+    return train, held
+
+
+@pytest.fixture(scope="module")
+def tiny_vlms(tmp_path_factory):
+    from similar_rl.testing import build_tiny_llava, build_tiny_qwen2_vl
+
+    root = tmp_path_factory.mktemp("models")
+    return {"qwen2_vl": build_tiny_qwen2_vl(root / "qwen2vl"), "llava": build_tiny_llava(root / "llava")}
+
+
+def _hf_model_config(path) -> dict:
+    return {"backbone": "hf", "backbone_path": str(path), "gate_hidden": 16, "gate_layers": 1}
+
+
+# -- config ---------------------------------------------------------------------------------------------------------
+def test_config_yaml_roundtrip_and_errors(tmp_path):
+    path = tmp_path / "c.yaml"
+    TrainConfig(gate_steps=7, pair_types=["total"]).save_yaml(path)
+    assert TrainConfig.from_yaml(path).gate_steps == 7
+    path.write_text("gate_stepz: 3\n")
+    with pytest.raises(ValueError, match=r"c.yaml: unknown train config key\(s\) \['gate_stepz'\]"):
+        TrainConfig.from_yaml(path)
+    with pytest.raises(ValueError, match="pair_types"):
+        TrainConfig(pair_types=["speed"])
+    with pytest.raises(ValueError, match="ridge_alphas"):
+        TrainConfig(ridge_alphas=[0.0])
+    for name in ("configs/train_default.yaml", "configs/train_hf_vlm.yaml"):
+        assert TrainConfig.from_yaml(name).model["backbone"] in ("default", "hf")
+
+
+# -- stage 1 --------------------------------------------------------------------------------------------------------
+def test_ridge_skips_missing_labels_and_beats_zero():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(120, 40))
+    labels = np.clip(z[:, :5] * 0.2, -1, 1)
+    labels[:, 3:] = (labels[:, 3:] > 0).astype(float)
+    labels[::7, 4] = np.nan  # missing coherence labels
+    weights = {"helpfulness": 3, "odds_of_success": 5, "efficiency": 5, "task_relevance": 1, "coherence": 1}
+    names = ["helpfulness", "odds_of_success", "efficiency", "task_relevance", "coherence", "all"]
+    targets = expert_targets(labels, names, [3, 5, 5, 1, 1, 1], weights)
+    assert np.isnan(targets[0, 4]) and np.isnan(targets[0, 5]) and not np.isnan(targets[0, 0])
+    groups = [f"task{i % 10}" for i in range(120)]
+    w, b, fits = fit_experts(z, targets, names, groups, alphas=[1e-4, 1e-2, 1.0, 100.0])
+    assert fits["coherence"].n_train + fits["coherence"].n_val == 120 - len(range(0, 120, 7))
+    for name, fit in fits.items():
+        assert fit.val_mse < fit.val_mse_zero, name
+    pred = z @ w.T + b
+    rows = np.isfinite(targets[:, 0])
+    assert np.mean((pred[rows, 0] - targets[rows, 0]) ** 2) < np.mean(targets[rows, 0] ** 2)
+
+
+# -- the trainer on tiny VLMs (all stages) --------------------------------------------------------------------------
+@pytest.mark.parametrize("family", ["qwen2_vl", "llava"])
+def test_train_all_stages_tiny_vlm(family, toy_data, tiny_vlms, tmp_path):
+    from similar_rl.model import SimilarConfig, SimilarRewardModel
+    from similar_rl.train.trainer import train
+
+    train_dir, held_dir = toy_data
+    config = TrainConfig(
+        model=_hf_model_config(tiny_vlms[family]),
+        gate_steps=60,
+        gate_batch_size=64,
+        gate_lr=3e-3,
+        lora=True,
+        lora_steps=3,
+        lora_batch_pairs=2,
+        lora_lr=1e-2,
+        cache_dir=str(tmp_path / "cache"),
+        device="cpu",
+        progress=False,
+        log_every=20,
+    )
+    model = SimilarRewardModel.build(SimilarConfig.from_dict(config.model))
+    gate_before = [p.detach().clone() for p in model.gate.parameters()]
+    result = train(train_dir, tmp_path / "out", config, eval_data=held_dir, model=model)
+    summary = result.summary
+    # Stage 1: the experts fit better than predicting zero; stage 2: the BT loss went down and the gate changed.
+    assert any(m["val_mse"] < m["val_mse_zero"] for m in summary["stage1"].values())
+    assert summary["stage2"]["end_loss"] < summary["stage2"]["start_loss"]
+    assert any(not torch.equal(a, b) for a, b in zip(gate_before, model.gate.parameters(), strict=True))
+    # Stage 3: LoRA adapters exist, were trained (lora_B starts at zero) and are saved.
+    lora = {k: v for k, v in model.backbone.extra_state_dict().items() if "lora_B" in k}
+    assert lora and any(v.abs().sum() > 0 for v in lora.values())
+    assert summary["stage3"]["steps"] == 3
+    # Outputs: checkpoint, config, metrics, eval.
+    out = tmp_path / "out"
+    for name in ("config.json", "model.safetensors", "train_config.yaml", "metrics.jsonl", "eval.json"):
+        assert (out / name).is_file(), name
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("stage2/loss" in e for e in events) and any("stage3/loss" in e for e in events)
+    report = json.loads((out / "eval.json").read_text())
+    assert set(report["accuracy"]) <= {*report["count"]} and 0 <= report["accuracy"]["total"] <= 1
+    # Save/load round trip gives identical scores.
+    data = load_dataset_folder(held_dir)
+    steps = [InputFactory(held_dir).from_step(r) for r in data.steps[:6]]
+    reloaded = SimilarRewardModel.from_pretrained(out)
+    assert torch.allclose(model.score_steps(steps), reloaded.score_steps(steps), atol=1e-5)
+
+
+def test_feature_cache_reuse_and_fingerprint(toy_data, tiny_vlms, tmp_path):
+    from similar_rl.model import SimilarConfig, SimilarRewardModel
+
+    train_dir, _ = toy_data
+    data = load_dataset_folder(train_dir)
+    inputs = build_step_table(data.steps[:10], InputFactory(train_dir)).inputs
+    model = SimilarRewardModel.build(SimilarConfig.from_dict(_hf_model_config(tiny_vlms["qwen2_vl"])))
+    x1, z1 = extract_features(model, inputs, batch_size=4, cache_dir=tmp_path, progress=False)
+    folder = tmp_path / feature_fingerprint(model)
+    assert len(FeatureCache(folder)) == len(inputs)
+    x2, z2 = extract_features(model, inputs[::-1], batch_size=4, cache_dir=tmp_path, progress=False)
+    assert torch.equal(x1.flip(0), x2) and torch.equal(z1.flip(0), z2)
+    assert len(list(folder.glob("shard-*"))) == 1  # nothing new was encoded
+    # Head settings do not change the fingerprint; ablation switches do.
+    heads = SimilarRewardModel.build(
+        SimilarConfig.from_dict({**_hf_model_config(tiny_vlms["qwen2_vl"]), "gate_hidden": 8})
+    )
+    text_only = SimilarRewardModel.build(
+        SimilarConfig.from_dict({**_hf_model_config(tiny_vlms["qwen2_vl"]), "use_image": False})
+    )
+    assert feature_fingerprint(heads) == feature_fingerprint(model) != feature_fingerprint(text_only)
+    fresh, _ = extract_features(model, inputs[:3], use_cache=False, progress=False)
+    assert torch.allclose(fresh, x1[:3], atol=1e-5)
+
+
+def test_pair_table_traj_groups(toy_data):
+    train_dir, _ = toy_data
+    data = load_dataset_folder(train_dir)
+    table = build_pair_table(data.pairs, data.steps, InputFactory(train_dir))
+    traj = [i for i, t in enumerate(table.types) if t == "traj"]
+    assert traj and all(len(table.chosen[i]) >= 1 for i in traj)
+    ptr, flat = table.side_csr()
+    assert len(ptr) == 2 * len(table) + 1 and flat.max() < len(table.inputs)
+    bad = [p for p in data.pairs if p.type == "traj"][:1]
+    with pytest.raises(ValueError, match="not in the step records"):
+        build_pair_table(bad, [], InputFactory(train_dir))
+
+
+@pytest.mark.slow
+def test_train_default_backbone(toy_data, tmp_path):
+    from similar_rl.model import SimilarRewardModel
+    from similar_rl.testing import tiny_default_config
+    from similar_rl.train.trainer import train
+
+    train_dir, _ = toy_data
+    config = TrainConfig(
+        model=tiny_default_config().to_dict(),
+        gate_steps=40,
+        gate_batch_size=128,
+        cache_dir=str(tmp_path / "cache"),
+        device="cpu",
+        progress=False,
+    )
+    result = train(train_dir, tmp_path / "out", config)
+    assert result.summary["stage2"]["end_loss"] < result.summary["stage2"]["start_loss"]
+    steps = [InputFactory(train_dir).from_step(r) for r in load_dataset_folder(train_dir).steps[:4]]
+    reloaded = SimilarRewardModel.from_pretrained(tmp_path / "out")
+    assert torch.allclose(result.model.score_steps(steps), reloaded.score_steps(steps), atol=1e-5)
+    with pytest.raises(NotImplementedError, match="no LoRA hook"):
+        from similar_rl.train.stage3_lora import enable_lora
+
+        enable_lora(result.model, TrainConfig(lora=True))
+
+
+def test_cli_train_then_eval(toy_data, tiny_vlms, tmp_path, capsys):
+    train_dir, held_dir = toy_data
+    out = tmp_path / "model"
+    args = ["train", "--data", str(train_dir), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--no-progress"]
+    args += ["--config", "configs/train_default.yaml", "--gate-steps", "5", "--device", "cpu"]
+    args += ["--set", "model.backbone=hf", "--set", f"model.backbone_path={tiny_vlms['llava']}"]
+    args += ["--set", "model.gate_hidden=8", "--set", "model.gate_layers=1"]
+    assert main(args) == 0
+    assert "stage 2: BT loss" in capsys.readouterr().out
+    report_path = tmp_path / "eval.json"
+    args = ["eval", "--model", str(out), "--data", str(held_dir), "--json", str(report_path)]
+    assert main([*args, "--cache-dir", str(tmp_path / "c"), "--baselines"]) == 0
+    printed = capsys.readouterr().out
+    assert "| similar |" in printed and "| random |" in printed
+    report = json.loads(report_path.read_text())
+    assert {"accuracy", "count"} <= set(report)
+    assert all(0.0 <= v <= 1.0 for v in report["accuracy"].values())
+    assert set(report["baselines"]) == {"random", "rule_judge", "text_similarity", "no_gate"}
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(train_dir), "--out", str(out), "--set", "gate_stepz=3"])
