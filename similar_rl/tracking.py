@@ -4,7 +4,8 @@
   :func:`similar_rl.rewards.similar_reward_funcs`. At each logging step it writes, from the scores the reward
   functions computed since the previous log: ``similar/mean/<key>`` (means), ``similar/hist/<key>``
   (histograms), ``similar/invalid_fraction`` and a ``similar/samples`` table of recent steps (instruction,
-  history, completion, action, screenshot as ``wandb.Image``, the five scores and total). TRL itself logs
+  history, completion, action, screenshot as ``wandb.Image``, the five scores and total; the screenshots are
+  also logged as ``similar/samples_screenshots`` images, because offline runs do not store images inside tables). TRL itself logs
   ``rewards/similar_<key>/mean|std``, and the reward functions add ``similar/<key>`` through ``log_metric``.
 - :class:`GymRewardLogger`: record/dump logging for Gymnasium loops fed by
   :class:`similar_rl.wrappers.SimilarRewardWrapper`'s info (single or vector envs): per-dimension episode sums
@@ -102,6 +103,10 @@ class _Sinks:
             if table is not None:
                 name, columns, rows = table
                 payload[name] = self._wandb.Table(columns=columns, data=[self._wandb_row(r) for r in rows])
+                # Offline runs keep no image files for images inside tables: log them as media as well.
+                images = self._wandb_images(columns, rows)
+                if images:
+                    payload[f"{name}_screenshots"] = images
             payload[self.step_metric] = step
             self._wandb.log(payload)
         if self._tb is not None:
@@ -116,6 +121,18 @@ class _Sinks:
 
     def _wandb_row(self, row: list[Any]) -> list[Any]:
         return [self._wandb.Image(v) if isinstance(v, np.ndarray) and v.ndim == 3 else v for v in row]
+
+    def _wandb_images(self, columns: list[str], rows: list[list[Any]]) -> list[Any]:
+        if "screenshot" not in columns:
+            return []
+        col, out = columns.index("screenshot"), []
+        for r, row in enumerate(rows):
+            if isinstance(row[col], np.ndarray):
+                caption = f"row {r}: " + ", ".join(
+                    f"{c}={row[i]}" for i, c in enumerate(columns) if c in ("action", "total")
+                )
+                out.append(self._wandb.Image(row[col], caption=caption))
+        return out
 
     def _tb_table(self, step: int, name: str, columns: list[str], rows: list[list[Any]]) -> None:
         text_cols = [i for i, c in enumerate(columns) if c != "screenshot"]

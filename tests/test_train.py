@@ -20,8 +20,8 @@ from similar_rl.train.synthetic import build_toy_dataset
 @pytest.fixture(scope="module")
 def toy_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
-    train = build_toy_dataset(root / "train", ["toy/click-button", "toy/login-form"], seeds=[0, 1], n_children=3)
-    held = build_toy_dataset(root / "held", ["toy/click-button", "toy/login-form"], seeds=[2], n_children=3)
+    train = build_toy_dataset(root / "train", ["toy/click-button", "toy/login-form"], seeds=[0], n_children=3)
+    held = build_toy_dataset(root / "held", ["toy/click-button"], seeds=[2, 3], n_children=3)
     return train, held
 
 
@@ -97,7 +97,8 @@ def test_train_all_stages_tiny_vlm(family, toy_data, tiny_vlms, tmp_path):
     )
     model = SimilarRewardModel.build(SimilarConfig.from_dict(config.model))
     gate_before = [p.detach().clone() for p in model.gate.parameters()]
-    result = train(train_dir, tmp_path / "out", config, eval_data=held_dir, model=model)
+    eval_data = held_dir if family == "qwen2_vl" else None
+    result = train(train_dir, tmp_path / "out", config, eval_data=eval_data, model=model)
     summary = result.summary
     # Stage 1: the experts fit better than predicting zero; stage 2: the BT loss went down and the gate changed.
     assert any(m["val_mse"] < m["val_mse_zero"] for m in summary["stage1"].values())
@@ -109,12 +110,19 @@ def test_train_all_stages_tiny_vlm(family, toy_data, tiny_vlms, tmp_path):
     assert summary["stage3"]["steps"] == 3
     # Outputs: checkpoint, config, metrics, eval.
     out = tmp_path / "out"
-    for name in ("config.json", "model.safetensors", "train_config.yaml", "metrics.jsonl", "eval.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "train_config.yaml",
+        "metrics.jsonl",
+        "train_summary.json",
+    ):
         assert (out / name).is_file(), name
     events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("stage2/loss" in e for e in events) and any("stage3/loss" in e for e in events)
-    report = json.loads((out / "eval.json").read_text())
-    assert set(report["accuracy"]) <= {*report["count"]} and 0 <= report["accuracy"]["total"] <= 1
+    if eval_data is not None:
+        report = json.loads((out / "eval.json").read_text())
+        assert set(report["accuracy"]) == set(report["count"]) and 0 <= report["accuracy"]["total"] <= 1
     # Save/load round trip gives identical scores.
     data = load_dataset_folder(held_dir)
     steps = [InputFactory(held_dir).from_step(r) for r in data.steps[:6]]
@@ -153,6 +161,7 @@ def test_pair_table_traj_groups(toy_data):
     table = build_pair_table(data.pairs, data.steps, InputFactory(train_dir))
     traj = [i for i, t in enumerate(table.types) if t == "traj"]
     assert traj and all(len(table.chosen[i]) >= 1 for i in traj)
+    assert max(len(table.chosen[i]) for i in traj) > 1  # the login form takes several steps
     ptr, flat = table.side_csr()
     assert len(ptr) == 2 * len(table) + 1 and flat.max() < len(table.inputs)
     bad = [p for p in data.pairs if p.type == "traj"][:1]
@@ -189,7 +198,16 @@ def test_train_default_backbone(toy_data, tmp_path):
 def test_cli_train_then_eval(toy_data, tiny_vlms, tmp_path, capsys):
     train_dir, held_dir = toy_data
     out = tmp_path / "model"
-    args = ["train", "--data", str(train_dir), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--no-progress"]
+    args = [
+        "train",
+        "--data",
+        str(train_dir),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--no-progress",
+    ]
     args += ["--config", "configs/train_default.yaml", "--gate-steps", "5", "--device", "cpu"]
     args += ["--set", "model.backbone=hf", "--set", f"model.backbone_path={tiny_vlms['llava']}"]
     args += ["--set", "model.gate_hidden=8", "--set", "model.gate_layers=1"]

@@ -7,7 +7,7 @@ Example:
     >>> opt = torch.optim.Adam(net.parameters())
     >>> net(torch.ones(1, 2)).sum().backward(); opt.step()
     >>> folder = tempfile.mkdtemp()
-    >>> save_checkpoint(folder, net, opt, {"global_step": 8})
+    >>> _ = save_checkpoint(folder, net, opt, {"global_step": 8})
     >>> net2 = torch.nn.Linear(2, 1); opt2 = torch.optim.Adam(net2.parameters())
     >>> load_checkpoint(folder, net2, opt2)["global_step"]
     8

@@ -160,7 +160,7 @@ def run_stage2(
                         p.grad = accelerator.reduce(p.grad, reduction="mean")
             optimizer.step()
             scheduler.step()
-            running += float(loss)
+            running += float(loss.detach())
             seen += 1
             if (step + 1) % config.log_every == 0 or step + 1 == n_steps:
                 metrics = {

@@ -107,7 +107,7 @@ def run_stage3(
             mask = torch.isfinite(y)
             rg = F.mse_loss(out["rewards"][mask], y[mask]) if mask.any() else torch.zeros((), device=device)
             loss = loss + config.lora_rg_weight * rg
-            parts["stage3/rg_loss"] = float(rg)
+            parts["stage3/rg_loss"] = float(rg.detach())
         if use_bt:
             chosen = rng.choice(len(pairs), min(config.lora_batch_pairs, len(pairs)), replace=False)
             sides = np.stack([2 * chosen, 2 * chosen + 1], axis=1).reshape(-1)
@@ -118,7 +118,7 @@ def run_stage3(
             s = side_scores(totals, ptr, local[flat], sides)
             bt = -F.logsigmoid(s[0::2] - s[1::2]).mean()
             loss = loss + config.lora_bt_weight * bt
-            parts["stage3/bt_loss"] = float(bt)
+            parts["stage3/bt_loss"] = float(bt.detach())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if n_proc > 1:
@@ -127,7 +127,7 @@ def run_stage3(
                     p.grad = accelerator.reduce(p.grad, reduction="mean")
         optimizer.step()
         scheduler.step()
-        history.append(float(loss))
+        history.append(float(loss.detach()))
         if (step + 1) % config.log_every == 0 or step + 1 == config.lora_steps:
             bar.set_postfix(loss=f"{float(loss):.4f}")
             if log is not None:
