@@ -7,7 +7,7 @@ Compares, in one process (ratios only; absolute times on a shared CPU are noise)
 - ``naive_joint``: the usual cross-encoder layout, MiniLM over (state text + action) for each of the G candidates
   (batched, 256 tokens) plus the image encoder per candidate.
 
-Run: ``.venv/bin/python benchmarks/model_prompt_reuse.py [--group 8] [--repeats 5]``; writes
+Run: ``.venv/bin/python benchmarks/model_prompt_reuse.py [--group 8] [--repeats 5] [--threads 1]``; writes
 benchmarks/results/model_prompt_reuse.json.
 """
 
@@ -73,8 +73,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (1 is far faster on a busy shared CPU)"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "model_prompt_reuse.json"))
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     model = SimilarRewardModel(SimilarConfig())
     timings: dict[str, list[float]] = {"one": [], "group": [], "group_warm": [], "naive_joint": []}
     model.score_steps(candidates(make_state(999), args.group))  # warm-up

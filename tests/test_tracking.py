@@ -58,9 +58,10 @@ def test_grpo_offline_wandb_run_has_series_and_table(scorer, tmp_path, monkeypat
     with open(tables[-1]) as f:
         table = json.load(f)
     assert table["columns"][-6:] == list(SCORE_KEYS) and table["data"]
-    assert any(
-        isinstance(row[table["columns"].index("screenshot")], dict) for row in table["data"]
-    )  # wandb.Image
+    assert "Image" in [row[table["columns"].index("screenshot")] for row in table["data"]]
+    assert glob.glob(
+        os.path.join(run_dir, "files", "media", "images", "similar", "samples_screenshots_*.png")
+    )
     assert glob.glob(str(tmp_path / "out" / "similar" / "events.out.tfevents.*"))  # TensorBoard
 
 

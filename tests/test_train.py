@@ -75,6 +75,7 @@ def test_ridge_skips_missing_labels_and_beats_zero():
 
 
 # -- the trainer on tiny VLMs (all stages) --------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["qwen2_vl", "llava"])
 def test_train_all_stages_tiny_vlm(family, toy_data, tiny_vlms, tmp_path):
     from similar_rl.model import SimilarConfig, SimilarRewardModel

@@ -1,1 +1,12 @@
+"""Triple-M training of the Similar reward model (see docs/training.md).
 
+Modules: :mod:`.config` (TrainConfig), :mod:`.data` (records -> StepInput tables), :mod:`.features` (cached
+feature extraction), :mod:`.stage1_ridge`, :mod:`.stage2_gate`, :mod:`.stage3_lora`, :mod:`.trainer` (``train``),
+:mod:`.synthetic` (a toy labelled dataset for smoke runs). Importing this package does not import torch.
+"""
+
+from __future__ import annotations
+
+from similar_rl.train.config import TrainConfig
+
+__all__ = ["TrainConfig"]

@@ -169,7 +169,7 @@ def run_stage2(
                     "stage2/step": step + 1,
                 }
                 if model.gate.scale.requires_grad:
-                    metrics["stage2/scale"] = float(model.gate.scale)
+                    metrics["stage2/scale"] = float(model.gate.scale.detach())
                 bar.set_postfix(loss=f"{running / seen:.4f}")
                 if log is not None:
                     log(metrics)
