@@ -15,6 +15,15 @@ from similar_rl.testing import tiny_default_config
 from similar_rl.types import StepInput
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread: on the shared 2-core machine this is several times faster than two spinning threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     model = SimilarRewardModel(tiny_default_config(use_image=False))

@@ -1,121 +1,133 @@
-"""``similar-rl demo``: run a policy for a few MiniWoB++ episodes and print every step.
+"""``similar-rl demo``: the main job on the embedded default model (the README's first command).
 
-Each step prints the action and the env reward; each episode starts with its instruction. The episode loop is
-:func:`run_episode`, a generator of :class:`StepRow` (the state before the action is kept in the row), so a
-caller can add columns, e.g. reward-model scores of ``row.state.step_input(row.action, row.history)``.
+1. a few MiniWoB++ episodes through ``SimilarRewardWrapper``, each step printed with its five scores and total;
+2. the base policy vs best-of-N with the model on held-out families (table + JSON);
+3. a short PPO run with dense Similar rewards (success curve);
+4. an offline W&B run and ``report.md`` with PNG plots under ``runs/demo-<timestamp>`` (the path is printed).
+
+Examples::
+
+    similar-rl demo                              # defaults from configs/demo.yaml, ~5 minutes on 2 cores
+    similar-rl demo --quick --out runs/demo-quick  # ~1 minute version
+    similar-rl demo --model runs/my_model --parts episodes,search --no-wandb
+
+Exit status: 0 when every part ran cleanly, 1 when some part failed (the report says what), 2 for bad input.
+
+The episode loop (:func:`run_episode`, a generator of :class:`StepRow`) lives in :mod:`similar_rl.demo.episodes`
+and is re-exported here.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
-import numpy as np
+from similar_rl.demo.episodes import StepRow, env_id_for, run_episode
 
-from similar_rl.types import GUIState
-
-DEFAULT_FAMILIES = ("click-button", "enter-text", "login-user", "click-checkboxes")
-
-
-@dataclass
-class StepRow:
-    """One executed step of an episode."""
-
-    env_id: str
-    seed: int
-    step: int  # 1-based
-    instruction: str
-    state: GUIState  # the state the action was chosen in
-    history: tuple[str, ...]  # actions before this one
-    action: str
-    reward: float
-    done: bool
-    success: bool
-
-
-def run_episode(
-    env: Any, adapter: Any, policy: Any, env_id: str, seed: int, max_steps: int, rng: np.random.Generator
-) -> Iterator[StepRow]:
-    """Reset ``env`` with ``seed`` and yield one :class:`StepRow` per step until done or ``max_steps``."""
-    state, _ = adapter.reset(env, seed=seed)
-    history: list[str] = []
-    for step in range(1, max_steps + 1):
-        action = policy.propose(state, history, 1, rng)[0]
-        outcome = adapter.step(env, action)
-        yield StepRow(
-            env_id=env_id,
-            seed=seed,
-            step=step,
-            instruction=state.instruction,
-            state=state,
-            history=tuple(history),
-            action=action,
-            reward=outcome.reward,
-            done=outcome.done,
-            success=outcome.success,
-        )
-        if outcome.done:
-            return
-        history.append(action)
-        state = outcome.state
-
-
-def env_id_for(family: str) -> str:
-    """``"click-button"`` -> ``"miniwob/click-button-v1"``; full ids (with a ``/``) pass through."""
-    return family if "/" in family else f"miniwob/{family}-v1"
+__all__ = ["StepRow", "add_arguments", "env_id_for", "run", "run_episode"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML of demo settings (default: configs/demo.yaml)")
     parser.add_argument(
-        "--families",
-        default=",".join(DEFAULT_FAMILIES),
-        help="comma-separated MiniWoB++ task families (or full env ids such as toy/login-form); "
-        f"default {','.join(DEFAULT_FAMILIES)}",
+        "--model", help="reward model: 'default' (the shipped one), a checkpoint folder, or 'none' (unscored)"
     )
-    parser.add_argument("--episodes", type=int, default=2, help="episodes per family (default 2)")
+    parser.add_argument("--out", help="output folder (default runs/demo-<timestamp>)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the first episode and of the policy (default 0)"
+        "--quick", action="store_true", help="the ~1 minute version (the config's 'quick' section)"
     )
-    parser.add_argument("--max-steps", type=int, default=10, help="step budget per episode (default 10)")
-    parser.add_argument("--policy", default="heuristic", help="policy name: heuristic (default) or random")
+    parser.add_argument("--parts", help="comma-separated parts to run: episodes,search,ppo (default all)")
+    parser.add_argument("--families", help="part 1: comma-separated MiniWoB++ families or env ids")
+    parser.add_argument("--episodes", type=int, help="part 1: episodes per family")
+    parser.add_argument("--policy", help="part 1: policy (heuristic, random)")
+    parser.add_argument("--max-steps", type=int, help="part 1: step budget per episode")
+    parser.add_argument("--search-envs", help="part 2: comma-separated env ids")
+    parser.add_argument("--seeds", help="part 2: env seeds, '0-9' or '1,3,7'")
+    parser.add_argument("--n", type=int, help="part 2: candidates per step for best-of-N")
+    parser.add_argument("--ppo-steps", type=int, help="part 3: PPO env steps (total_timesteps)")
+    parser.add_argument("--seed", type=int, help="seed of policies and PPO")
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (default 1: fastest on a busy 2-core box)"
+    )
+    parser.add_argument("--time-budget", type=float, help="total seconds; parts that do not fit are skipped")
+    parser.add_argument("--no-wandb", action="store_true", help="no W&B run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """The command-line options as a config layer (unset options are left out)."""
+    layer: dict = {}
+
+    def csv(text: str) -> list[str]:
+        return [x.strip() for x in text.split(",") if x.strip()]
+
+    top = {
+        "model": args.model,
+        "out": args.out,
+        "seed": args.seed,
+        "torch_threads": args.threads,
+        "time_budget_s": args.time_budget,
+        "parts": csv(args.parts) if args.parts else None,
+        "wandb": False if args.no_wandb else None,
+    }
+    layer.update({k: v for k, v in top.items() if v is not None})
+    episodes = {
+        "families": csv(args.families) if args.families else None,
+        "episodes_per_family": args.episodes,
+        "policy": args.policy,
+        "max_steps": args.max_steps,
+    }
+    search = {"envs": csv(args.search_envs) if args.search_envs else None, "seeds": args.seeds, "n": args.n}
+    for name, section in (("episodes", episodes), ("search", search)):
+        section = {k: v for k, v in section.items() if v is not None}
+        if section:
+            layer[name] = section
+    if args.ppo_steps is not None:
+        layer["ppo"] = {"args": {"total_timesteps": args.ppo_steps}}
+    return layer
 
 
 def run(args: argparse.Namespace) -> int:
-    from similar_rl.envs import make_env
-    from similar_rl.policies import make_policy
+    from similar_rl.demo import load_demo_config, load_reward_model, run_demo
 
-    families = [f.strip() for f in args.families.split(",") if f.strip()]
-    if not families:
-        raise SystemExit("--families is empty; give e.g. --families click-button,enter-text")
-    if args.episodes < 1 or args.max_steps < 1:
-        raise SystemExit("--episodes and --max-steps must be at least 1")
-    rng = np.random.default_rng(args.seed)
-    solved = total = 0
-    print(
-        f"similar-rl demo: policy={args.policy} seed={args.seed} episodes/family={args.episodes}", flush=True
+    def echo(line: str) -> None:
+        print(line, flush=True)
+
+    started = time.perf_counter()
+    try:
+        config = load_demo_config(args.config, overrides_from_args(args), quick=args.quick)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"similar-rl demo: {exc}", file=sys.stderr)
+        return 2
+    echo(
+        f"similar-rl demo: model={config.model} parts={','.join(config.parts)} seed={config.seed} "
+        f"budget={config.time_budget_s:.0f}s{' (quick)' if args.quick else ''}"
     )
-    for family in families:
-        env_id = env_id_for(family)
-        started = time.perf_counter()
-        env, adapter = make_env(env_id)
-        print(f"\n== {env_id} (browser ready in {time.perf_counter() - started:.1f}s)", flush=True)
-        policy = make_policy(args.policy, adapter)
-        try:
-            for episode in range(args.episodes):
-                seed = args.seed + episode
-                row = None
-                for row in run_episode(env, adapter, policy, env_id, seed, args.max_steps, rng):
-                    if row.step == 1:
-                        print(f"episode {episode + 1} (seed {seed}): {row.instruction}")
-                    print(f"  step {row.step:2d}  {row.action:<45s} reward={row.reward:+.3f}", flush=True)
-                success = bool(row and row.success)
-                solved += success
-                total += 1
-                print(f"  -> {'success' if success else 'failure'}")
-        finally:
-            env.close()
-    print(f"\nsolved {solved}/{total} episodes")
-    return 0
+    echo(f"loading the reward model ({config.model}) ...")
+    try:
+        if config.torch_threads:
+            import torch
+
+            torch.set_num_threads(config.torch_threads)
+        model = load_reward_model(config.model)
+    except (FileNotFoundError, ValueError, OSError, ImportError) as exc:
+        print(f"similar-rl demo: cannot load the reward model: {exc}", file=sys.stderr)
+        return 2
+    echo(f"reward model ready in {time.perf_counter() - started:.1f}s")
+    command = "similar-rl demo"
+    if Path(sys.argv[0]).name == "similar-rl":  # the real command line (not a test calling main())
+        command = " ".join(["similar-rl", *(shlex.quote(a) for a in sys.argv[1:])])
+    result = run_demo(config, model, echo=echo, progress=not args.no_progress, command=command)
+    echo(f"\nfinished in {time.perf_counter() - started:.0f}s")
+    echo(f"outputs: {result.out_dir}")
+    if result.wandb_dir:
+        echo(f"W&B offline run: {result.wandb_dir}  (upload: wandb sync {result.wandb_dir})")
+    if result.failures:
+        echo(f"{len(result.failures)} problem(s), listed in the report:")
+        for f in result.failures:
+            echo(f"  - {f['part']}{' ' + f['env_id'] if f.get('env_id') else ''}: {f['error'][:200]}")
+    echo(f"report: {result.report}")
+    return 0 if result.ok else 1

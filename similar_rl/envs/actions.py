@@ -60,6 +60,8 @@ _CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\((.*)\)\s*$", re.DOTALL)
 _INT = re.compile(r"^[+-]?\d+$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _FIND = re.compile(r"\b(click_xy|click|type|press|noop)\s*\(")
+# The argument list of a call: plain characters or complete JSON strings up to the first ")" outside a string.
+_CALL_BODY = re.compile(r'(?:[^")]++|"(?:[^"\\]++|\\.)*+")*+\)', re.DOTALL)  # possessive: linear time
 
 
 class ActionParseError(ValueError):
@@ -232,21 +234,11 @@ def extract_action(completion: str) -> Action:
 
 
 def _match_call_end(text: str, start: int) -> int | None:
-    """Index just past the ')' that closes the call starting at ``start`` (strings respected)."""
-    i = text.index("(", start) + 1
-    in_str = escaped = False
-    while i < len(text):
-        ch = text[i]
-        if in_str:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch == ")":
-            return i + 1
-        i += 1
-    return None
+    """Index just past the ')' that closes the call starting at ``start`` (strings respected).
+
+    Only the first :data:`MAX_ACTION_CHARS` characters from ``start`` are searched: a longer call would be refused
+    by :func:`parse_action` anyway, and the bound keeps :func:`extract_action` linear in the completion length.
+    """
+    body = text.index("(", start) + 1
+    match = _CALL_BODY.match(text, body, min(len(text), start + MAX_ACTION_CHARS))
+    return match.end() if match else None

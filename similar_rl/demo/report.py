@@ -1,0 +1,373 @@
+"""The demo's report: PNG plots (matplotlib, Agg backend) and ``report.md`` under the run folder.
+
+:func:`write_plots` draws whatever parts produced results; :func:`write_report` writes the markdown that links
+them, with the tables, the files, the W&B run folder and what failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
+
+logger = logging.getLogger(__name__)
+
+#: Plot colours of the five dimensions (colour-blind friendly) and of the total.
+COLORS = {
+    "helpfulness": "#0072B2",
+    "odds_of_success": "#009E73",
+    "efficiency": "#E69F00",
+    "task_relevance": "#CC79A7",
+    "coherence": "#56B4E9",
+    "total": "#000000",
+}
+LABELS = {
+    "helpfulness": "helpfulness",
+    "odds_of_success": "odds of success",
+    "efficiency": "efficiency",
+    "task_relevance": "task relevance",
+    "coherence": "coherence",
+    "total": "total (right axis)",
+}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def short_env(env_id: str) -> str:
+    """``"miniwob/click-dialog-2-v1"`` -> ``"click-dialog-2"``.
+
+    Example:
+        >>> short_env("miniwob/click-dialog-2-v1"), short_env("toy/login-form")
+        ('click-dialog-2', 'login-form')
+    """
+    name = env_id.split("/", 1)[-1]
+    return name[:-3] if name.endswith("-v1") else name
+
+
+def plot_episode_scores(episodes: list[dict[str, Any]], path: Path) -> Path | None:
+    """One panel per episode: the five scores per step (left axis) and the total (right axis)."""
+    scored = [e for e in episodes if e["steps"] and e["steps"][0]["scores"] is not None]
+    if not scored:
+        return None
+    plt = _pyplot()
+    cols = min(3, len(scored))
+    rows = (len(scored) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows + 0.8), squeeze=False)
+    for ax in axes.flat[len(scored) :]:
+        ax.set_visible(False)
+    for ax, episode in zip(axes.flat, scored, strict=False):
+        steps = [s["step"] for s in episode["steps"]]
+        for key in DIMENSIONS:
+            ax.plot(
+                steps, [s["scores"][key] for s in episode["steps"]], "o-", color=COLORS[key], lw=1.5, ms=4
+            )
+        ax.axhline(0, color="#999999", lw=0.6)
+        ax.set_xlabel("step")
+        ax.set_ylabel("dimension score")
+        ax.set_xticks(steps)
+        twin = ax.twinx()
+        twin.plot(steps, [s["scores"]["total"] for s in episode["steps"]], "s--", color="black", lw=2, ms=5)
+        twin.set_ylabel("total")
+        outcome = "success" if episode["success"] else "failure"
+        ax.set_title(f"{short_env(episode['env_id'])} (seed {episode['seed']}): {outcome}", fontsize=10)
+    handles = [
+        plt.Line2D(
+            [], [], color=COLORS[k], marker="s" if k == "total" else "o", ls="--" if k == "total" else "-"
+        )
+        for k in SCORE_KEYS
+    ]
+    fig.legend(
+        handles, [LABELS[k] for k in SCORE_KEYS], loc="lower center", ncol=6, fontsize=8, frameon=False
+    )
+    fig.suptitle("Similar scores of each step (heuristic policy)", fontsize=12)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_best_of_n(result: Mapping[str, Any], path: Path) -> Path | None:
+    """Grouped bars: success rate of the base policy and of best-of-N per env and overall."""
+    per_env = result.get("per_env") or {}
+    if not per_env:
+        return None
+    plt = _pyplot()
+    names = [short_env(e) for e in per_env] + ["overall"]
+    base = [100 * a["base"]["success_rate"] for a in per_env.values()] + [
+        100 * result["base"]["success_rate"]
+    ]
+    scaled = [100 * a["scaled"]["success_rate"] for a in per_env.values()] + [
+        100 * result["scaled"]["success_rate"]
+    ]
+    fig, ax = plt.subplots(figsize=(1.9 * len(names) + 2, 4.2))
+    width = 0.38
+    xs = range(len(names))
+    bars_b = ax.bar(
+        [x - width / 2 for x in xs],
+        base,
+        width,
+        label=f"{result.get('policy', 'base')} policy",
+        color="#999999",
+    )
+    bars_s = ax.bar(
+        [x + width / 2 for x in xs],
+        scaled,
+        width,
+        label=f"best-of-{result.get('n', 'N')} with Similar",
+        color="#0072B2",
+    )
+    for bars in (bars_b, bars_s):
+        for bar in bars:
+            ax.annotate(
+                f"{bar.get_height():.0f}%",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names, rotation=15, ha="right")
+    ax.set_ylabel("success rate (%)")
+    ax.set_ylim(0, 112)
+    episodes = result["base"]["episodes"]
+    ax.set_title(
+        f"Held-out MiniWoB++ families: base vs best-of-N ({episodes} episodes per arm, "
+        f"{100 * result['delta']['success_rate']:+.0f} points overall)",
+        fontsize=10,
+    )
+    ax.legend(loc="upper left", fontsize=9)
+    ax.axvline(len(names) - 1.5, color="#cccccc", lw=0.8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_ppo(result: Mapping[str, Any], path: Path) -> Path | None:
+    """Top: rolling success rate and each episode's outcome over env steps. Bottom: mean Similar total and
+    env return per episode."""
+    episodes = result.get("episode_log") or []
+    if not episodes:
+        return None
+    plt = _pyplot()
+    curve = result["curve"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.6), sharex=True)
+    top.plot(
+        curve["global_step"],
+        curve["success_rate"],
+        "-",
+        color="#0072B2",
+        lw=2,
+        label="rolling success rate (8 episodes)",
+    )
+    top.scatter(
+        curve["global_step"],
+        curve["success"],
+        s=14,
+        color="#D55E00",
+        alpha=0.6,
+        label="episode outcome (1 = success)",
+    )
+    top.set_ylim(-0.08, 1.08)
+    top.set_ylabel("success")
+    top.legend(loc="lower right", fontsize=8)
+    args = result.get("args", {})
+    top.set_title(
+        f"PPO on {short_env(args.get('env_id', '?'))} with dense Similar rewards "
+        f"(reward={args.get('reward', '?')}, coef {args.get('reward_coef', '?')})",
+        fontsize=10,
+    )
+    steps = [e["global_step"] for e in episodes]
+    if "similar_total" in episodes[0] and args.get("reward") != "sparse":
+        bottom.plot(
+            steps,
+            [e["similar_total"] for e in episodes],
+            "o-",
+            ms=3,
+            color="black",
+            label="mean Similar total per step",
+        )
+    bottom.plot(steps, [e["env_return"] for e in episodes], "o-", ms=3, color="#009E73", label="env return")
+    bottom.axhline(0, color="#999999", lw=0.6)
+    bottom.set_xlabel("env steps")
+    bottom.set_ylabel("per episode")
+    bottom.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_plots(out_dir: Path, results: Mapping[str, Any]) -> dict[str, Path]:
+    """Draw the plots of the parts that produced results; returns ``{name: path}``."""
+    plots: dict[str, Path] = {}
+    makers = {
+        "episode_scores": ("episodes", plot_episode_scores, lambda r: r.get("episodes", [])),
+        "best_of_n": ("search", plot_best_of_n, lambda r: r),
+        "ppo_curve": ("ppo", plot_ppo, lambda r: r),
+    }
+    for name, (part, maker, pick) in makers.items():
+        data = (results.get(part) or {}).get("data")
+        if not data:
+            continue
+        path = maker(pick(data), out_dir / f"{name}.png")
+        if path is not None:
+            plots[name] = path
+    return plots
+
+
+def _episode_tables(episodes: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for i, ep in enumerate(episodes, 1):
+        outcome = "success" if ep["success"] else "failure"
+        lines += [
+            f"**Episode {i}: {ep['env_id']} seed {ep['seed']}: {outcome}.** Instruction: {ep['instruction']}",
+            "",
+            "| step | action | env reward | " + " | ".join(SCORE_KEYS) + " |",
+            "|---" * (3 + len(SCORE_KEYS)) + "|",
+        ]
+        for s in ep["steps"]:
+            cells = (
+                " | ".join(f"{s['scores'][k]:+.3f}" for k in SCORE_KEYS)
+                if s["scores"]
+                else " | ".join("-" * 1 for _ in SCORE_KEYS)
+            )
+            lines.append(f"| {s['step']} | `{s['action']}` | {s['env_reward']:+.3f} | {cells} |")
+        lines.append("")
+    return lines
+
+
+def write_report(
+    out_dir: Path,
+    results: Mapping[str, Any],
+    plots: Mapping[str, Path],
+    meta: Mapping[str, Any],
+) -> Path:
+    """Write ``<out_dir>/report.md`` and return its path.
+
+    Args:
+        out_dir: the run folder.
+        results: ``{part: {"status", "seconds", "data", "error"}}`` for ``episodes``, ``search``, ``ppo``.
+        plots: ``{name: path}`` from :func:`write_plots`.
+        meta: ``model``, ``command``, ``started``, ``seconds``, ``wandb_dir``, ``files`` (name -> path),
+            ``failures`` (list of dicts), ``threads``.
+    """
+    rel = lambda p: Path(p).relative_to(out_dir).as_posix() if Path(p).is_relative_to(out_dir) else str(p)  # noqa: E731
+    lines = [
+        "# similar-rl demo report",
+        "",
+        f"Started {meta.get('started', '?')}; took {meta.get('seconds', 0):.0f} s; reward model: `{meta.get('model', '?')}`;"
+        f" torch threads: {meta.get('threads', '?')}.",
+        "",
+        f"Reproduce: `{meta.get('command', 'similar-rl demo')}`",
+        "",
+        "| part | status | seconds | note |",
+        "|---|---|---|---|",
+    ]
+    titles = {
+        "episodes": "1. scored episodes",
+        "search": "2. best-of-N vs base",
+        "ppo": "3. PPO with dense rewards",
+    }
+    for part, title in titles.items():
+        r = results.get(part) or {"status": "not run"}
+        note = (r.get("error") or r.get("note") or "").replace("|", "/").replace("\n", " ")[:160]
+        seconds = f"{r['seconds']:.0f}" if r.get("seconds") is not None else "-"
+        lines.append(f"| {title} | {r['status']} | {seconds} | {note} |")
+    lines.append("")
+
+    episodes = (results.get("episodes") or {}).get("data")
+    lines += ["## 1. Scored episodes", ""]
+    if episodes and episodes.get("episodes"):
+        lines += [
+            "Each step of a heuristic-policy episode, scored by the reward model through `SimilarRewardWrapper`"
+            " (dimension scores in label units; `total` is the gated sum the model ranks actions by).",
+            "",
+        ]
+        lines += _episode_tables(episodes["episodes"])
+        if "episode_scores" in plots:
+            lines += [f"![per-step scores]({rel(plots['episode_scores'])})", ""]
+    else:
+        lines += ["(no episodes ran)", ""]
+
+    search = (results.get("search") or {}).get("data")
+    lines += ["## 2. Best-of-N vs the base policy on held-out families", ""]
+    if search and search.get("per_env"):
+        lines += [
+            f"Base policy `{search['policy']}` alone vs best-of-{search['n']} (sample {search['n']} actions from it,"
+            f" act on the one with the highest `{search['objective']}`), on families kept out of the default model's"
+            f" training; seeds {search['seeds'][0]}-{search['seeds'][-1]}, step budget {search['max_steps']}.",
+            "",
+            search["table"],
+            "",
+        ]
+        if "best_of_n" in plots:
+            lines += [f"![base vs best-of-N]({rel(plots['best_of_n'])})", ""]
+    else:
+        lines += ["(no results)", ""]
+
+    ppo = (results.get("ppo") or {}).get("data")
+    lines += ["## 3. PPO with dense Similar rewards", ""]
+    if ppo and ppo.get("episode_log") is not None:
+        args = ppo["args"]
+        lines += [
+            f"`{args['env_id']}`, {ppo['global_step']} env steps, {ppo['episodes']} episodes, reward `{args['reward']}`"
+            f" (env reward + {args['reward_coef']} x Similar total). Success rate over the first half of the episodes:"
+            f" {_pct(ppo['first_half_success_rate'])}; second half: {_pct(ppo['second_half_success_rate'])}. A run this"
+            " short shows the pipeline, not a trained agent.",
+            "",
+            f"Run folder: `{rel(ppo['run_dir'])}` (episodes.jsonl, TensorBoard events, checkpoint).",
+            "",
+        ]
+        if "ppo_curve" in plots:
+            lines += [f"![PPO curve]({rel(plots['ppo_curve'])})", ""]
+    else:
+        lines += ["(no results)", ""]
+
+    lines += ["## Files", ""]
+    for name, path in (meta.get("files") or {}).items():
+        lines.append(f"- {name}: `{rel(path)}`")
+    for name, path in plots.items():
+        lines.append(f"- plot {name}: `{rel(path)}`")
+    lines.append("")
+    wandb_dir = meta.get("wandb_dir")
+    lines += ["## Weights & Biases", ""]
+    if wandb_dir:
+        lines += [
+            f"Offline run: `{wandb_dir}` (per-dimension scores, the best-of-N table, the PPO curve, the plots).",
+            f"Upload it with `wandb sync {wandb_dir}`.",
+            "",
+        ]
+    else:
+        lines += ["W&B logging was off (`--no-wandb`) or failed (see below).", ""]
+    failures = meta.get("failures") or []
+    lines += ["## Problems", ""]
+    if failures:
+        for f in failures:
+            where = f" ({f['env_id']})" if f.get("env_id") else ""
+            lines.append(f"- {f['part']}{where}: {f['error']}")
+    else:
+        lines.append("None.")
+    lines.append("")
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+__all__ = ["plot_best_of_n", "plot_episode_scores", "plot_ppo", "short_env", "write_plots", "write_report"]
