@@ -1,5 +1,9 @@
-"""Triple-M training under ``accelerate launch --num_processes 2 --cpu``: two real processes (gloo), one shared
-feature cache, gate gradients averaged across processes, the model saved once by the main process."""
+"""Triple-M training under ``accelerate launch``: two real CPU processes (gloo), one shared feature cache, gate
+gradients averaged across processes, the model saved once by the main process.
+
+Note: in accelerate 1.15, ``accelerate launch --cpu --num_processes 2`` starts ONE process (``--cpu`` picks the simple
+launcher); ``--multi_gpu --num_processes 2`` starts two through torchrun, and a script whose Accelerator has
+``cpu=True`` (TrainConfig.device="cpu") then runs them as a MULTI_CPU group over gloo, with or without GPUs."""
 
 import json
 import os
@@ -81,7 +85,7 @@ def test_train_under_accelerate_launch_two_cpu_processes(tmp_path):
         "2",
         "--num_machines",
         "1",
-        "--cpu",
+        "--multi_gpu",  # torchrun; with TrainConfig.device="cpu" the processes form a gloo MULTI_CPU group
         "--mixed_precision",
         "no",
         "--dynamo_backend",

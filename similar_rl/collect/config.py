@@ -146,6 +146,9 @@ class CollectConfig:
                 raise ValueError(
                     f"CollectConfig.{name} must be a mapping, got {type(getattr(self, name)).__name__}"
                 )
+        for name in ("dedupe", "save_screenshots", "drop_failed_subtrees"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"CollectConfig.{name} must be true or false, got {getattr(self, name)!r}")
         self.seed = _as_int(self.seed, "seed")
         _at_least(self, "workers", 1, "--workers to 1 or more")
         _at_least(self, "max_retries", 0, "max_retries to 0 or more")

@@ -80,12 +80,14 @@ class ServerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ServerConfig.{name} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"ServerConfig.port must be in 0..65535, got {self.port!r}")
         for name in ("max_wait_ms", "request_timeout_s", "socket_timeout_s"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"ServerConfig.{name} must be a finite number >= 0, got {value!r}")
+        if self.token is not None and not isinstance(self.token, str):
+            raise ValueError(f"ServerConfig.token must be a string or None, got {type(self.token).__name__}")
         if self.token is not None and not self.token:
             raise ValueError("ServerConfig.token is empty; give a non-empty token or None for no auth")
         if self.max_steps_per_request > self.max_queue:

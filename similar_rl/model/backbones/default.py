@@ -80,6 +80,10 @@ def image_to_tensor(image: np.ndarray, size: int = 224) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
+#: Prompt parts whose cosine similarity to the action phrase is appended to z.
+SIMILARITY_FEATURES: tuple[str, ...] = ("instruction", "observation", "last", "history")
+
+
 class DefaultBackbone(Backbone):
     """Frozen MiniLM + EfficientNet-Lite0 features with cached prompt side. See the module docstring.
 
@@ -116,7 +120,7 @@ class DefaultBackbone(Backbone):
         image_dim = IMAGE_DIM if self.use_image else 0
         self.n_structural = len(STRUCTURAL_FEATURES)
         self.x_dim = 3 * TEXT_DIM + image_dim
-        self.z_dim = 7 * TEXT_DIM + self.n_structural + image_dim
+        self.z_dim = 7 * TEXT_DIM + self.n_structural + len(SIMILARITY_FEATURES) + image_dim
         self.prompt_cache = LRUCache(self.options["cache_size"])
         self.text_cache = LRUCache(self.options["text_cache_size"])
 
@@ -238,6 +242,9 @@ class DefaultBackbone(Backbone):
             struct = structural_features(
                 step.instruction, step.action, step.history, p["elements"], self.use_history
             )
+            # Cosine similarities of the action phrase to each prompt part (embeddings are unit-norm): the
+            # zero-shot relevance signal as explicit scalars, so a ridge expert can use it at small weight cost.
+            sims = torch.stack([(p[name] * action[i]).sum() for name in SIMILARITY_FEATURES])
             x_parts = [p["instruction"], p["history"], p["observation"]]
             z_parts = [
                 *x_parts,
@@ -246,6 +253,7 @@ class DefaultBackbone(Backbone):
                 p["observation"] * action[i],
                 p["last"] * action[i],
                 torch.tensor(struct, dtype=torch.float32),
+                sims,
             ]
             if self.use_image:
                 x_parts.append(p["image"])
