@@ -38,7 +38,8 @@ SCRIPT = textwrap.dedent(
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s: %(message)s")
     data, out, cache, marks = sys.argv[1:5]
-    state = PartialState()
+    state = PartialState(cpu=True)  # as the trainer's Accelerator(cpu=True); a bare PartialState() on a GPU-less
+    # machine under torchrun would make every process a world of one (DistributedType.NO)
     rank = state.process_index
     set_seed(0)
     model = SimilarRewardModel.build(tiny_default_config(use_image=False))

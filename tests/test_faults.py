@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -183,7 +184,7 @@ def test_env_failure_surfaces_and_the_next_reset_starts_clean(scorer):
     wrapper.reset(seed=1)
     assert wrapper.history == [] and wrapper.state is not None
     _, reward, *_, info = wrapper.step("noop()")
-    assert wrapper.history == ["noop()"] and set(info["similar"]) >= {"total"} and reward == reward
+    assert wrapper.history == ["noop()"] and set(info["similar"]) >= {"total"} and math.isfinite(reward)
 
 
 @pytest.mark.xfail(

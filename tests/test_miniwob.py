@@ -277,10 +277,12 @@ def test_type_replaces_the_text_and_to_action_string_round_trips(click_env):
         assert adapter.to_action_string(adapter.to_env_action(env, action)) == action
 
 
-def test_demo_command_prints_steps_on_the_toy_env(capsys):
+def test_demo_command_prints_steps_on_the_toy_env(capsys, tmp_path):
     from similar_rl.cli import main
 
-    assert main(["demo", "--families", "toy/click-button", "--episodes", "2", "--seed", "3"]) == 0
+    argv = ["demo", "--families", "toy/click-button", "--episodes", "2", "--seed", "3"]
+    argv += ["--model", "none", "--parts", "episodes", "--no-wandb", "--out", str(tmp_path)]  # part 1 only
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert out.count("episode ") == 2 and "step  1" in out and "reward=" in out and "solved" in out
 

@@ -64,7 +64,7 @@ class SearchPart:
         ],
         metadata={"help": "env ids (held out of the default model's training: configs/search_miniwob.yaml)"},
     )
-    seeds: str = field(default="0-9", metadata={"help": "env seeds: '0-9' or '1,3,7'"})
+    seeds: str = field(default="0-14", metadata={"help": "env seeds: '0-9' or '1,3,7'"})
     policy: str = field(default="random", metadata={"help": "base policy"})
     policy_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "base policy options"})
     n: int = field(default=5, metadata={"help": "candidates per step for best-of-N"})
@@ -83,7 +83,7 @@ class PPOPart:
             "env_id": "miniwob/click-test-2-v1",
             "num_envs": 1,
             "num_steps": 32,
-            "total_timesteps": 192,
+            "total_timesteps": 256,
             "num_minibatches": 4,
             "max_episode_steps": 5,
             "reward": "total",

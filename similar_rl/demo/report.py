@@ -65,25 +65,27 @@ def plot_episode_scores(episodes: list[dict[str, Any]], path: Path) -> Path | No
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows + 0.8), squeeze=False)
     for ax in axes.flat[len(scored) :]:
         ax.set_visible(False)
+    width = 0.8 / len(DIMENSIONS)
     for ax, episode in zip(axes.flat, scored, strict=False):
         steps = [s["step"] for s in episode["steps"]]
-        for key in DIMENSIONS:
-            ax.plot(
-                steps, [s["scores"][key] for s in episode["steps"]], "o-", color=COLORS[key], lw=1.5, ms=4
-            )
+        for j, key in enumerate(DIMENSIONS):
+            offset = (j - (len(DIMENSIONS) - 1) / 2) * width
+            values = [s["scores"][key] for s in episode["steps"]]
+            ax.bar([x + offset for x in steps], values, width, color=COLORS[key])
         ax.axhline(0, color="#999999", lw=0.6)
         ax.set_xlabel("step")
         ax.set_ylabel("dimension score")
         ax.set_xticks(steps)
+        ax.set_xlim(min(steps) - 0.6, max(steps) + 0.6)
         twin = ax.twinx()
-        twin.plot(steps, [s["scores"]["total"] for s in episode["steps"]], "s--", color="black", lw=2, ms=5)
+        twin.plot(steps, [s["scores"]["total"] for s in episode["steps"]], "D--", color="black", lw=1.5, ms=6)
         twin.set_ylabel("total")
         outcome = "success" if episode["success"] else "failure"
         ax.set_title(f"{short_env(episode['env_id'])} (seed {episode['seed']}): {outcome}", fontsize=10)
     handles = [
-        plt.Line2D(
-            [], [], color=COLORS[k], marker="s" if k == "total" else "o", ls="--" if k == "total" else "-"
-        )
+        plt.Line2D([], [], color="black", marker="D", ls="--")
+        if k == "total"
+        else plt.Rectangle((0, 0), 1, 1, color=COLORS[k])
         for k in SCORE_KEYS
     ]
     fig.legend(
@@ -199,7 +201,7 @@ def plot_ppo(result: Mapping[str, Any], path: Path) -> Path | None:
             color="black",
             label="mean Similar total per step",
         )
-    bottom.plot(steps, [e["env_return"] for e in episodes], "o-", ms=3, color="#009E73", label="env return")
+    bottom.scatter(steps, [e["env_return"] for e in episodes], s=12, color="#009E73", label="env return")
     bottom.axhline(0, color="#999999", lw=0.6)
     bottom.set_xlabel("env steps")
     bottom.set_ylabel("per episode")
