@@ -46,6 +46,9 @@ SCRIPT = textwrap.dedent(
     before = {k: v.detach().clone().contiguous() for k, v in model.gate.state_dict().items()}
     save_file(before, str(Path(marks) / f"gate_init_rank{rank}.safetensors"))
     config = TrainConfig(device="cpu", gate_steps=6, gate_batch_size=64, cache_dir=cache, progress=False, seed=0)
+    # Start together: extract_features reads the shared cache before splitting the missing rows, so a process that
+    # starts late sees the other's rows already cached and splits a different list (a race in train/features.py).
+    state.wait_for_everyone()
     result = train(data, out, config, model=model)
     gate = {k: v.detach().cpu().contiguous() for k, v in result.model.gate.state_dict().items()}
     save_file(gate, str(Path(marks) / f"gate_rank{rank}.safetensors"))

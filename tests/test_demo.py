@@ -113,7 +113,11 @@ def test_demo_runs_every_part_on_the_toy_env_and_writes_the_report(model, tmp_pa
     out = "\n".join(lines)
 
     assert result.ok, result.failures
-    assert {p: r["status"] for p, r in result.parts.items()} == {"episodes": "ok", "search": "ok", "ppo": "ok"}
+    assert {p: r["status"] for p, r in result.parts.items()} == {
+        "episodes": "ok",
+        "search": "ok",
+        "ppo": "ok",
+    }
     # part 1: one table row per step with the five scores and total; the scores are the model's, not constants
     assert out.count("episode ") >= 2 and "step  1 click(ref=" in out and "total" in out
     episodes = result.parts["episodes"]["data"]["episodes"]

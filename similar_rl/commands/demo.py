@@ -116,11 +116,14 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, OSError, ImportError) as exc:
         print(f"similar-rl demo: cannot load the reward model: {exc}", file=sys.stderr)
         return 2
-    echo(f"reward model ready in {time.perf_counter() - started:.1f}s")
+    load_s = time.perf_counter() - started
+    echo(f"reward model ready in {load_s:.1f}s")
     command = "similar-rl demo"
     if Path(sys.argv[0]).name == "similar-rl":  # the real command line (not a test calling main())
         command = " ".join(["similar-rl", *(shlex.quote(a) for a in sys.argv[1:])])
-    result = run_demo(config, model, echo=echo, progress=not args.no_progress, command=command)
+    result = run_demo(
+        config, model, echo=echo, progress=not args.no_progress, command=command, model_load_s=load_s
+    )
     echo(f"\nfinished in {time.perf_counter() - started:.0f}s")
     echo(f"outputs: {result.out_dir}")
     if result.wandb_dir:

@@ -270,7 +270,13 @@ def write_report(
     lines = [
         "# similar-rl demo report",
         "",
-        f"Started {meta.get('started', '?')}; took {meta.get('seconds', 0):.0f} s; reward model: `{meta.get('model', '?')}`;"
+        f"Started {meta.get('started', '?')}; took {meta.get('seconds', 0):.0f} s"
+        + (
+            f" (+ {meta['model_load_s']:.0f} s loading the model)"
+            if meta.get("model_load_s") is not None
+            else ""
+        )
+        + f"; reward model: `{meta.get('model', '?')}`;"
         f" torch threads: {meta.get('threads', '?')}.",
         "",
         f"Reproduce: `{meta.get('command', 'similar-rl demo')}`",

@@ -80,6 +80,7 @@ def run_demo(
     echo: Echo = logger.info,
     progress: bool = True,
     command: str = "similar-rl demo",
+    model_load_s: float | None = None,
 ) -> DemoResult:
     """Run the parts ``config`` asks for and write the report, summary and plots under the output folder.
 
@@ -89,6 +90,7 @@ def run_demo(
         echo: where progress lines go (the CLI passes ``print``).
         progress: show tqdm bars in best-of-N and PPO.
         command: the command line recorded in the report.
+        model_load_s: seconds the caller spent loading ``model`` (reported beside the run's own time).
     """
     import torch
 
@@ -201,7 +203,7 @@ def run_demo(
         if parts["ppo"]["data"]:
             tracker_call(tracker.log_ppo, parts["ppo"]["data"], failures)
     finally:
-        result = _finish(config, out_dir, parts, failures, tracker, started, command, echo)
+        result = _finish(config, out_dir, parts, failures, tracker, started, command, model_load_s)
     return result
 
 
@@ -243,7 +245,7 @@ def _finish(
     tracker: Any,
     started: float,
     command: str,
-    echo: Echo,
+    model_load_s: float | None,
 ) -> DemoResult:
     """Plots, W&B images, summary.json and report.md, whatever happened before."""
     from similar_rl.demo.report import write_plots, write_report
@@ -266,6 +268,7 @@ def _finish(
         files["best-of-N results (JSON)"] = out_dir / "best_of_n.json"
     summary = {
         "seconds": seconds,
+        "model_load_s": model_load_s,
         "model": config.model,
         "parts": {k: {kk: vv for kk, vv in v.items()} for k, v in parts.items()},
         "failures": failures,
@@ -278,6 +281,7 @@ def _finish(
         "command": command,
         "started": datetime.fromtimestamp(time.time() - seconds).strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": seconds,
+        "model_load_s": model_load_s,
         "wandb_dir": str(wandb_dir) if wandb_dir else None,
         "files": files,
         "failures": failures,
