@@ -22,6 +22,12 @@ Reward modes (``shaped`` is ``total``, or ``sum_k w_k * score_k`` when ``dimensi
 
 The wrappers refuse to overwrite an info key the env already writes (pass other ``info_key``/``env_reward_key``).
 
+Scorer failures (e.g. a remote scorer answering 503): the env's step is recorded (history and state advance to
+the state after the action) *before* the scorer is called, so when scoring raises, the error propagates and the
+step's reward is lost, but the next ``step`` is scored against the env's real state and history, never a stale one.
+A potential that could not be scored is marked unknown and scored again with the next step's batch. An env failure
+inside ``env.step`` leaves history and state unchanged (the env did not move).
+
 Action strings for the history and the scorer: a ``str`` action (text action spaces, like the toy env's) is used
 as is (canonicalised when it parses); any other action is converted with ``adapter.to_action_string``.
 """
@@ -199,7 +205,7 @@ class SimilarRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         )
         self._state: GUIState | None = None
         self._history: list[str] = []
-        self._phi = 0.0
+        self._phi: float | None = 0.0  # None: Phi(state) is unknown (its scoring failed), score it with the next step
 
     @property
     def history(self) -> list[str]:
@@ -219,30 +225,40 @@ class SimilarRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._history = []
         self._phi = 0.0
         if self.shaping.uses_potential:
+            self._phi = None  # stays unknown if the scorer raises; step() then scores it
             self._phi = self.scorer.score([self._state.step_input(NOOP)])[0][self.shaping.potential_key]
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Steps the env, then scores the step; see the module docstring for what a scorer failure leaves."""
         if self._state is None:
             raise RuntimeError("call reset() before step() (the episode ended or has not started)")
         act = action_string(action, self.adapter)
         obs, env_reward, terminated, truncated, info = self.env.step(action)  # raises: history left unchanged
         _check_keys(info, self._keys)
         done = bool(terminated or truncated)
-        history_after = [*self._history, act]
+        state, history, phi = self._state, self._history, self._phi
+        history_after = [*history, act]
         next_state = None if done else self.adapter.observe(obs, info)
-        requests = [self._state.step_input(act, self._history)]
-        if self.shaping.uses_potential and next_state is not None:
+        requests = [state.step_input(act, history)]
+        uses_potential = self.shaping.uses_potential
+        if uses_potential and phi is None:
+            requests.append(state.step_input(NOOP, history))
+        if uses_potential and next_state is not None:
             requests.append(next_state.step_input(NOOP, history_after))
+        # record the env's move before scoring: a scorer error must not leave the next step scored on a stale state
+        self._history, self._state, self._phi = history_after, next_state, (None if uses_potential else 0.0)
         results = self.scorer.score(requests)
         scores = results[0]
-        phi_next = results[1][self.shaping.potential_key] if len(results) > 1 else 0.0
-        reward = self.shaping.reward(float(env_reward), scores, self._phi, phi_next)
+        if uses_potential and phi is None:
+            phi = results[1][self.shaping.potential_key]
+        phi_next = results[-1][self.shaping.potential_key] if uses_potential and next_state is not None else 0.0
+        reward = self.shaping.reward(float(env_reward), scores, phi or 0.0, phi_next)
         info[self.info_key] = dict(scores)
         info[self.env_reward_key] = float(env_reward)
-        if self.shaping.uses_potential:
+        if uses_potential:
             info[f"{self.info_key}_potential"] = phi_next
-        self._history, self._state, self._phi = history_after, next_state, phi_next
+        self._phi = phi_next
         return obs, reward, terminated, truncated, info
 
 
@@ -346,6 +362,7 @@ class SimilarVectorRewardWrapper(gym.vector.VectorWrapper):
             self._phis[i] = 0.0
             self._autoreset[i] = False
         if self.shaping.uses_potential:
+            self._phis[reset_ids] = np.nan  # stays unknown if the scorer raises; step() then scores it
             phis = self._potentials([self._states[i] for i in reset_ids], [[] for _ in reset_ids])
             self._phis[reset_ids] = phis
         return obs, info
@@ -371,24 +388,49 @@ class SimilarVectorRewardWrapper(gym.vector.VectorWrapper):
         same_step = self.autoreset_mode == gym.vector.AutoresetMode.SAME_STEP
         restarted = [i for i in range(n) if self._autoreset[i] or (same_step and done[i])]
         restart_states = {i: self.adapter.observe(subs[i], self._sub_info(info, i)) for i in restarted}
-        potential_ids = [i for i in scored if i in next_states] if self.shaping.uses_potential else []
-        requests += [
-            next_states[i].step_input(NOOP, [*self._histories[i], act_strings[i]]) for i in potential_ids
-        ]
-        if self.shaping.uses_potential:
+        potential = self.shaping.uses_potential
+        key = self.shaping.potential_key
+        unknown_phi = [i for i in scored if np.isnan(self._phis[i])] if potential else []
+        potential_ids = [i for i in scored if i in next_states] if potential else []
+        if potential:
+            requests += [self._states[i].step_input(NOOP, self._histories[i]) for i in unknown_phi]
+            requests += [
+                next_states[i].step_input(NOOP, [*self._histories[i], act_strings[i]]) for i in potential_ids
+            ]
             requests += [restart_states[i].step_input(NOOP) for i in restarted]
+        phis_before = self._phis.copy()
+
+        # move each sub-env on before scoring (continue, wait for its NEXT_STEP autoreset, or restart), so that a
+        # scorer error never leaves the next step scored against a stale state; unknown potentials are NaN
+        unknown = np.nan if potential else 0.0
+        for i in range(n):
+            if i in restart_states:
+                self._autoreset[i] = False
+                self._states[i], self._histories[i], self._phis[i] = restart_states[i], [], unknown
+            elif done[i]:
+                self._autoreset[i] = self.autoreset_mode == gym.vector.AutoresetMode.NEXT_STEP
+                self._states[i], self._phis[i] = None, 0.0
+            else:
+                self._histories[i].append(act_strings[i])  # type: ignore[arg-type]
+                self._states[i], self._phis[i] = next_states[i], unknown
+
         results = self.scorer.score(requests) if requests else []  # one batch for every sub-env
         step_scores = dict(zip(scored, results[: len(scored)], strict=True))
-        phis = [r[self.shaping.potential_key] for r in results[len(scored) :]]
+        phis = iter([r[key] for r in results[len(scored) :]])
+        for i in unknown_phi:
+            phis_before[i] = next(phis)
         phi_next = np.zeros(n)
-        phi_next[potential_ids] = phis[: len(potential_ids)]
+        for i in potential_ids:
+            phi_next[i] = self._phis[i] = next(phis)
+        for i in restarted if potential else ():
+            self._phis[i] = next(phis)
 
         rewards = np.asarray(env_rewards, dtype=np.float64).copy()
         table = {k: np.zeros(n) for k in SCORE_KEYS}
         mask = np.zeros(n, dtype=bool)
         for i in scored:
             scores = step_scores[i]
-            rewards[i] = self.shaping.reward(float(env_rewards[i]), scores, self._phis[i], phi_next[i])
+            rewards[i] = self.shaping.reward(float(env_rewards[i]), scores, phis_before[i], phi_next[i])
             for k in SCORE_KEYS:
                 table[k][i] = scores[k]
             mask[i] = True
@@ -396,21 +438,7 @@ class SimilarVectorRewardWrapper(gym.vector.VectorWrapper):
         info[f"_{self.info_key}"] = mask
         info[self.env_reward_key] = np.asarray(env_rewards, dtype=np.float64)
         info[f"_{self.env_reward_key}"] = np.ones(n, dtype=bool)
-        if self.shaping.uses_potential:
+        if potential:
             info[f"{self.info_key}_potential"] = phi_next
             info[f"_{self.info_key}_potential"] = mask.copy()
-
-        # move each sub-env on: continue, wait for its NEXT_STEP autoreset, or restart
-        for i in range(n):
-            if i in restart_states:
-                self._autoreset[i] = False
-                self._states[i], self._histories[i], self._phis[i] = restart_states[i], [], 0.0
-            elif done[i]:
-                self._autoreset[i] = self.autoreset_mode == gym.vector.AutoresetMode.NEXT_STEP
-                self._states[i] = None
-            else:
-                self._histories[i].append(act_strings[i])  # type: ignore[arg-type]
-                self._states[i], self._phis[i] = next_states[i], phi_next[i]
-        if self.shaping.uses_potential and restarted:
-            self._phis[restarted] = phis[len(potential_ids) :]
         return obs, rewards, terminated, truncated, info

@@ -187,13 +187,6 @@ def test_env_failure_surfaces_and_the_next_reset_starts_clean(scorer):
     assert wrapper.history == ["noop()"] and set(info["similar"]) >= {"total"} and math.isfinite(reward)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="similar_rl/wrappers.py:229-245 (SimilarRewardWrapper.step): when scorer.score raises after env.step "
-    "succeeded, history and state are left at the previous step, so the next step is silently scored against "
-    "a stale state. Fix: on a scorer error set self._state = None (step then asks for reset) or advance "
-    "history/state before scoring, and re-raise",
-)
 def test_a_scorer_failure_never_leaves_the_wrapper_scoring_a_stale_state(scorer):
     from similar_rl.wrappers import SimilarRewardWrapper
 

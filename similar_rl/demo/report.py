@@ -142,14 +142,14 @@ def plot_best_of_n(result: Mapping[str, Any], path: Path) -> Path | None:
     ax.set_xticks(list(xs))
     ax.set_xticklabels(names, rotation=15, ha="right")
     ax.set_ylabel("success rate (%)")
-    ax.set_ylim(0, 112)
+    ax.set_ylim(0, 128)
     episodes = result["base"]["episodes"]
     ax.set_title(
         f"Held-out MiniWoB++ families: base vs best-of-N ({episodes} episodes per arm, "
         f"{100 * result['delta']['success_rate']:+.0f} points overall)",
         fontsize=10,
     )
-    ax.legend(loc="upper left", fontsize=9)
+    ax.legend(loc="upper center", ncol=2, fontsize=9, frameon=False)
     ax.axvline(len(names) - 1.5, color="#cccccc", lw=0.8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -165,7 +165,7 @@ def plot_ppo(result: Mapping[str, Any], path: Path) -> Path | None:
         return None
     plt = _pyplot()
     curve = result["curve"]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.6), sharex=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.5, 5.6), sharex=True)
     top.plot(
         curve["global_step"],
         curve["success_rate"],
@@ -184,7 +184,7 @@ def plot_ppo(result: Mapping[str, Any], path: Path) -> Path | None:
     )
     top.set_ylim(-0.08, 1.08)
     top.set_ylabel("success")
-    top.legend(loc="lower right", fontsize=8)
+    top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     args = result.get("args", {})
     top.set_title(
         f"PPO on {short_env(args.get('env_id', '?'))} with dense Similar rewards "
@@ -193,19 +193,13 @@ def plot_ppo(result: Mapping[str, Any], path: Path) -> Path | None:
     )
     steps = [e["global_step"] for e in episodes]
     if "similar_total" in episodes[0] and args.get("reward") != "sparse":
-        bottom.plot(
-            steps,
-            [e["similar_total"] for e in episodes],
-            "o-",
-            ms=3,
-            color="black",
-            label="mean Similar total per step",
-        )
+        totals = [e["similar_total"] for e in episodes]
+        bottom.scatter(steps, totals, s=12, marker="D", color="black", label="Similar total (mean per step)")
     bottom.scatter(steps, [e["env_return"] for e in episodes], s=12, color="#009E73", label="env return")
     bottom.axhline(0, color="#999999", lw=0.6)
     bottom.set_xlabel("env steps")
     bottom.set_ylabel("per episode")
-    bottom.legend(loc="lower right", fontsize=8)
+    bottom.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

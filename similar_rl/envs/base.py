@@ -94,7 +94,8 @@ class BaseAdapter(ABC):
             reward=float(reward),
             terminated=bool(terminated),
             truncated=bool(truncated),
-            success=self.is_success(float(reward), bool(terminated), info),
+            # Judge success on the env's own reward: a SimilarRewardWrapper keeps it in info when it shapes the reward.
+            success=self.is_success(float(info.get("similar_env_reward", reward)), bool(terminated), info),
             info=info,
         )
 

@@ -29,6 +29,7 @@ from similar_rl.dimensions import PAIR_TYPES
 
 DEVICES = ("auto", "cpu", "cuda")
 MIXED_PRECISION = ("no", "fp16", "bf16")
+RIDGE_STANDARDIZE = ("none", "blocks", "columns")
 DEFAULT_ALPHAS = tuple(float(10.0**e) for e in range(-4, 5))
 
 
@@ -67,6 +68,14 @@ class TrainConfig:
     ridge_alphas: list[float] = field(
         default_factory=lambda: list(DEFAULT_ALPHAS),
         metadata={"help": "ridge penalties tried; the best on the validation split is refit on all steps"},
+    )
+    ridge_standardize: str = field(
+        default="none",
+        metadata={
+            "help": "rescale z before the ridge fit: 'none' (plain ridge, as in the paper), 'blocks' (each "
+            "feature block the backbone declares in z_blocks gets unit average column variance) or 'columns' "
+            "(every column unit variance); the weights are mapped back to raw features"
+        },
     )
     val_fraction: float = field(
         default=0.2,
@@ -161,6 +170,10 @@ class TrainConfig:
         if not self.ridge_alphas or any(not (math.isfinite(a) and a > 0) for a in self.ridge_alphas):
             raise ValueError(
                 f"TrainConfig.ridge_alphas must be positive finite numbers, got {self.ridge_alphas}"
+            )
+        if self.ridge_standardize not in RIDGE_STANDARDIZE:
+            raise ValueError(
+                f"TrainConfig.ridge_standardize is {self.ridge_standardize!r}; choose one of {list(RIDGE_STANDARDIZE)}"
             )
         if not (0.0 < float(self.val_fraction) < 1.0):
             raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got {self.val_fraction!r}")

@@ -168,6 +168,51 @@ def expert_targets(
     return out
 
 
+STANDARDIZE = ("none", "blocks", "columns")
+
+
+def feature_scales(
+    z: np.ndarray, mode: str = "none", blocks: Sequence[tuple[int, int]] | None = None
+) -> np.ndarray:
+    """Per-column multipliers applied to ``z`` before the ridge fit (the weights are mapped back after).
+
+    ``"none"``: all ones (the paper's plain ridge). ``"columns"``: 1 / std of each column. ``"blocks"``: every
+    feature block (``blocks`` as ``(start, end)`` column ranges; columns outside them form one more block) is
+    divided by its root-mean-square column std, so each block's columns have unit variance on average while the
+    geometry inside a block is kept. One penalty then treats a 384-d embedding block and a handful of scalar
+    features alike, instead of shrinking whichever block happens to have small raw values. Constant columns
+    keep scale 1.
+
+    Example:
+        >>> z = np.c_[np.random.default_rng(0).normal(size=(50, 2)) * 10, np.random.default_rng(1).normal(size=50)]
+        >>> s = feature_scales(z, "blocks", [(0, 2)])
+        >>> bool(np.isclose(s[0], s[1])), bool(np.isclose(np.sqrt(((z[:, :2] * s[:2]).std(0) ** 2).mean()), 1.0))
+        (True, True)
+    """
+    if mode not in STANDARDIZE:
+        raise ValueError(f"ridge standardize mode must be one of {STANDARDIZE}, got {mode!r}")
+    scales = np.ones(z.shape[1])
+    if mode == "none" or len(z) < 2:
+        return scales
+    sd = z.std(axis=0)
+    if mode == "columns":
+        return np.where(sd > 1e-8, 1.0 / np.where(sd > 1e-8, sd, 1.0), 1.0)
+    ranges = [(int(a), int(b)) for a, b in (blocks or [])]
+    covered = np.zeros(z.shape[1], dtype=bool)
+    for a, b in ranges:
+        if not 0 <= a < b <= z.shape[1]:
+            raise ValueError(f"feature block ({a}, {b}) is outside the {z.shape[1]} feature columns")
+        covered[a:b] = True
+    groups = [np.arange(a, b) for a, b in ranges]
+    if not covered.all():
+        groups.append(np.flatnonzero(~covered))
+    for cols in groups:
+        rms = float(np.sqrt(np.mean(sd[cols] ** 2)))
+        if rms > 1e-8:
+            scales[cols] = 1.0 / rms
+    return scales
+
+
 def fit_experts(
     z: np.ndarray,
     targets: np.ndarray,
@@ -176,12 +221,18 @@ def fit_experts(
     alphas: Sequence[float],
     val_fraction: float = 0.2,
     seed: int = 0,
+    standardize: str = "none",
+    blocks: Sequence[tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, RidgeFit]]:
     """Fit every expert column of ``targets``; returns weight (n, d), bias (n,) and the fits by name.
 
-    An expert with fewer than 2 labelled rows keeps zero weights (logged as a warning).
+    ``standardize``/``blocks`` rescale the features before fitting (see :func:`feature_scales`); the returned
+    weights apply to the raw features. An expert with fewer than 2 labelled rows keeps zero weights (logged as
+    a warning).
     """
     z = np.asarray(z, dtype=np.float64)
+    scales = feature_scales(z, standardize, blocks)
+    z = z * scales
     train = split_by_group(groups, val_fraction, seed)
     weight = np.zeros((len(names), z.shape[1]))
     bias = np.zeros(len(names))
@@ -212,7 +263,9 @@ def fit_experts(
             fit.n_train,
             fit.n_val,
         )
-    return weight, bias, fits
+    for fit in fits.values():
+        fit.weight = fit.weight * scales  # bias = mean(y) - mean(z * scales) @ w is unchanged
+    return weight * scales, bias, fits
 
 
 def run_stage1(model, z, labels: np.ndarray, groups: Sequence[str], config) -> dict[str, dict[str, float]]:
@@ -226,8 +279,18 @@ def run_stage1(model, z, labels: np.ndarray, groups: Sequence[str], config) -> d
     z_np = (
         z.detach().cpu().double().numpy() if isinstance(z, torch.Tensor) else np.asarray(z, dtype=np.float64)
     )
+    standardize = getattr(config, "ridge_standardize", "none")
+    blocks = getattr(getattr(model, "backbone", None), "z_blocks", None)
     weight, bias, fits = fit_experts(
-        z_np, targets, names, groups, config.ridge_alphas, config.val_fraction, config.seed
+        z_np,
+        targets,
+        names,
+        groups,
+        config.ridge_alphas,
+        config.val_fraction,
+        config.seed,
+        standardize=standardize,
+        blocks=blocks,
     )
     model.experts.set_weights(
         torch.as_tensor(weight, dtype=torch.float32), torch.as_tensor(bias, dtype=torch.float32)

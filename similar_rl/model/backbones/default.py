@@ -121,6 +121,11 @@ class DefaultBackbone(Backbone):
         self.n_structural = len(STRUCTURAL_FEATURES)
         self.x_dim = 3 * TEXT_DIM + image_dim
         self.z_dim = 7 * TEXT_DIM + self.n_structural + len(SIMILARITY_FEATURES) + image_dim
+        # Column ranges of z's feature blocks (seven text blocks, structural scalars, similarity scalars, image),
+        # for per-block standardisation in the stage-1 ridge fit.
+        ends = [*(TEXT_DIM * (i + 1) for i in range(7)), 7 * TEXT_DIM + self.n_structural]
+        ends += [ends[-1] + len(SIMILARITY_FEATURES)] + ([self.z_dim] if self.use_image else [])
+        self.z_blocks: list[tuple[int, int]] = list(zip([0, *ends[:-1]], ends, strict=True))
         self.prompt_cache = LRUCache(self.options["cache_size"])
         self.text_cache = LRUCache(self.options["text_cache_size"])
 
