@@ -204,6 +204,57 @@ def test_a_scorer_failure_never_leaves_the_wrapper_scoring_a_stale_state(scorer)
     assert flaky.requests[-1][0].history == ("noop()",)
 
 
+def test_after_a_scorer_failure_the_potential_reward_equals_a_clean_run(scorer):
+    from similar_rl.wrappers import SimilarRewardWrapper
+
+    def run(fail_at_step):
+        env, adapter = make_env("toy/login-form")
+        flaky = _FlakyScorer(scorer)
+        wrapper = SimilarRewardWrapper(env, flaky, adapter, reward_mode="potential")
+        wrapper.reset(seed=0)
+        rewards = []
+        for step in range(3):
+            flaky.fail_next = step == fail_at_step
+            try:
+                rewards.append(wrapper.step("noop()")[1])
+            except ConnectionError:
+                rewards.append(None)
+        return rewards, wrapper.history
+
+    clean, clean_history = run(None)
+    flaky, flaky_history = run(1)
+    assert flaky[1] is None and flaky_history == clean_history == ["noop()"] * 3
+    assert flaky[0] == pytest.approx(clean[0]) and flaky[2] == pytest.approx(clean[2])
+
+
+@pytest.mark.parametrize("reward_mode", ["add", "potential"])
+def test_a_scorer_failure_never_leaves_the_vector_wrapper_on_a_stale_state(scorer, reward_mode):
+    import gymnasium as gym
+
+    from similar_rl.envs.toy import ToyEnv
+    from similar_rl.wrappers import SimilarVectorRewardWrapper
+
+    def run(fail_at_step):
+        envs = gym.vector.SyncVectorEnv([lambda: ToyEnv("login-form")] * 2)
+        flaky = _FlakyScorer(scorer)
+        wrapper = SimilarVectorRewardWrapper(envs, flaky, reward_mode=reward_mode)
+        wrapper.reset(seed=0)
+        rewards = []
+        for step in range(3):
+            flaky.fail_next = step == fail_at_step
+            try:
+                rewards.append(wrapper.step(("noop()", "noop()"))[1].tolist())
+            except ConnectionError:
+                rewards.append(None)
+        return rewards, wrapper.histories(), flaky.requests
+
+    clean, clean_histories, _ = run(None)
+    flaky, flaky_histories, requests = run(1)
+    assert flaky[1] is None and flaky_histories == clean_histories == [["noop()"] * 3] * 2
+    assert [r.history for r in requests[-1][:2]] == [("noop()", "noop()")] * 2
+    assert flaky[0] == pytest.approx(clean[0]) and flaky[2] == pytest.approx(clean[2])
+
+
 # -- feature extraction -----------------------------------------------------------------------------------------------
 
 

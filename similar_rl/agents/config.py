@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,8 +76,10 @@ def _coerce(name: str, annotation: str, value: Any) -> Any:
             return None
         raise ValueError(f"{name} may not be null (it is {annotation})")
     kind = base[0]
-    if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+    if kind == "float":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError(f"{name} must be a number, got {value!r}")
     if kind == "int":
         if isinstance(value, float) and value.is_integer():
             return int(value)
@@ -99,6 +102,49 @@ def _coerce(name: str, annotation: str, value: Any) -> Any:
             raise ValueError(f"{name} must be a list such as '[a, b]', got {value!r}")
         return list(value)
     return value
+
+
+def check_range(
+    owner: str,
+    name: str,
+    value: float | None,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Refuse a settings value that is not a finite number in ``[low, high]`` (ends open where asked).
+
+    Args:
+        owner: the settings class, named in the message (``"PPOArgs"``).
+        name: the field, named in the message.
+        value: the value to check.
+        low: lower bound (None: unbounded); ``low_open`` excludes it.
+        high: upper bound (None: unbounded); ``high_open`` excludes it.
+
+    Raises:
+        ValueError: naming ``owner.name``, the allowed range and the value.
+
+    Example:
+        >>> check_range("Args", "gamma", 0.9, 0.0, 1.0)
+        >>> check_range("Args", "gamma", 2.0, 0.0, 1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Args.gamma must be a finite number in [0.0, 1.0], got 2.0
+    """
+    left = "-inf" if low is None else str(low)
+    right = "inf" if high is None else str(high)
+    interval = f"{'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+    bad = (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or (low is not None and (value <= low if low_open else value < low))
+        or (high is not None and (value >= high if high_open else value > high))
+    )
+    if bad:
+        raise ValueError(f"{owner}.{name} must be a finite number in {interval}, got {value!r}")
 
 
 def build_args(cls: type[T], *layers: Mapping[str, Any] | None) -> T:

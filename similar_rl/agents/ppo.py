@@ -48,7 +48,7 @@ from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
 from similar_rl.agents.common import RunLogger, load_checkpoint, load_scorer, save_checkpoint
-from similar_rl.agents.config import save_args
+from similar_rl.agents.config import check_range, save_args
 from similar_rl.agents.features import FEATURIZERS, make_featurizer
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
@@ -147,9 +147,29 @@ class PPOArgs:
             "num_minibatches",
             "update_epochs",
             "max_candidates",
+            "max_episode_steps",
+            "feature_dim",
+            "hidden",
+            "scorer_batch_size",
+            "success_window",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("save_every", "torch_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        check_range("PPOArgs", "learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_range("PPOArgs", "gamma", self.gamma, 0.0, 1.0)
+        check_range("PPOArgs", "gae_lambda", self.gae_lambda, 0.0, 1.0)
+        check_range("PPOArgs", "clip_coef", self.clip_coef, 0.0, low_open=True)
+        check_range("PPOArgs", "reward_coef", self.reward_coef)
+        check_range("PPOArgs", "ent_coef", self.ent_coef, 0.0)
+        check_range("PPOArgs", "vf_coef", self.vf_coef, 0.0)
+        check_range("PPOArgs", "max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
+        if self.target_kl is not None:
+            check_range("PPOArgs", "target_kl", self.target_kl, 0.0, low_open=True)
+        for dim, weight in self.reward_weights.items():
+            check_range("PPOArgs", f"reward_weights[{dim!r}]", weight)
         if self.batch_size % self.num_minibatches:
             raise ValueError(
                 f"num_envs * num_steps ({self.batch_size}) must be divisible by num_minibatches ({self.num_minibatches})"

@@ -176,6 +176,9 @@ def extract_features(
     if use_cache or multi:
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         cache = FeatureCache(folder / feature_fingerprint(model))
+    if multi:
+        # Every process must see the same cache contents before splitting the missing rows between them.
+        accelerator.wait_for_everyone()
     keys = [s.key for s in inputs]
     missing_keys = list(dict.fromkeys(k for k in keys if cache is None or k not in cache))
     first = {k: i for i, k in reversed(list(enumerate(keys)))}
