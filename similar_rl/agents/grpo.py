@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from similar_rl.agents.config import save_args
+from similar_rl.agents.config import check_range, save_args
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
 from similar_rl.envs.actions import ActionParseError, extract_action, format_action
@@ -140,9 +140,29 @@ class GRPOArgs:
             raise ValueError(
                 f"similar_dimensions has unknown dimension(s) {unknown}; choose from {DIMENSIONS}"
             )
-        for name in ("num_states", "max_steps", "num_generations", "per_device_train_batch_size"):
+        for name in (
+            "num_states",
+            "max_steps",
+            "num_generations",
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "max_completion_length",
+            "max_episode_steps",
+            "scorer_batch_size",
+            "lora_r",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_history", "max_observation_chars", "save_steps", "eval_episodes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        check_range("GRPOArgs", "learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_range("GRPOArgs", "temperature", self.temperature, 0.0, low_open=True)
+        check_range("GRPOArgs", "beta", self.beta, 0.0)
+        check_range("GRPOArgs", "lora_dropout", self.lora_dropout, 0.0, 1.0, high_open=True)
+        check_range("GRPOArgs", "invalid_penalty", self.invalid_penalty)
+        for key, weight in self.reward_weights.items():
+            check_range("GRPOArgs", f"reward_weights[{key!r}]", weight)
 
 
 # ---------------------------------------------------------------------------------------------- GUI states

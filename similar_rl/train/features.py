@@ -176,9 +176,6 @@ def extract_features(
     if use_cache or multi:
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         cache = FeatureCache(folder / feature_fingerprint(model))
-    if multi:
-        # Every process must see the same cache contents before splitting the missing rows between them.
-        accelerator.wait_for_everyone()
     keys = [s.key for s in inputs]
     missing_keys = list(dict.fromkeys(k for k in keys if cache is None or k not in cache))
     first = {k: i for i, k in reversed(list(enumerate(keys)))}
@@ -188,6 +185,8 @@ def extract_features(
         state_order.setdefault(s.prompt_key, len(state_order))
     missing_keys.sort(key=lambda k: state_order[inputs[first[k]].prompt_key])
     if multi:
+        # Every process must list the missing rows before any of them writes to the shared cache.
+        accelerator.wait_for_everyone()
         with accelerator.split_between_processes(missing_keys) as share:
             mine = list(share)
     else:
