@@ -205,7 +205,8 @@ class SimilarRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         )
         self._state: GUIState | None = None
         self._history: list[str] = []
-        self._phi: float | None = 0.0  # None: Phi(state) is unknown (its scoring failed), score it with the next step
+        # Phi of the current state; None when its scoring failed (the next step scores it)
+        self._phi: float | None = 0.0
 
     @property
     def history(self) -> list[str]:
@@ -252,7 +253,9 @@ class SimilarRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         scores = results[0]
         if uses_potential and phi is None:
             phi = results[1][self.shaping.potential_key]
-        phi_next = results[-1][self.shaping.potential_key] if uses_potential and next_state is not None else 0.0
+        phi_next = (
+            results[-1][self.shaping.potential_key] if uses_potential and next_state is not None else 0.0
+        )
         reward = self.shaping.reward(float(env_reward), scores, phi or 0.0, phi_next)
         info[self.info_key] = dict(scores)
         info[self.env_reward_key] = float(env_reward)

@@ -3,7 +3,7 @@
 What other test files already cover is not repeated here (see docs/failure_modes.md for the full map):
 action strings (tests/test_action_grammar_props.py), SRM CSVs (tests/test_srm_csv.py), checkpoints
 (tests/test_checkpoint.py), server requests (tests/test_serving.py). This file adds StepInput, dataset rows,
-configs and a few checkpoint cases. Tests marked ``xfail(strict=True)`` show gaps in files owned by others.
+configs and a few checkpoint cases.
 """
 
 from __future__ import annotations
@@ -263,11 +263,6 @@ def test_train_config_refuses_bad_values_by_name(tmp_path):
         TrainConfig.from_yaml(tmp_path / "none.yaml")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="similar_rl/train/config.py:171 and :160: lora_dropout='x' gives float()'s message without the field name; "
-    "ridge_alphas='10' is split into characters [1.0, 0.0] and refused with a misleading message",
-)
 def test_train_config_names_the_field_of_a_non_numeric_value():
     from similar_rl.train.config import TrainConfig
 
@@ -277,11 +272,6 @@ def test_train_config_names_the_field_of_a_non_numeric_value():
         TrainConfig(ridge_alphas="10")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="similar_rl/agents/ppo.py:126 (PPOArgs.__post_init__) checks counts but not ranges: gamma=2, "
-    "gae_lambda=1.5, learning_rate=-1, clip_coef=-0.2, max_episode_steps=0 and a NaN reward_coef are accepted",
-)
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -300,11 +290,6 @@ def test_ppo_args_refuse_out_of_range_values(kwargs):
         PPOArgs(**kwargs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="similar_rl/agents/config.py:78 (_coerce): a str value of a float field is passed through, so "
-    "--learning-rate fast is accepted and fails later inside torch",
-)
 def test_build_args_refuses_text_for_a_number():
     from similar_rl.agents.config import build_args
     from similar_rl.agents.ppo import PPOArgs
@@ -328,11 +313,6 @@ def test_agent_args_refuse_unknown_keys_and_bad_choices():
         GRPOArgs(states_from="dataset")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="similar_rl/agents/grpo.py:126 (GRPOArgs.__post_init__): learning_rate=-1 and temperature=-1 "
-    "are accepted",
-)
 def test_grpo_args_refuse_out_of_range_values():
     from similar_rl.agents.grpo import GRPOArgs
 
@@ -342,11 +322,6 @@ def test_grpo_args_refuse_out_of_range_values():
         GRPOArgs(temperature=-1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="similar_rl/model/config.py:74 (SimilarConfig.__post_init__): boolean switches are not type-checked, "
-    'so config.json with "use_image": "yes" loads (any non-empty string is true)',
-)
 def test_similar_config_refuses_non_boolean_switches():
     from similar_rl.model.config import SimilarConfig
 

@@ -135,7 +135,9 @@ def check_range(
     """
     left = "-inf" if low is None else str(low)
     right = "inf" if high is None else str(high)
-    interval = f"{'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+    interval = (
+        f"{'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+    )
     bad = (
         not isinstance(value, int | float)
         or isinstance(value, bool)

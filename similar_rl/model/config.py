@@ -93,6 +93,17 @@ class SimilarConfig:
                 f"SimilarConfig.n_experts must be 5 (one per dimension) or 6 (plus an 'all' expert trained on total), "
                 f"got {self.n_experts}; set single_objective=True for one head"
             )
+        for name in ("learn_scale", "use_history", "use_image", "single_objective"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"SimilarConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("gate_hidden", "gate_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"SimilarConfig.{name} must be an integer, got {value!r}")
+        for name in ("gate_dropout", "gate_temperature"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"SimilarConfig.{name} must be a number, got {value!r}")
         for name in ("x_dim", "z_dim"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):

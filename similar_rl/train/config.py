@@ -166,6 +166,13 @@ class TrainConfig:
         bad = [t for t in self.pair_types if t not in PAIR_TYPES]
         if bad or not self.pair_types:
             raise ValueError(f"TrainConfig.pair_types has {bad or 'nothing'}; choose from {list(PAIR_TYPES)}")
+        if _is_number(self.ridge_alphas):
+            self.ridge_alphas = [self.ridge_alphas]
+        if not isinstance(self.ridge_alphas, list | tuple) or not all(map(_is_number, self.ridge_alphas)):
+            raise ValueError(
+                f"TrainConfig.ridge_alphas must be a list of positive numbers such as [1, 10, 100], "
+                f"got {self.ridge_alphas!r}"
+            )
         self.ridge_alphas = [float(a) for a in self.ridge_alphas]
         if not self.ridge_alphas or any(not (math.isfinite(a) and a > 0) for a in self.ridge_alphas):
             raise ValueError(
@@ -175,14 +182,15 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.ridge_standardize is {self.ridge_standardize!r}; choose one of {list(RIDGE_STANDARDIZE)}"
             )
-        if not (0.0 < float(self.val_fraction) < 1.0):
+        if not (_is_number(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
             raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got {self.val_fraction!r}")
         for name in ("gate_lr", "lora_lr", "lora_alpha"):
             _positive(self, name)
         for name in ("gate_weight_decay", "lora_rg_weight", "lora_bt_weight"):
             _positive(self, name, allow_zero=True)
-        if not (0.0 <= float(self.lora_dropout) < 1.0):
+        if not (_is_number(self.lora_dropout) and 0.0 <= self.lora_dropout < 1.0):
             raise ValueError(f"TrainConfig.lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        self.lora_dropout, self.val_fraction = float(self.lora_dropout), float(self.val_fraction)
         if self.lora and self.lora_rg_weight == 0 and self.lora_bt_weight == 0:
             raise ValueError(
                 "TrainConfig: lora_rg_weight and lora_bt_weight are both 0; set at least one above 0"
@@ -245,6 +253,10 @@ class TrainConfig:
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             lines.append(f"{f.name} (default {default!r}): {f.metadata.get('help', '')}")
         return "\n".join(lines)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _as_int(value: Any, name: str) -> int:
