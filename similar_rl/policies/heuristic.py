@@ -106,6 +106,15 @@ class HeuristicPolicy:
             score -= 1.0 + overlap
         return score
 
+    @staticmethod
+    def _unfinished_form_penalty(el: Element, state: GUIState) -> float:
+        """Clicking a control while a task value still waits to be typed into a field usually submits too early."""
+        if el.typeable or not any(other.typeable for other in state.elements):
+            return 0.0
+        typed = {other.value for other in state.elements if other.typeable}
+        pending = [v for v in state.fields.values() if v and v not in typed]
+        return 1.0 if pending else 0.0
+
     def _score_type(self, el: Element, text: str, state: GUIState, instruction: list[str]) -> float:
         if el.value == text:
             return -1.0
@@ -127,7 +136,7 @@ class HeuristicPolicy:
             return -10.0
         el = state.element(parsed.ref) if parsed.ref is not None else None
         if parsed.kind == "click" and el is not None:
-            score = self._score_click(el, instruction)
+            score = self._score_click(el, instruction) - self._unfinished_form_penalty(el, state)
         elif parsed.kind == "type" and el is not None:
             score = self._score_type(el, parsed.text or "", state, instruction)
         else:
