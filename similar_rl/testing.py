@@ -4,6 +4,7 @@
 - :func:`build_tiny_qwen2`, :func:`build_tiny_qwen2_vl`, :func:`build_tiny_llava`: random tiny Hugging Face
   models with an offline byte-level BPE tokenizer (and image processor), saved to a folder that the ``hf``
   backbone loads.
+- :func:`tiny_hf_similar_model`: a random text-only Similar reward model on the tiny Qwen2 backbone.
 
 Example:
     >>> tiny_default_config().gate_hidden
@@ -100,29 +101,39 @@ def _save_tokenizer(tokenizer: Any, path: Path) -> None:
     tokenizer.save_pretrained(path)
 
 
+def _text_config_kwargs(tokenizer: Any, hidden: int, layers: int) -> dict[str, Any]:
+    """The decoder sizes and special-token ids shared by the tiny text models (4 heads, 2 KV heads)."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
+def _save_random_model(model_cls: Any, config: Any, seed: int, path: Path) -> None:
+    """Build ``model_cls(config)`` with weights drawn under ``torch.manual_seed(seed)`` and save it to ``path``."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = model_cls(config).eval()
+    model.save_pretrained(path)
+
+
 def build_tiny_qwen2(path: str | Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
     """A tiny random Qwen2 causal LM (text only) with an offline tokenizer, saved to ``path``; returns ``path``."""
-    import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     path = Path(path)
     tokenizer = build_tiny_tokenizer()
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config).eval()
-    model.save_pretrained(path)
+    config = Qwen2Config(**_text_config_kwargs(tokenizer, hidden, layers), tie_word_embeddings=True)
+    _save_random_model(Qwen2ForCausalLM, config, seed, path)
     _save_tokenizer(tokenizer, path)
     return path
 
@@ -132,27 +143,16 @@ def build_tiny_qwen2_vl(
 ) -> Path:
     """A tiny random Qwen2-VL (``version="2"``) or Qwen2.5-VL (``"2.5"``) with an offline tokenizer and a PIL image
     processor (no torchvision), saved to ``path``; returns ``path``. Images are resized to at most 56x56 pixels."""
-    import torch
     import transformers
 
     path = Path(path)
     tokenizer = build_tiny_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    heads = 4
-    half_head = hidden // heads // 2
+    half_head = hidden // 4 // 2  # 4 attention heads (see _text_config_kwargs)
     mrope = [half_head - 2 * (half_head // 3), half_head // 3, half_head // 3]
     text = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": hidden,
-        "intermediate_size": 2 * hidden,
-        "num_hidden_layers": layers,
-        "num_attention_heads": heads,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 2048,
+        **_text_config_kwargs(tokenizer, hidden, layers),
         "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-        "bos_token_id": ids["<|endoftext|>"],
-        "eos_token_id": ids["<|im_end|>"],
-        "pad_token_id": ids["<|endoftext|>"],
     }
     vision = {
         "depth": 1,
@@ -180,9 +180,7 @@ def build_tiny_qwen2_vl(
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
     )
-    torch.manual_seed(seed)
-    model = model_cls(config).eval()
-    model.save_pretrained(path)
+    _save_random_model(model_cls, config, seed, path)
     _save_tokenizer(tokenizer, path)
     image_processor = transformers.Qwen2VLImageProcessorPil(
         min_pixels=28 * 28, max_pixels=56 * 56, patch_size=14, merge_size=2, temporal_patch_size=2
@@ -194,24 +192,12 @@ def build_tiny_qwen2_vl(
 def build_tiny_llava(path: str | Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
     """A tiny random LLaVA (CLIP vision tower + Llama text model) with an offline tokenizer and a PIL image processor
     (28x28 pixels, 4 image tokens), saved to ``path``; returns ``path``."""
-    import torch
     import transformers
 
     path = Path(path)
     tokenizer = build_tiny_tokenizer(image_token="<image>")
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-    text = transformers.LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    text = transformers.LlamaConfig(**_text_config_kwargs(tokenizer, hidden, layers))
     vision = transformers.CLIPVisionConfig(
         hidden_size=32,
         intermediate_size=64,
@@ -228,9 +214,7 @@ def build_tiny_llava(path: str | Path, hidden: int = 32, layers: int = 2, seed: 
         vision_feature_select_strategy="default",
         tie_word_embeddings=True,
     )
-    torch.manual_seed(seed)
-    model = transformers.LlavaForConditionalGeneration(config).eval()
-    model.save_pretrained(path)
+    _save_random_model(transformers.LlavaForConditionalGeneration, config, seed, path)
     image_processor = transformers.CLIPImageProcessorPil(
         size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
     )
@@ -244,3 +228,25 @@ def build_tiny_llava(path: str | Path, hidden: int = 32, layers: int = 2, seed: 
     )
     processor.save_pretrained(path)
     return path
+
+
+def tiny_hf_similar_model(path: str | Path, seed: int = 0) -> Any:
+    """A text-only :class:`~similar_rl.model.SimilarRewardModel` (gate hidden 32, 2 layers) on a tiny Qwen2
+    backbone built in ``path``, with expert weights and biases drawn from N(0, 1) under ``seed``; in eval mode."""
+    import torch
+
+    from similar_rl.model import SimilarRewardModel
+
+    config = SimilarConfig(
+        backbone="hf",
+        backbone_path=str(build_tiny_qwen2(path)),
+        gate_hidden=32,
+        gate_layers=2,
+        use_image=False,
+    )
+    model = SimilarRewardModel(config)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in (model.experts.weight, model.experts.bias):
+            p.copy_(torch.randn(p.shape, generator=gen))
+    return model.eval()

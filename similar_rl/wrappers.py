@@ -139,7 +139,37 @@ def _check_keys(info: Mapping[str, Any], keys: tuple[str, ...]) -> None:
             )
 
 
-class SimilarRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+class _RewardSetup:
+    """The scorer, adapter, shaping and info keys that the single and the vector wrapper set up alike."""
+
+    env: Any
+
+    def _resolve_adapter(self, adapter: BaseAdapter | None) -> BaseAdapter:
+        raise NotImplementedError
+
+    def _init_reward(
+        self,
+        model_or_scorer: Any,
+        adapter: BaseAdapter | None,
+        reward_mode: str,
+        coef: float,
+        dimensions_weights: Mapping[str, float] | None,
+        gamma: float,
+        potential_key: str,
+        info_key: str,
+        env_reward_key: str,
+    ) -> None:
+        self.scorer = as_scorer(model_or_scorer)
+        self.adapter = self._resolve_adapter(adapter)
+        self.shaping = _Shaping(reward_mode, coef, dimensions_weights, gamma, potential_key)
+        self.info_key = info_key
+        self.env_reward_key = env_reward_key
+        self._keys = (info_key, env_reward_key) + (
+            (f"{info_key}_potential",) if self.shaping.uses_potential else ()
+        )
+
+
+class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Scores every step with the Similar reward model; writes ``info["similar"]`` and shapes the reward.
 
     See the module docstring for the info keys and the reward modes.
@@ -195,18 +225,24 @@ class SimilarRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             env_reward_key=env_reward_key,
         )
         gym.Wrapper.__init__(self, env)
-        self.scorer = as_scorer(model_or_scorer)
-        self.adapter = resolve_adapter(env, adapter)
-        self.shaping = _Shaping(reward_mode, coef, dimensions_weights, gamma, potential_key)
-        self.info_key = info_key
-        self.env_reward_key = env_reward_key
-        self._keys = (info_key, env_reward_key) + (
-            (f"{info_key}_potential",) if self.shaping.uses_potential else ()
+        self._init_reward(
+            model_or_scorer,
+            adapter,
+            reward_mode,
+            coef,
+            dimensions_weights,
+            gamma,
+            potential_key,
+            info_key,
+            env_reward_key,
         )
         self._state: GUIState | None = None
         self._history: list[str] = []
         # Phi of the current state; None when its scoring failed (the next step scores it)
         self._phi: float | None = 0.0
+
+    def _resolve_adapter(self, adapter: BaseAdapter | None) -> BaseAdapter:
+        return resolve_adapter(self.env, adapter)
 
     @property
     def history(self) -> list[str]:
@@ -265,7 +301,7 @@ class SimilarRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, reward, terminated, truncated, info
 
 
-class SimilarVectorRewardWrapper(gym.vector.VectorWrapper):
+class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
     """The vector form of :class:`SimilarRewardWrapper`: scores the steps of all sub-envs in one scorer call.
 
     Same arguments, info keys (values are arrays over sub-envs, masked by ``info["_similar"]``) and reward modes.
@@ -302,13 +338,16 @@ class SimilarVectorRewardWrapper(gym.vector.VectorWrapper):
         env_reward_key: str = "similar_env_reward",
     ) -> None:
         super().__init__(env)
-        self.scorer = as_scorer(model_or_scorer)
-        self.adapter = adapter if adapter is not None else self._adapter_from_sub_env(env)
-        self.shaping = _Shaping(reward_mode, coef, dimensions_weights, gamma, potential_key)
-        self.info_key = info_key
-        self.env_reward_key = env_reward_key
-        self._keys = (info_key, env_reward_key) + (
-            (f"{info_key}_potential",) if self.shaping.uses_potential else ()
+        self._init_reward(
+            model_or_scorer,
+            adapter,
+            reward_mode,
+            coef,
+            dimensions_weights,
+            gamma,
+            potential_key,
+            info_key,
+            env_reward_key,
         )
         self.autoreset_mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
         n = self.num_envs
@@ -316,6 +355,9 @@ class SimilarVectorRewardWrapper(gym.vector.VectorWrapper):
         self._histories: list[list[str]] = [[] for _ in range(n)]
         self._phis = np.zeros(n)
         self._autoreset = np.zeros(n, dtype=bool)
+
+    def _resolve_adapter(self, adapter: BaseAdapter | None) -> BaseAdapter:
+        return adapter if adapter is not None else self._adapter_from_sub_env(self.env)
 
     @staticmethod
     def _adapter_from_sub_env(env: gym.vector.VectorEnv) -> BaseAdapter:

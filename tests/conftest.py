@@ -19,3 +19,15 @@ def _no_wandb_run_leaks():
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a test module (request it with ``pytest.mark.usefixtures``): tiny models run
+    several times faster on one thread than on two spinning threads on the shared 2-core machine."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

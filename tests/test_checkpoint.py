@@ -14,14 +14,7 @@ from similar_rl.model.checkpoint import read_tensors, write_tensors
 from similar_rl.testing import tiny_default_config
 from similar_rl.types import StepInput
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: on the shared 2-core machine this is several times faster than two spinning threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

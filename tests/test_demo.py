@@ -44,24 +44,11 @@ TOY = {
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from similar_rl.model import SimilarConfig, SimilarRewardModel
-    from similar_rl.testing import build_tiny_qwen2
+    from similar_rl.testing import tiny_hf_similar_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    config = SimilarConfig(
-        backbone="hf",
-        backbone_path=str(build_tiny_qwen2(tmp_path_factory.mktemp("tiny_qwen2"))),
-        gate_hidden=32,
-        gate_layers=2,
-        use_image=False,
-    )
-    model = SimilarRewardModel(config)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in (model.experts.weight, model.experts.bias):
-            p.copy_(torch.randn(p.shape, generator=gen))
-    yield model.eval()
+    yield tiny_hf_similar_model(tmp_path_factory.mktemp("tiny_qwen2"))
     torch.set_num_threads(threads)
 
 

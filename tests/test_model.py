@@ -21,13 +21,7 @@ OBS = '[1] input_text "Username" (value="", focused)\n[2] button "Submit"\n[3] d
 ACTIONS = ["click(ref=2)", "click(ref=3)", 'type(ref=1, text="bob")', "noop()", 'press(key="Enter")', "bad("]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: on the shared 2-core machine this is several times faster than two spinning threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _image(seed: int = 0) -> np.ndarray:

@@ -22,31 +22,14 @@ from similar_rl.scoring import Scorer
 from similar_rl.search import BestOfN, RewardGuidedSearch, compare, run_episode, summarize
 
 
-def _tiny_model(folder):
-    from similar_rl.model import SimilarConfig, SimilarRewardModel
-    from similar_rl.testing import build_tiny_qwen2
-
-    config = SimilarConfig(
-        backbone="hf",
-        backbone_path=str(build_tiny_qwen2(folder)),
-        gate_hidden=32,
-        gate_layers=2,
-        use_image=False,
-    )
-    model = SimilarRewardModel(config)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in (model.experts.weight, model.experts.bias):
-            p.copy_(torch.randn(p.shape, generator=gen))
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     # One intra-op thread: on a shared 2-core machine two spinning torch threads make a forward ~15x slower.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield _tiny_model(tmp_path_factory.mktemp("tiny_qwen2"))
+    from similar_rl.testing import tiny_hf_similar_model
+
+    yield tiny_hf_similar_model(tmp_path_factory.mktemp("tiny_qwen2"))
     torch.set_num_threads(threads)
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from similar_rl._optional import require
 from similar_rl.collect.config import CollectConfig
 from similar_rl.collect.mcts import TaskResult, task_id_for
-from similar_rl.collect.runner import CollectSummary, _commit, _Worker, labelling_config
+from similar_rl.collect.runner import CollectSummary, TaskWorker, commit_results, labelling_config
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,10 @@ __all__ = ["collect_ray"]
 
 
 class _TaskActor:
-    """The body of a Ray actor: one :class:`~similar_rl.collect.runner._Worker` (env, policy, judge)."""
+    """The body of a Ray actor: one :class:`~similar_rl.collect.runner.TaskWorker` (env, policy, judge)."""
 
     def __init__(self, cfg_dict: dict[str, Any]) -> None:
-        self.worker = _Worker(CollectConfig.from_dict(cfg_dict))
+        self.worker = TaskWorker(CollectConfig.from_dict(cfg_dict))
 
     def run(self, env_id: str, seed: int) -> TaskResult:
         return self.worker.run(env_id, seed)
@@ -98,8 +98,6 @@ def collect_ray(
         A :class:`~similar_rl.collect.runner.CollectSummary` of this run (same fields as the local runner's).
     """
     ray = require("ray", "distributed collection (--backend ray)")
-    from tqdm.auto import tqdm
-
     from similar_rl.data.dataset import DatasetWriter
 
     if not cfg.envs:
@@ -129,26 +127,20 @@ def collect_ray(
             kwargs.update(ray_init_kwargs or {})
             ray.init(address=address, **kwargs)
             started_here = True
-        bar = tqdm(
-            total=len(pending), desc="collect[ray]", unit="task", disable=not progress, dynamic_ncols=True
-        )
-        new_tasks = 0
         results = _ray_results(ray, cfg, pending)
         try:
-            for result in results:
-                _commit(writer, result, cfg, summary, pair_counts)
-                new_tasks += 1
-                bar.update(1)
-                bar.set_postfix(
-                    ok=summary.ok, pruned=summary.pruned, failed=summary.failed, steps=summary.steps
-                )
-                if on_task is not None:
-                    on_task(result)
-                if cfg.max_tasks is not None and new_tasks >= cfg.max_tasks and new_tasks < len(pending):
-                    summary.stopped_early = True
-                    break
+            commit_results(
+                writer,
+                results,
+                cfg,
+                summary,
+                pair_counts,
+                total=len(pending),
+                desc="collect[ray]",
+                progress=progress,
+                on_task=on_task,
+            )
         finally:
-            bar.close()
             results.close()  # closes the actors before Ray goes away
             if started_here:
                 ray.shutdown()

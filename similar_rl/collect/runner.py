@@ -71,8 +71,12 @@ class CollectSummary:
 
 
 # -- worker side ---------------------------------------------------------------------------------------------------
-class _Worker:
-    """Per-process state: the config, one env session at a time, policies per env id, the judge."""
+class TaskWorker:
+    """Per-process state: the config, one env session at a time, policies per env id, the judge.
+
+    Used by the process pool of :func:`collect` and by the Ray actors of
+    :func:`similar_rl.collect.distributed.collect_ray`; :meth:`run` searches one task to the end.
+    """
 
     def __init__(self, cfg: CollectConfig) -> None:
         self.cfg = cfg
@@ -109,14 +113,14 @@ class _Worker:
             self.session = None
 
 
-_WORKER: _Worker | None = None
+_WORKER: TaskWorker | None = None
 
 
 def _init_worker(cfg_dict: dict[str, Any]) -> None:
     global _WORKER
     from multiprocessing.util import Finalize
 
-    _WORKER = _Worker(CollectConfig.from_dict(cfg_dict))
+    _WORKER = TaskWorker(CollectConfig.from_dict(cfg_dict))
     Finalize(_WORKER, _WORKER.close, exitpriority=10)
 
 
@@ -230,7 +234,7 @@ def build_task_pairs(steps: list[StepRecord], drop_failed_subtrees: bool = True)
 
 def _iter_results(cfg: CollectConfig, pending: list[tuple[str, int]]) -> Iterator[TaskResult]:
     if cfg.workers == 1 or len(pending) <= 1:
-        worker = _Worker(cfg)
+        worker = TaskWorker(cfg)
         try:
             for task in pending:
                 yield worker.run(*task)
@@ -269,8 +273,6 @@ def collect(
     Returns:
         A :class:`CollectSummary` of this run.
     """
-    from tqdm.auto import tqdm
-
     from similar_rl.data.dataset import DatasetWriter
 
     if not cfg.envs:
@@ -285,31 +287,67 @@ def collect(
         summary.skipped = summary.tasks - len(pending)
         if summary.skipped:
             logger.info("resuming %s: %d of %d tasks already done", out, summary.skipped, summary.tasks)
-        bar = tqdm(total=len(pending), desc="collect", unit="task", disable=not progress, dynamic_ncols=True)
-        new_tasks = 0
-        try:
-            for result in _iter_results(cfg, pending):
-                _commit(writer, result, cfg, summary, pair_counts)
-                new_tasks += 1
-                bar.update(1)
-                bar.set_postfix(
-                    ok=summary.ok, pruned=summary.pruned, failed=summary.failed, steps=summary.steps
-                )
-                if on_task is not None:
-                    on_task(result)
-                if cfg.max_tasks is not None and new_tasks >= cfg.max_tasks and new_tasks < len(pending):
-                    summary.stopped_early = True
-                    break
-        finally:
-            bar.close()
+        commit_results(
+            writer,
+            _iter_results(cfg, pending),
+            cfg,
+            summary,
+            pair_counts,
+            total=len(pending),
+            desc="collect",
+            progress=progress,
+            on_task=on_task,
+        )
     summary.pairs_per_type = dict(sorted(pair_counts.items()))
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _commit(
+def commit_results(
+    writer: Any,
+    results: Iterable[TaskResult],
+    cfg: CollectConfig,
+    summary: CollectSummary,
+    pair_counts: Counter[str],
+    *,
+    total: int,
+    desc: str = "collect",
+    progress: bool = True,
+    on_task: Callable[[TaskResult], None] | None = None,
+) -> None:
+    """Commit each result as it arrives (:func:`commit_result`), with a tqdm bar over ``total`` pending tasks.
+
+    Stops, setting ``summary.stopped_early``, once ``cfg.max_tasks`` new tasks are done while others remain;
+    ``on_task`` is called after each commit. Shared by :func:`collect` and
+    :func:`similar_rl.collect.distributed.collect_ray`.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="task", disable=not progress, dynamic_ncols=True)
+    new_tasks = 0
+    try:
+        for result in results:
+            commit_result(writer, result, cfg, summary, pair_counts)
+            new_tasks += 1
+            bar.update(1)
+            bar.set_postfix(ok=summary.ok, pruned=summary.pruned, failed=summary.failed, steps=summary.steps)
+            if on_task is not None:
+                on_task(result)
+            if cfg.max_tasks is not None and new_tasks >= cfg.max_tasks and new_tasks < total:
+                summary.stopped_early = True
+                break
+    finally:
+        bar.close()
+
+
+def commit_result(
     writer: Any, result: TaskResult, cfg: CollectConfig, summary: CollectSummary, pair_counts: Counter[str]
 ) -> None:
+    """Write one task's result through ``writer`` and count it in ``summary`` / ``pair_counts``.
+
+    A failed task is recorded in the failure log (not committed, so a rerun tries it again); otherwise its
+    screenshots, step records and pairs are committed in one :meth:`DatasetWriter.commit_task` call.
+    """
     for failure in result.failures:
         writer.record_failure(
             result.task_id, f"{failure['op']}: {failure['error']}", attempt=failure["attempt"]

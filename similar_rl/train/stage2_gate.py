@@ -71,6 +71,26 @@ def cosine_schedule(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
+def optimizer_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    params: list[torch.Tensor],
+    accelerator: Any,
+    n_proc: int,
+) -> None:
+    """Backpropagate ``loss``, average the gradients of ``params`` over ``n_proc`` processes, step the
+    optimizer and the LR scheduler (shared by stage 2 and stage 3)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if n_proc > 1:
+        for p in params:
+            if p.grad is not None:
+                p.grad = accelerator.reduce(p.grad, reduction="mean")
+    optimizer.step()
+    scheduler.step()
+
+
 @torch.no_grad()
 def pair_loss_and_accuracy(
     model: Any, x: torch.Tensor, z: torch.Tensor, table: PairTable
@@ -152,14 +172,7 @@ def run_stage2(
             totals = model.head_outputs(x[idx], z[idx])["total"]
             s = side_scores(totals, ptr, local[flat], sides)
             loss = -F.logsigmoid(s[0::2] - s[1::2]).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if n_proc > 1:
-                for p in params:
-                    if p.grad is not None:
-                        p.grad = accelerator.reduce(p.grad, reduction="mean")
-            optimizer.step()
-            scheduler.step()
+            optimizer_step(loss, optimizer, scheduler, params, accelerator, n_proc)
             running += float(loss.detach())
             seen += 1
             if (step + 1) % config.log_every == 0 or step + 1 == n_steps:

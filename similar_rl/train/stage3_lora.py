@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from similar_rl.train.data import PairTable, StepTable
 from similar_rl.train.stage1_ridge import expert_targets
-from similar_rl.train.stage2_gate import cosine_schedule, side_rows, side_scores
+from similar_rl.train.stage2_gate import cosine_schedule, optimizer_step, side_rows, side_scores
 
 logger = logging.getLogger(__name__)
 
@@ -119,14 +119,7 @@ def run_stage3(
             bt = -F.logsigmoid(s[0::2] - s[1::2]).mean()
             loss = loss + config.lora_bt_weight * bt
             parts["stage3/bt_loss"] = float(bt.detach())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if n_proc > 1:
-            for p in params:
-                if p.grad is not None:
-                    p.grad = accelerator.reduce(p.grad, reduction="mean")
-        optimizer.step()
-        scheduler.step()
+        optimizer_step(loss, optimizer, scheduler, params, accelerator, n_proc)
         history.append(float(loss.detach()))
         if (step + 1) % config.log_every == 0 or step + 1 == config.lora_steps:
             bar.set_postfix(loss=f"{float(loss):.4f}")
