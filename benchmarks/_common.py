@@ -61,6 +61,17 @@ def machine_line(info: dict[str, Any]) -> str:
     )
 
 
+def _stats(times: list[float], repeats: int) -> dict[str, float]:
+    """Median, min, max and mean of ``times`` (seconds), and the repeat count."""
+    return {
+        "median": statistics.median(times),
+        "min": min(times),
+        "max": max(times),
+        "mean": statistics.fmean(times),
+        "repeats": repeats,
+    }
+
+
 def time_call(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
     """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; seconds as median, min and mean.
 
@@ -76,13 +87,7 @@ def time_call(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return {
-        "median": statistics.median(times),
-        "min": min(times),
-        "max": max(times),
-        "mean": statistics.fmean(times),
-        "repeats": repeats,
-    }
+    return _stats(times, repeats)
 
 
 def time_fresh(make: Callable[[int], Any], run: Callable[[Any], Any], repeats: int = 5) -> dict[str, float]:
@@ -95,13 +100,7 @@ def time_fresh(make: Callable[[int], Any], run: Callable[[Any], Any], repeats: i
         start = time.perf_counter()
         run(arg)
         times.append(time.perf_counter() - start)
-    return {
-        "median": statistics.median(times),
-        "min": min(times),
-        "max": max(times),
-        "mean": statistics.fmean(times),
-        "repeats": repeats,
-    }
+    return _stats(times, repeats)
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int = 3) -> dict[str, dict[str, float]]:
@@ -119,16 +118,7 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int = 3) -> dic
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {
-        name: {
-            "median": statistics.median(ts),
-            "min": min(ts),
-            "max": max(ts),
-            "mean": statistics.fmean(ts),
-            "repeats": repeats,
-        }
-        for name, ts in times.items()
-    }
+    return {name: _stats(ts, repeats) for name, ts in times.items()}
 
 
 def ratio(a: float, b: float) -> float:

@@ -13,17 +13,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 def tiny_model(seed: int = 0) -> Any:
     """The tiny default-backbone model (real MiniLM + EfficientNet-Lite0 encoders) with random expert heads."""
-    import torch
+    from similar_rl.testing import tiny_default_model
 
-    from similar_rl.model import SimilarRewardModel
-    from similar_rl.testing import tiny_default_config
-
-    torch.manual_seed(seed)
-    model = SimilarRewardModel.build(tiny_default_config())
-    with torch.no_grad():
-        model.experts.weight.normal_(0.0, 0.5)
-        model.experts.bias.normal_(0.0, 0.5)
-    return model.eval()
+    return tiny_default_model(seed)
 
 
 def toy_steps(n: int, candidates: int = 4) -> list[Any]:

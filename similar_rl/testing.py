@@ -1,6 +1,7 @@
 """Builders of tiny offline models for tests, docs and benchmarks (nothing is downloaded).
 
-- :func:`tiny_default_config`: a small-headed config of the default (MiniLM + EfficientNet-Lite0) backbone.
+- :func:`tiny_default_config`: a small-headed config of the default (MiniLM + EfficientNet-Lite0) backbone;
+  :func:`tiny_default_model` builds it with random expert heads.
 - :func:`build_tiny_qwen2`, :func:`build_tiny_qwen2_vl`, :func:`build_tiny_llava`: random tiny Hugging Face
   models with an offline byte-level BPE tokenizer (and image processor), saved to a folder that the ``hf``
   backbone loads.
@@ -32,6 +33,21 @@ def tiny_default_config(**overrides: Any) -> SimilarConfig:
     }
     fields.update(overrides)
     return SimilarConfig(**fields)
+
+
+def tiny_default_model(seed: int = 0) -> Any:
+    """A :func:`tiny_default_config` SimilarRewardModel (real MiniLM + EfficientNet-Lite0 encoders) whose expert
+    weights and biases are drawn from N(0, 0.5²) after ``torch.manual_seed(seed)``; in eval mode."""
+    import torch
+
+    from similar_rl.model import SimilarRewardModel
+
+    torch.manual_seed(seed)
+    model = SimilarRewardModel.build(tiny_default_config())
+    with torch.no_grad():
+        model.experts.weight.normal_(0.0, 0.5)
+        model.experts.bias.normal_(0.0, 0.5)
+    return model.eval()
 
 
 # -- tiny Hugging Face models ----------------------------------------------------------------------------------------

@@ -116,14 +116,6 @@ def trainer_args(kind: str, output_dir: str, report_to: str = "none", **override
 
 def build_reward_model(seed: int = 0) -> Any:
     """The real tiny default-backbone SimilarRewardModel with random (not zero) expert weights, in eval mode."""
-    import torch
+    from similar_rl.testing import tiny_default_model
 
-    from similar_rl.model import SimilarRewardModel
-    from similar_rl.testing import tiny_default_config
-
-    torch.manual_seed(seed)
-    model = SimilarRewardModel.build(tiny_default_config())
-    with torch.no_grad():
-        model.experts.weight.normal_(0.0, 0.5)
-        model.experts.bias.normal_(0.0, 0.5)
-    return model.eval()
+    return tiny_default_model(seed)
