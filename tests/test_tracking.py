@@ -27,6 +27,9 @@ def test_grpo_offline_wandb_run_has_series_and_table(scorer, tmp_path, monkeypat
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_PROJECT", "similar-test")
+    # wandb reads WANDB_DIR once per process, when its global setup first runs; an earlier test (e.g. the demo)
+    # may have done that already, so reset it to make this run land in tmp_path.
+    wandb.teardown()
     funcs = similar_reward_funcs(scorer)
     callback = SimilarTrackingCallback(funcs, backends=("wandb", "tensorboard"), max_samples=4)
     policy, tokenizer = save_policy(str(tmp_path / "policy"))
