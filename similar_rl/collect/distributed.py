@@ -24,18 +24,17 @@ Example (needs ``pip install ray``)::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from similar_rl._optional import require
 from similar_rl.collect.config import CollectConfig
-from similar_rl.collect.mcts import TaskResult, task_id_for
-from similar_rl.collect.runner import CollectSummary, TaskWorker, commit_results, labelling_config
+from similar_rl.collect.mcts import TaskResult
+from similar_rl.collect.runner import CollectSummary, TaskWorker, run_collection
 
 logger = logging.getLogger(__name__)
 
@@ -98,23 +97,9 @@ def collect_ray(
         A :class:`~similar_rl.collect.runner.CollectSummary` of this run (same fields as the local runner's).
     """
     ray = require("ray", "distributed collection (--backend ray)")
-    from similar_rl.data.dataset import DatasetWriter
 
-    if not cfg.envs:
-        raise ValueError("CollectConfig.envs is empty; pass env ids (e.g. toy/login-form) or a --tasks file")
-    start = time.perf_counter()
-    summary = CollectSummary(out=str(out), tasks=len(cfg.tasks))
-    pair_counts: Counter[str] = Counter()
-    with DatasetWriter(
-        out, config=labelling_config(cfg), resume=True, seeds=cfg.seeds, env_ids=cfg.envs
-    ) as writer:
-        pending = [t for t in cfg.tasks if not writer.is_done(task_id_for(*t))]
-        summary.skipped = summary.tasks - len(pending)
-        if summary.skipped:
-            logger.info("resuming %s: %d of %d tasks already done", out, summary.skipped, summary.tasks)
-        if not pending:
-            summary.seconds = time.perf_counter() - start
-            return summary
+    @contextlib.contextmanager
+    def ray_results(pending: list[tuple[str, int]]) -> Iterator[Iterator[TaskResult]]:
         started_here = False
         if not ray.is_initialized():
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -129,21 +114,10 @@ def collect_ray(
             started_here = True
         results = _ray_results(ray, cfg, pending)
         try:
-            commit_results(
-                writer,
-                results,
-                cfg,
-                summary,
-                pair_counts,
-                total=len(pending),
-                desc="collect[ray]",
-                progress=progress,
-                on_task=on_task,
-            )
+            yield results
         finally:
             results.close()  # closes the actors before Ray goes away
             if started_here:
                 ray.shutdown()
-    summary.pairs_per_type = dict(sorted(pair_counts.items()))
-    summary.seconds = time.perf_counter() - start
-    return summary
+
+    return run_collection(cfg, out, ray_results, desc="collect[ray]", progress=progress, on_task=on_task)

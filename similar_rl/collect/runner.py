@@ -21,11 +21,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,6 +275,31 @@ def collect(
     Returns:
         A :class:`CollectSummary` of this run.
     """
+    return run_collection(
+        cfg,
+        out,
+        lambda pending: contextlib.nullcontext(_iter_results(cfg, pending)),
+        desc="collect",
+        progress=progress,
+        on_task=on_task,
+    )
+
+
+def run_collection(
+    cfg: CollectConfig,
+    out: str | Path,
+    results_for: Callable[[list[tuple[str, int]]], AbstractContextManager[Iterable[TaskResult]]],
+    *,
+    desc: str,
+    progress: bool = True,
+    on_task: Callable[[TaskResult], None] | None = None,
+) -> CollectSummary:
+    """The frame every collection backend shares: open (or resume) the dataset folder, skip finished tasks, and
+    commit what ``results_for(pending)`` yields, in the order it yields it.
+
+    ``results_for`` is only called when some task is pending; it returns a context manager around the results
+    (a backend starts and stops its workers there).
+    """
     from similar_rl.data.dataset import DatasetWriter
 
     if not cfg.envs:
@@ -287,17 +314,19 @@ def collect(
         summary.skipped = summary.tasks - len(pending)
         if summary.skipped:
             logger.info("resuming %s: %d of %d tasks already done", out, summary.skipped, summary.tasks)
-        commit_results(
-            writer,
-            _iter_results(cfg, pending),
-            cfg,
-            summary,
-            pair_counts,
-            total=len(pending),
-            desc="collect",
-            progress=progress,
-            on_task=on_task,
-        )
+        if pending:
+            with results_for(pending) as results:
+                commit_results(
+                    writer,
+                    results,
+                    cfg,
+                    summary,
+                    pair_counts,
+                    total=len(pending),
+                    desc=desc,
+                    progress=progress,
+                    on_task=on_task,
+                )
     summary.pairs_per_type = dict(sorted(pair_counts.items()))
     summary.seconds = time.perf_counter() - start
     return summary
