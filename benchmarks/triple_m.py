@@ -2,11 +2,12 @@
 tasks; plus feature-extraction and training time against the number of pairs.
 
 Usage (rerunnable; features are cached, so a rerun skips encoding):
-    python benchmarks/triple_m.py --train DATA_TRAIN --heldout DATA_HELDOUT [--gate-steps 2000] [--scale 1000,10000]
+    python benchmarks/triple_m.py --train DATA_TRAIN --heldout DATA_HELDOUT [DATA_HELDOUT2 ...] [--gate-steps 2000] \
+        [--scale 1000,10000]
     python benchmarks/triple_m.py --toy   # builds small toy datasets (split by task family) and runs on them
 
-Writes benchmarks/results/triple_m.json and triple_m.md. The held-out folder must hold other tasks (split by
-task family) than the training folder.
+Writes benchmarks/results/triple_m.json and triple_m.md (one table per held-out folder). Held-out folders must
+hold other tasks (split by task family) than the training folder.
 """
 
 from __future__ import annotations
@@ -50,13 +51,13 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--train", help="training dataset folder")
-    parser.add_argument("--heldout", help="held-out dataset folder (other task families)")
+    parser.add_argument("--heldout", nargs="+", help="held-out dataset folder(s) (other task families)")
     parser.add_argument(
         "--toy", action="store_true", help="build toy datasets (train: 3 families, held out: 1)"
     )
     parser.add_argument("--toy-seeds", type=int, default=8, help="seeds per family with --toy")
     parser.add_argument("--config", default="configs/train_default.yaml")
-    parser.add_argument("--gate-steps", type=int, default=2000)
+    parser.add_argument("--gate-steps", type=int, default=None, help="override the config's gate_steps")
     parser.add_argument("--gate-max-epochs", type=float, default=None)
     parser.add_argument("--cache-dir", default=None, help="feature cache (default: the user cache)")
     parser.add_argument("--scale", default="", help="comma-separated pair counts for the time-vs-pairs table")
@@ -80,7 +81,7 @@ def main() -> int:
                 range(args.toy_seeds),
             )
         )
-        args.heldout = str(build_toy_dataset(root / "heldout", ["toy/open-tab"], range(args.toy_seeds)))
+        args.heldout = [str(build_toy_dataset(root / "heldout", ["toy/open-tab"], range(args.toy_seeds)))]
     if not args.train or not args.heldout:
         parser.error("give --train and --heldout dataset folders, or --toy")
     result: dict = {"train": args.train, "heldout": args.heldout, "config": args.config, "seed": args.seed}
@@ -96,12 +97,15 @@ def main() -> int:
             extra[name] = run.model
             if name == "single_objective":
                 single = run.model
-    report = evaluate(
-        main_run.model, args.heldout, baselines=True, extra_models=extra, cache_dir=args.cache_dir
-    )
-    if single is not None:
-        report["baselines"]["single_head"] = report["baselines"]["single_objective"]
-    result["eval"] = report
+    reports = {}
+    for heldout in args.heldout:
+        report = evaluate(
+            main_run.model, heldout, baselines=True, extra_models=extra, cache_dir=args.cache_dir
+        )
+        if single is not None:
+            report["baselines"]["single_head"] = report["baselines"]["single_objective"]
+        reports[heldout] = report
+    result["eval"] = reports
     scale_rows = []
     for n in [int(v) for v in args.scale.split(",") if v.strip()]:
         cache = Path(tempfile.mkdtemp(prefix="triple_m_cache_"))
@@ -131,12 +135,12 @@ def main() -> int:
     lines = [
         "# Triple-M on held-out tasks",
         "",
-        f"train: `{args.train}`, held out: `{args.heldout}`, config `{args.config}`, seed {args.seed}. "
+        f"train: `{args.train}`, config `{args.config}`, seed {args.seed}. "
         "Accuracy in % (ties count 0.5). `no_gate` = the same experts with fixed total weights; "
         "`single_head` = the single-objective ablation (one head on total, no gate).",
-        "",
-        format_table(report_rows(report), report.get("count")),
     ]
+    for heldout, report in reports.items():
+        lines += ["", f"## Held out: `{heldout}`", "", format_table(report_rows(report), report.get("count"))]
     if scale_rows:
         lines += [
             "",

@@ -131,6 +131,28 @@ def test_train_all_stages_tiny_vlm(family, toy_data, tiny_vlms, tmp_path):
     assert torch.allclose(model.score_steps(steps), reloaded.score_steps(steps), atol=1e-5)
 
 
+def test_exclude_envs_leaves_families_out(toy_data, tiny_vlms, tmp_path):
+    from similar_rl.train.trainer import train
+
+    train_dir, _ = toy_data
+    data = load_dataset_folder(train_dir)
+    kept = [s for s in data.steps if s.env_id != "toy/login-form"]
+    assert 0 < len(kept) < len(data.steps)
+    config = TrainConfig(
+        model=_hf_model_config(tiny_vlms["qwen2_vl"]),
+        exclude_envs=["toy/login-form"],
+        gate_steps=2,
+        cache_dir=str(tmp_path / "cache"),
+        device="cpu",
+        progress=False,
+    )
+    counts = train(train_dir, None, config).summary["counts"]
+    assert counts["steps"] == len({s.record_id for s in kept})
+    assert counts["pairs"] == sum(p.env_id != "toy/login-form" for p in data.pairs)
+    with pytest.raises(ValueError, match="exclude_envs"):
+        TrainConfig(exclude_envs=[3])
+
+
 def test_feature_cache_reuse_and_fingerprint(toy_data, tiny_vlms, tmp_path):
     from similar_rl.model import SimilarConfig, SimilarRewardModel
 

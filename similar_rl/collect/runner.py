@@ -86,7 +86,8 @@ class TaskWorker:
         self.policy: Any = None
         self.judge: Any = None
 
-    def _session(self, env_id: str) -> EnvSession:
+    def session_for(self, env_id: str) -> EnvSession:
+        """The env session of ``env_id`` (the previous env is closed when the env id changes)."""
         if self.session is None or self.session.env_id != env_id:
             from similar_rl.envs import get_adapter
             from similar_rl.policies import make_policy
@@ -100,7 +101,7 @@ class TaskWorker:
         return self.session
 
     def run(self, env_id: str, seed: int) -> TaskResult:
-        session = self._session(env_id)
+        session = self.session_for(env_id)
         if self.judge is None:
             from similar_rl.collect.judges import make_judge
 

@@ -60,6 +60,10 @@ class TrainConfig:
     max_pairs: int | None = field(
         default=None, metadata={"help": "use at most this many training pairs (seeded subset; null: all)"}
     )
+    exclude_envs: list[str] = field(
+        default_factory=list,
+        metadata={"help": "env ids whose steps and pairs are left out of training (e.g. for family-wise CV)"},
+    )
     pair_types: list[str] = field(
         default_factory=lambda: list(PAIR_TYPES),
         metadata={"help": "pair types used by the gate (and LoRA) Bradley-Terry loss"},
@@ -161,6 +165,12 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.gate_max_epochs must be > 0 or null, got {self.gate_max_epochs!r}")
         if self.max_pairs is not None:
             _at_least(self, "max_pairs", 1)
+        if isinstance(self.exclude_envs, str):
+            self.exclude_envs = [self.exclude_envs]
+        if not isinstance(self.exclude_envs, list | tuple) or not all(
+            isinstance(e, str) for e in self.exclude_envs
+        ):
+            raise ValueError(f"TrainConfig.exclude_envs must be a list of env ids, got {self.exclude_envs!r}")
         if isinstance(self.pair_types, str):
             self.pair_types = [self.pair_types]
         bad = [t for t in self.pair_types if t not in PAIR_TYPES]

@@ -135,6 +135,10 @@ def train(
     )
     try:
         steps, pairs, root = load_records(data)
+        if config.exclude_envs:
+            left_out = set(config.exclude_envs)
+            steps = [s for s in steps if s.env_id not in left_out]
+            pairs = [p for p in pairs if p.env_id not in left_out]
         if config.max_pairs is not None and len(pairs) > config.max_pairs:
             keep = np.sort(
                 np.random.default_rng(config.seed).choice(len(pairs), config.max_pairs, replace=False)
