@@ -135,3 +135,33 @@ def test_ppo_on_miniwob_click_button(tmp_path):
     summary = train(args)
     assert summary["global_step"] == 16 and summary["episodes"] >= 4
     assert (tmp_path / "mw" / "checkpoint" / "policy.safetensors").is_file()
+
+
+@pytest.mark.browser
+def test_ppo_closes_its_browsers_when_it_fails(tmp_path, monkeypatch):
+    import socket
+
+    import similar_rl.agents.ppo as ppo
+    from similar_rl.serving import RemoteScorer
+    from similar_rl.serving.client import RemoteScoringError
+
+    made = []
+    real_make_envs = ppo.make_envs
+
+    def recording_make_envs(args, scorer):  # the real envs, remembered so the test can check them afterwards
+        envs = real_make_envs(args, scorer)
+        made.extend(envs)
+        return envs
+
+    monkeypatch.setattr(ppo, "make_envs", recording_make_envs)
+    with socket.socket() as sock:  # a port with no reward server behind it: the first scored step fails
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    args = PPOArgs(
+        env_id="miniwob/click-button-v1", reward="total", num_envs=1, num_steps=8, total_timesteps=16,
+        num_minibatches=2, output_dir=str(tmp_path), run_name="down", **QUIET,
+    )  # fmt: skip
+    with pytest.raises(RemoteScoringError):
+        train(args, scorer=RemoteScorer(url, timeout=2.0, max_retries=0))
+    drivers = [env.unwrapped.instance.driver.service.process for env, _ in made]  # chromedriver processes
+    assert drivers and all(proc.poll() is not None for proc in drivers)

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -344,196 +345,205 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
         scorer = as_scorer(scorer)
     else:
         scorer = None
-    envs = make_envs(args, scorer)
-    featurizer = make_featurizer(args.features, args.feature_dim)
-    agent = CandidateAgent(featurizer.n_features, args.hidden)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    with contextlib.ExitStack() as cleanup:  # browsers, files and loggers close even if training raises
+        envs = make_envs(args, scorer)
+        for env, _ in envs:
+            cleanup.callback(env.close)
+        featurizer = make_featurizer(args.features, args.feature_dim)
+        agent = CandidateAgent(featurizer.n_features, args.hidden)
+        optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
 
-    global_step, start_update, episodes = 0, 1, 0
-    if args.resume:
-        state = load_checkpoint(args.resume, agent, optimizer, restore_rng=True)
-        global_step, start_update, episodes = state["global_step"], state["update"] + 1, state["episodes"]
-        rng.bit_generator.state = state["numpy_rng"]
-        logger.info("resumed from %s at env step %d (update %d)", args.resume, global_step, state["update"])
+        global_step, start_update, episodes = 0, 1, 0
+        if args.resume:
+            state = load_checkpoint(args.resume, agent, optimizer, restore_rng=True)
+            global_step, start_update, episodes = state["global_step"], state["update"] + 1, state["episodes"]
+            rng.bit_generator.state = state["numpy_rng"]
+            logger.info(
+                "resumed from %s at env step %d (update %d)", args.resume, global_step, state["update"]
+            )
 
-    run_logger = RunLogger(
-        run_dir,
-        dataclasses.asdict(args),
-        track=args.track,
-        project=args.wandb_project,
-        name=run_name,
-        wandb_mode=args.wandb_mode,
-        tensorboard=args.tensorboard,
-    )
-    similar_logger = None
-    if args.reward != "sparse":  # per-dimension step and episode means of the Similar scores
-        from similar_rl.tracking import GymRewardLogger
+        run_logger = RunLogger(
+            run_dir,
+            dataclasses.asdict(args),
+            track=args.track,
+            project=args.wandb_project,
+            name=run_name,
+            wandb_mode=args.wandb_mode,
+            tensorboard=args.tensorboard,
+        )
+        cleanup.callback(run_logger.close)
+        similar_logger = None
+        if args.reward != "sparse":  # per-dimension step and episode means of the Similar scores
+            from similar_rl.tracking import GymRewardLogger
 
-        backends = (("wandb",) if args.track else ()) + (("tensorboard",) if args.tensorboard else ())
-        similar_logger = GymRewardLogger(backends=backends, log_dir=str(run_dir / "tb"))
-    episodes_file = (run_dir / "episodes.jsonl").open("a")
-    stats = EpisodeStats(args.num_envs, args.success_window)
+            backends = (("wandb",) if args.track else ()) + (("tensorboard",) if args.tensorboard else ())
+            similar_logger = GymRewardLogger(backends=backends, log_dir=str(run_dir / "tb"))
+            cleanup.callback(similar_logger.close)
+        episodes_file = cleanup.enter_context((run_dir / "episodes.jsonl").open("a"))
+        stats = EpisodeStats(args.num_envs, args.success_window)
 
-    def reset(i: int) -> GUIState:
-        env, adapter = envs[i]
-        s, _ = adapter.reset(env, seed=int(rng.integers(2**31 - 1)))
-        return s
+        def reset(i: int) -> GUIState:
+            env, adapter = envs[i]
+            s, _ = adapter.reset(env, seed=int(rng.integers(2**31 - 1)))
+            return s
 
-    states = [reset(i) for i in range(args.num_envs)]
-    histories: list[list[str]] = [[] for _ in range(args.num_envs)]
-    bar = tqdm(
-        total=args.num_updates * args.batch_size, initial=global_step, disable=not args.progress, unit="step"
-    )
-    checkpoint = None
-    start_time = time.time()
-    for update in range(start_update, args.num_updates + 1):
-        if args.anneal_lr:
-            optimizer.param_groups[0]["lr"] = (1.0 - (update - 1.0) / args.num_updates) * args.learning_rate
+        states = [reset(i) for i in range(args.num_envs)]
+        histories: list[list[str]] = [[] for _ in range(args.num_envs)]
+        bar = tqdm(
+            total=args.num_updates * args.batch_size,
+            initial=global_step,
+            disable=not args.progress,
+            unit="step",
+        )
+        cleanup.callback(bar.close)
+        checkpoint = None
+        start_time = time.time()
+        for update in range(start_update, args.num_updates + 1):
+            if args.anneal_lr:
+                optimizer.param_groups[0]["lr"] = (
+                    1.0 - (update - 1.0) / args.num_updates
+                ) * args.learning_rate
 
-        # ---- rollout: num_steps steps in every env
-        feats_buf: list[np.ndarray] = []
-        actions = torch.zeros((args.num_steps, args.num_envs), dtype=torch.long)
-        logprobs = torch.zeros((args.num_steps, args.num_envs))
-        values = torch.zeros((args.num_steps, args.num_envs))
-        rewards = torch.zeros((args.num_steps, args.num_envs))
-        dones = torch.zeros((args.num_steps, args.num_envs))
-        for t in range(args.num_steps):
-            global_step += args.num_envs
-            cands = [
-                envs[i][1].candidates(s)[: args.max_candidates] or ["noop()"] for i, s in enumerate(states)
-            ]
-            rows = [featurizer.featurize(s, h, c) for s, h, c in zip(states, histories, cands, strict=True)]
-            feats, mask = pad_features(rows)
-            with torch.no_grad():
-                action, logprob, _, value = agent.get_action_and_value(feats, mask)
-            feats_buf.extend(rows)
-            actions[t], logprobs[t], values[t] = action, logprob, value
-            for i, (env, adapter) in enumerate(envs):
-                action_str = cands[i][int(action[i])]
-                outcome = adapter.step(env, action_str)
-                scores = outcome.info.get("similar")  # None when reward=sparse (no wrapper)
-                env_reward = outcome.info.get("similar_env_reward", outcome.reward)
-                stats.step(i, env_reward, outcome.reward, scores)
-                rewards[t, i] = outcome.reward
-                histories[i].append(action_str)
-                cut = not outcome.done and len(histories[i]) >= args.max_episode_steps
-                if similar_logger is not None:
-                    similar_logger.record(outcome.info, outcome.terminated, outcome.truncated or cut)
-                if outcome.done or cut:
-                    dones[t, i] = 1.0
-                    episodes += 1
-                    ep = stats.finish(i, outcome.success, global_step)
-                    episodes_file.write(json.dumps(ep) + "\n")
-                    states[i], histories[i] = reset(i), []
-                else:
-                    states[i] = outcome.state
-            bar.update(args.num_envs)
-        episodes_file.flush()
-
-        # ---- bootstrap and GAE (an episode cut is treated as terminal)
-        with torch.no_grad():
-            next_rows = [featurizer.featurize(s, h, envs[i][1].candidates(s)[: args.max_candidates] or ["noop()"])
-                         for i, (s, h) in enumerate(zip(states, histories, strict=True))]  # fmt: skip
-            next_value = agent.get_value(*pad_features(next_rows))
-            advantages = torch.zeros_like(rewards)
-            lastgaelam = torch.zeros(args.num_envs)
-            for t in reversed(range(args.num_steps)):
-                nextvalues = next_value if t == args.num_steps - 1 else values[t + 1]
-                nonterminal = 1.0 - dones[t]
-                delta = rewards[t] + args.gamma * nextvalues * nonterminal - values[t]
-                lastgaelam = delta + args.gamma * args.gae_lambda * nonterminal * lastgaelam
-                advantages[t] = lastgaelam
-            returns = advantages + values
-
-        # ---- flatten (row t * num_envs + i matches feats_buf order) and optimise
-        b_feats, b_mask = pad_features(feats_buf)
-        b_actions, b_logprobs = actions.reshape(-1), logprobs.reshape(-1)
-        b_adv, b_returns, b_values = advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)
-        minibatch_size = args.batch_size // args.num_minibatches
-        clipfracs, approx_kl = [], torch.tensor(0.0)
-        for _epoch in range(args.update_epochs):
-            perm = torch.from_numpy(rng.permutation(args.batch_size))
-            for start in range(0, args.batch_size, minibatch_size):
-                mb = perm[start : start + minibatch_size]
-                _, newlogprob, entropy, newvalue = agent.get_action_and_value(
-                    b_feats[mb], b_mask[mb], b_actions[mb]
-                )
-                logratio = newlogprob - b_logprobs[mb]
-                ratio = logratio.exp()
+            # ---- rollout: num_steps steps in every env
+            feats_buf: list[np.ndarray] = []
+            actions = torch.zeros((args.num_steps, args.num_envs), dtype=torch.long)
+            logprobs = torch.zeros((args.num_steps, args.num_envs))
+            values = torch.zeros((args.num_steps, args.num_envs))
+            rewards = torch.zeros((args.num_steps, args.num_envs))
+            dones = torch.zeros((args.num_steps, args.num_envs))
+            for t in range(args.num_steps):
+                global_step += args.num_envs
+                cands = [
+                    envs[i][1].candidates(s)[: args.max_candidates] or ["noop()"]
+                    for i, s in enumerate(states)
+                ]
+                rows = [
+                    featurizer.featurize(s, h, c) for s, h, c in zip(states, histories, cands, strict=True)
+                ]
+                feats, mask = pad_features(rows)
                 with torch.no_grad():
-                    approx_kl = ((ratio - 1) - logratio).mean()
-                    clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean().item())
-                mb_adv = b_adv[mb]
-                if args.norm_adv and len(mb) > 1:
-                    mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-                pg_loss = torch.max(
-                    -mb_adv * ratio, -mb_adv * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
-                ).mean()
-                if args.clip_vloss:
-                    v_unclipped = (newvalue - b_returns[mb]) ** 2
-                    v_clipped = b_values[mb] + torch.clamp(
-                        newvalue - b_values[mb], -args.clip_coef, args.clip_coef
+                    action, logprob, _, value = agent.get_action_and_value(feats, mask)
+                feats_buf.extend(rows)
+                actions[t], logprobs[t], values[t] = action, logprob, value
+                for i, (env, adapter) in enumerate(envs):
+                    action_str = cands[i][int(action[i])]
+                    outcome = adapter.step(env, action_str)
+                    scores = outcome.info.get("similar")  # None when reward=sparse (no wrapper)
+                    env_reward = outcome.info.get("similar_env_reward", outcome.reward)
+                    stats.step(i, env_reward, outcome.reward, scores)
+                    rewards[t, i] = outcome.reward
+                    histories[i].append(action_str)
+                    cut = not outcome.done and len(histories[i]) >= args.max_episode_steps
+                    if similar_logger is not None:
+                        similar_logger.record(outcome.info, outcome.terminated, outcome.truncated or cut)
+                    if outcome.done or cut:
+                        dones[t, i] = 1.0
+                        episodes += 1
+                        ep = stats.finish(i, outcome.success, global_step)
+                        episodes_file.write(json.dumps(ep) + "\n")
+                        states[i], histories[i] = reset(i), []
+                    else:
+                        states[i] = outcome.state
+                bar.update(args.num_envs)
+            episodes_file.flush()
+
+            # ---- bootstrap and GAE (an episode cut is treated as terminal)
+            with torch.no_grad():
+                next_rows = [featurizer.featurize(s, h, envs[i][1].candidates(s)[: args.max_candidates] or ["noop()"])
+                             for i, (s, h) in enumerate(zip(states, histories, strict=True))]  # fmt: skip
+                next_value = agent.get_value(*pad_features(next_rows))
+                advantages = torch.zeros_like(rewards)
+                lastgaelam = torch.zeros(args.num_envs)
+                for t in reversed(range(args.num_steps)):
+                    nextvalues = next_value if t == args.num_steps - 1 else values[t + 1]
+                    nonterminal = 1.0 - dones[t]
+                    delta = rewards[t] + args.gamma * nextvalues * nonterminal - values[t]
+                    lastgaelam = delta + args.gamma * args.gae_lambda * nonterminal * lastgaelam
+                    advantages[t] = lastgaelam
+                returns = advantages + values
+
+            # ---- flatten (row t * num_envs + i matches feats_buf order) and optimise
+            b_feats, b_mask = pad_features(feats_buf)
+            b_actions, b_logprobs = actions.reshape(-1), logprobs.reshape(-1)
+            b_adv, b_returns, b_values = advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)
+            minibatch_size = args.batch_size // args.num_minibatches
+            clipfracs, approx_kl = [], torch.tensor(0.0)
+            for _epoch in range(args.update_epochs):
+                perm = torch.from_numpy(rng.permutation(args.batch_size))
+                for start in range(0, args.batch_size, minibatch_size):
+                    mb = perm[start : start + minibatch_size]
+                    _, newlogprob, entropy, newvalue = agent.get_action_and_value(
+                        b_feats[mb], b_mask[mb], b_actions[mb]
                     )
-                    v_loss = 0.5 * torch.max(v_unclipped, (v_clipped - b_returns[mb]) ** 2).mean()
-                else:
-                    v_loss = 0.5 * ((newvalue - b_returns[mb]) ** 2).mean()
-                entropy_loss = entropy.mean()
-                loss = pg_loss - args.ent_coef * entropy_loss + args.vf_coef * v_loss
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-                optimizer.step()
-            if args.target_kl is not None and approx_kl > args.target_kl:
-                break
+                    logratio = newlogprob - b_logprobs[mb]
+                    ratio = logratio.exp()
+                    with torch.no_grad():
+                        approx_kl = ((ratio - 1) - logratio).mean()
+                        clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean().item())
+                    mb_adv = b_adv[mb]
+                    if args.norm_adv and len(mb) > 1:
+                        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+                    pg_loss = torch.max(
+                        -mb_adv * ratio, -mb_adv * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
+                    ).mean()
+                    if args.clip_vloss:
+                        v_unclipped = (newvalue - b_returns[mb]) ** 2
+                        v_clipped = b_values[mb] + torch.clamp(
+                            newvalue - b_values[mb], -args.clip_coef, args.clip_coef
+                        )
+                        v_loss = 0.5 * torch.max(v_unclipped, (v_clipped - b_returns[mb]) ** 2).mean()
+                    else:
+                        v_loss = 0.5 * ((newvalue - b_returns[mb]) ** 2).mean()
+                    entropy_loss = entropy.mean()
+                    loss = pg_loss - args.ent_coef * entropy_loss + args.vf_coef * v_loss
+                    optimizer.zero_grad()
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                if args.target_kl is not None and approx_kl > args.target_kl:
+                    break
 
-        # ---- log and checkpoint
-        var_y = b_returns.var()
-        explained_var = float("nan") if var_y == 0 else float(1 - (b_returns - b_values).var() / var_y)
-        metrics = {
-            "charts/learning_rate": optimizer.param_groups[0]["lr"],
-            "charts/episodes": episodes,
-            "charts/step_reward": float(rewards.mean()),
-            "charts/SPS": (global_step - (start_update - 1) * args.batch_size)
-            / max(time.time() - start_time, 1e-9),
-            "losses/value_loss": v_loss.item(),
-            "losses/policy_loss": pg_loss.item(),
-            "losses/entropy": entropy_loss.item(),
-            "losses/approx_kl": float(approx_kl),
-            "losses/clipfrac": float(np.mean(clipfracs)),
-            "losses/explained_variance": explained_var,
-            **stats.charts(),
-        }
-        run_logger.log(metrics, global_step)
-        if similar_logger is not None:
-            similar_logger.dump(step=global_step)
-        if "charts/success_rate" in metrics:
-            bar.set_postfix(
-                success=f"{metrics['charts/success_rate']:.2f}",
-                ep_len=f"{metrics['charts/episodic_length']:.1f}",
-            )
-        last = update == args.num_updates
-        if last or (args.save_every and update % args.save_every == 0):
-            checkpoint = save_checkpoint(
-                run_dir / "checkpoint",
-                agent,
-                optimizer,
-                {
-                    "args": dataclasses.asdict(args),
-                    "global_step": global_step,
-                    "update": update,
-                    "episodes": episodes,
-                    "numpy_rng": rng.bit_generator.state,
-                    "n_features": featurizer.n_features,
-                },
-            )
+            # ---- log and checkpoint
+            var_y = b_returns.var()
+            explained_var = float("nan") if var_y == 0 else float(1 - (b_returns - b_values).var() / var_y)
+            metrics = {
+                "charts/learning_rate": optimizer.param_groups[0]["lr"],
+                "charts/episodes": episodes,
+                "charts/step_reward": float(rewards.mean()),
+                "charts/SPS": (global_step - (start_update - 1) * args.batch_size)
+                / max(time.time() - start_time, 1e-9),
+                "losses/value_loss": v_loss.item(),
+                "losses/policy_loss": pg_loss.item(),
+                "losses/entropy": entropy_loss.item(),
+                "losses/approx_kl": float(approx_kl),
+                "losses/clipfrac": float(np.mean(clipfracs)),
+                "losses/explained_variance": explained_var,
+                **stats.charts(),
+            }
+            run_logger.log(metrics, global_step)
+            if similar_logger is not None:
+                similar_logger.dump(step=global_step)
+            if "charts/success_rate" in metrics:
+                bar.set_postfix(
+                    success=f"{metrics['charts/success_rate']:.2f}",
+                    ep_len=f"{metrics['charts/episodic_length']:.1f}",
+                )
+            last = update == args.num_updates
+            if last or (args.save_every and update % args.save_every == 0):
+                checkpoint = save_checkpoint(
+                    run_dir / "checkpoint",
+                    agent,
+                    optimizer,
+                    {
+                        "args": dataclasses.asdict(args),
+                        "global_step": global_step,
+                        "update": update,
+                        "episodes": episodes,
+                        "numpy_rng": rng.bit_generator.state,
+                        "n_features": featurizer.n_features,
+                    },
+                )
 
-    bar.close()
-    episodes_file.close()
-    if similar_logger is not None:
-        similar_logger.close()
-    run_logger.close()
-    for env, _ in envs:
-        env.close()
     charts = stats.charts()
     summary = {
         "run_dir": str(run_dir),
