@@ -41,11 +41,11 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name.strip(), overrides
 
 
-def fold_table(data: str, envs: set[str], use_images: bool):
-    """PairTable of the pairs of ``envs`` in ``data``."""
-    from similar_rl.train.data import InputFactory, build_pair_table, load_records
+def fold_table(records: tuple, envs: set[str], use_images: bool):
+    """PairTable of the pairs of ``envs`` among ``records`` = (steps, pairs, screenshot root)."""
+    from similar_rl.train.data import InputFactory, build_pair_table
 
-    steps, pairs, root = load_records(data)
+    steps, pairs, root = records
     return build_pair_table(
         [p for p in pairs if p.env_id in envs],
         [s for s in steps if s.env_id in envs],
@@ -67,14 +67,15 @@ def main() -> int:
     args = parser.parse_args()
     machine = setup()
     logging.basicConfig(level=logging.WARNING)
-    from similar_rl.data.dataset import load_dataset_folder
     from similar_rl.evaluation import evaluate, pairwise_accuracy, text_similarity_scores
     from similar_rl.train.config import TrainConfig
+    from similar_rl.train.data import load_records
     from similar_rl.train.trainer import train
 
     variants = [parse_variant(v) for v in args.variant] or [("config", {})]
     base = TrainConfig.from_yaml(args.config)
-    families = sorted({s.env_id for s in load_dataset_folder(args.data).steps})
+    records = load_records(args.data)
+    families = sorted({s.env_id for s in records[0]})
     if len(families) < args.folds:
         parser.error(f"{args.data} has {len(families)} env ids, fewer than --folds {args.folds}")
     order = np.random.default_rng(args.seed).permutation(len(families))
@@ -90,7 +91,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     for k, fold in enumerate(folds):
-        table = fold_table(args.data, set(fold), use_images=True)
+        table = fold_table(records, set(fold), use_images=True)
         add("text_similarity", *pairwise_accuracy(text_similarity_scores(table), table))
         for name, overrides in variants:
             fields = {**overrides, "model": {**base.model, **overrides.get("model", {})}}
@@ -98,7 +99,7 @@ def main() -> int:
                 args.config, **fields, exclude_envs=fold, cache_dir=args.cache_dir, progress=False
             )
             model = train(args.data, None, config).model
-            own = table if model.config.use_image else fold_table(args.data, set(fold), use_images=False)
+            own = table if model.config.use_image else fold_table(records, set(fold), use_images=False)
             report = evaluate(model, own, cache_dir=args.cache_dir)
             add(name, report["accuracy"], report["count"])
         print(

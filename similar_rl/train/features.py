@@ -49,6 +49,8 @@ FEATURE_FIELDS = (
     "x_dim",
     "z_dim",
 )
+#: Part of every fingerprint; bump it when the code that computes features changes (the fingerprint only sees
+#: the config), or caches keep serving the old features.
 CACHE_FORMAT = "similar_rl.features.v1"
 
 
