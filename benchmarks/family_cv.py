@@ -67,7 +67,7 @@ def main() -> int:
     args = parser.parse_args()
     machine = setup()
     logging.basicConfig(level=logging.WARNING)
-    from similar_rl.evaluation import evaluate, pairwise_accuracy, text_similarity_scores
+    from similar_rl.evaluation import evaluate, format_table, pairwise_accuracy, text_similarity_scores
     from similar_rl.train.config import TrainConfig
     from similar_rl.train.data import load_records
     from similar_rl.train.trainer import train
@@ -106,33 +106,17 @@ def main() -> int:
             f"fold {k + 1}/{args.folds} done ({time.perf_counter() - t0:.0f} s): {', '.join(fold)}",
             flush=True,
         )
-    types = [
-        t
-        for t in (
-            "helpfulness",
-            "odds_of_success",
-            "efficiency",
-            "task_relevance",
-            "coherence",
-            "total",
-            "traj",
-        )
-        if t in hits["text_similarity"]
-    ]
-    rows = {name: {t: 100 * c / n for t, (c, n) in per.items()} for name, per in hits.items()}
-    counts = {t: hits["text_similarity"][t][1] for t in types}
+    shares = {name: {t: c / n for t, (c, n) in per.items()} for name, per in hits.items()}
+    rows = {name: {t: 100 * v for t, v in row.items()} for name, row in shares.items()}
+    counts = {t: n for t, (_, n) in hits["text_similarity"].items()}
     lines = [
         f"# Family-wise {args.folds}-fold CV of Triple-M recipes",
         "",
         f"data `{args.data}` ({len(families)} env ids), config `{args.config}`, fold seed {args.seed}. "
         "Accuracy in % over all folds' pairs (ties count 0.5); each fold's families are never trained on.",
         "",
-        "| recipe | " + " | ".join(types) + " |",
-        "|---|" + "---|" * len(types),
+        format_table(shares, counts),
     ]
-    for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{row.get(t, float('nan')):.1f}" for t in types) + " |")
-    lines.append("| pairs | " + " | ".join(str(counts[t]) for t in types) + " |")
     lines += ["", "Variants: " + "; ".join(f"`{n}` = {json.dumps(o)}" for n, o in variants)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
