@@ -74,6 +74,57 @@ def test_ridge_skips_missing_labels_and_beats_zero():
     assert np.mean((pred[rows, 0] - targets[rows, 0]) ** 2) < np.mean(targets[rows, 0] ** 2)
 
 
+def test_advantage_fit_ranks_siblings_where_a_confounded_plain_fit_cannot():
+    """States differ by a value the features do not show; better states happen to offer actions with a larger
+    action feature, though within a state a larger one is worse. Plain ridge learns the confound; the advantage
+    fit, which compares siblings only, learns the true within-state effect."""
+    rng = np.random.default_rng(0)
+    n_states, n_children = 60, 4
+    value = rng.normal(size=n_states)  # hidden state value
+    state_feature = rng.normal(size=(n_states, 3))  # observed, unrelated to the value
+    rows_state = np.repeat(np.arange(n_states), n_children)
+    action = 2.0 * value[rows_state] + rng.normal(size=len(rows_state))  # confounded with the value
+    y = 3.0 * value[rows_state] - 1.0 * action + 0.1 * rng.normal(size=len(rows_state))
+    z = np.c_[state_feature[rows_state], action]
+    groups = [f"task{s % 12}" for s in rows_state]
+    states = [f"s{s}" for s in rows_state]
+    alphas = [1e-3, 1e-1, 10.0]
+
+    def sibling_accuracy(w):
+        score = z @ w
+        pairs = [
+            (i, j)
+            for i in range(len(y))
+            for j in range(len(y))
+            if rows_state[i] == rows_state[j] and y[i] > y[j]
+        ]
+        return np.mean([score[i] > score[j] for i, j in pairs])
+
+    w_plain, _, _ = fit_experts(z, y[:, None], ["helpfulness"], groups, alphas)
+    w_adv, _, fits = fit_experts(
+        z,
+        y[:, None],
+        ["helpfulness"],
+        groups,
+        alphas,
+        fit="advantage",
+        states=states,
+        state_columns=[0, 1, 2],
+        action_columns=[3],
+    )
+    assert w_plain[0, 3] > 0 and sibling_accuracy(w_plain[0]) < 0.2
+    assert w_adv[0, 3] == pytest.approx(-1.0, abs=0.05) and sibling_accuracy(w_adv[0]) > 0.95
+    assert fits["helpfulness"].alpha_action in alphas
+    with pytest.raises(ValueError, match="state key per row"):
+        fit_experts(z, y[:, None], ["helpfulness"], groups, alphas, fit="advantage")
+    with pytest.raises(ValueError, match="action columns"):
+        fit_experts(
+            z, y[:, None], ["helpfulness"], groups, alphas, fit="advantage", states=states, action_columns=[9]
+        )
+    with pytest.raises(ValueError, match="ridge_fit"):
+        TrainConfig(ridge_fit="dueling")
+
+
 # -- the trainer on tiny VLMs (all stages) --------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["qwen2_vl", "llava"])
@@ -209,6 +260,14 @@ def test_train_default_backbone(toy_data, tmp_path):
     )
     result = train(train_dir, tmp_path / "out", config)
     assert result.summary["stage2"]["end_loss"] < result.summary["stage2"]["start_loss"]
+    # The advantage fit weighs only the backbone's state and action columns (the action embeddings get none).
+    config.ridge_fit = "advantage"
+    advantage = train(train_dir, None, config)
+    backbone = advantage.model.backbone
+    unused = sorted(set(range(backbone.z_dim)) - set(backbone.state_columns) - set(backbone.action_columns))
+    weight = advantage.model.experts.weight.detach()  # (n_experts, z_dim)
+    assert unused and torch.all(weight[:, unused] == 0) and torch.any(weight[:, backbone.action_columns] != 0)
+    assert all("alpha_action" in m for m in advantage.summary["stage1"].values())
     steps = [InputFactory(train_dir).from_step(r) for r in load_dataset_folder(train_dir).steps[:4]]
     reloaded = SimilarRewardModel.from_pretrained(tmp_path / "out")
     assert torch.allclose(result.model.score_steps(steps), reloaded.score_steps(steps), atol=1e-5)

@@ -30,6 +30,7 @@ from similar_rl.dimensions import PAIR_TYPES
 DEVICES = ("auto", "cpu", "cuda")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 RIDGE_STANDARDIZE = ("none", "blocks", "columns")
+RIDGE_FITS = ("plain", "advantage")
 DEFAULT_ALPHAS = tuple(float(10.0**e) for e in range(-4, 5))
 
 
@@ -79,6 +80,14 @@ class TrainConfig:
             "help": "rescale z before the ridge fit: 'none' (plain ridge, as in the paper), 'blocks' (each "
             "feature block the backbone declares in z_blocks gets unit average column variance) or 'columns' "
             "(every column unit variance); the weights are mapped back to raw features"
+        },
+    )
+    ridge_fit: str = field(
+        default="plain",
+        metadata={
+            "help": "'plain' (one ridge on all of z, as in the paper) or 'advantage' (state value + action "
+            "advantage: the backbone's action columns fit on targets centred over sibling actions, its state "
+            "columns on the rest; see similar_rl/train/stage1_ridge.py)"
         },
     )
     val_fraction: float = field(
@@ -192,6 +201,8 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.ridge_standardize is {self.ridge_standardize!r}; choose one of {list(RIDGE_STANDARDIZE)}"
             )
+        if self.ridge_fit not in RIDGE_FITS:
+            raise ValueError(f"TrainConfig.ridge_fit is {self.ridge_fit!r}; choose one of {list(RIDGE_FITS)}")
         if not (_is_number(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
             raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got {self.val_fraction!r}")
         for name in ("gate_lr", "lora_lr", "lora_alpha"):

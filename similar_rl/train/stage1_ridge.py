@@ -6,6 +6,16 @@ the label times its scale (5*OS, 5*E, 3*H, TR, C; ``total`` unscaled). The penal
 grid by validation MSE on held-out tasks, then the expert is refit on all rows with it. Features are centred,
 so the bias is not penalised.
 
+Two ways to fit (``ridge_fit``):
+
+- ``plain``: one ridge regression of the target on all of ``z`` (the paper).
+- ``advantage``: the target is split into a state value plus an action advantage, as a dueling network does.
+  First the action columns of ``z`` are fit on targets and features centred over the siblings of each state
+  (steps sharing a prompt), so they learn only what tells sibling actions apart; then the state columns are
+  fit on what is left. The expert is still one linear map ``r = W z`` (the two weight vectors added), so models
+  fit either way load and score alike. Which columns are which comes from the backbone
+  (``state_columns``/``action_columns``; all columns when it does not say).
+
 Example:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -41,6 +51,7 @@ class RidgeFit:
     val_mse_mean: float  # MSE of predicting the training mean
     n_train: int
     n_val: int
+    alpha_action: float | None = None  # penalty of the action part of an ``advantage`` fit
 
     @property
     def val_r2(self) -> float:
@@ -169,6 +180,23 @@ def expert_targets(
 
 
 STANDARDIZE = ("none", "blocks", "columns")
+FITS = ("plain", "advantage")
+
+
+def centre_by_state(z: np.ndarray, y: np.ndarray, states: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Subtract from every row of ``z`` and ``y`` the mean over the rows of its state (a lone row becomes 0).
+
+    Example:
+        >>> zc, yc = centre_by_state(np.array([[1.0], [3.0], [5.0]]), np.array([0.0, 2.0, 7.0]), ["s", "s", "t"])
+        >>> zc.ravel().tolist(), yc.tolist()
+        ([-1.0, 1.0, 0.0], [-1.0, 1.0, 0.0])
+    """
+    _, inverse = np.unique(np.asarray(states, dtype=str), return_inverse=True)
+    counts = np.bincount(inverse).astype(np.float64)
+    z_sums = np.zeros((len(counts), z.shape[1]))
+    np.add.at(z_sums, inverse, z)
+    y_sums = np.bincount(inverse, weights=y, minlength=len(counts))
+    return z - z_sums[inverse] / counts[inverse, None], y - y_sums[inverse] / counts[inverse]
 
 
 def feature_scales(
@@ -213,6 +241,12 @@ def feature_scales(
     return scales
 
 
+def _solvers(z: np.ndarray, train: np.ndarray) -> tuple[RidgeSolver | None, RidgeSolver]:
+    """(training-rows solver or None when alpha cannot be chosen, all-rows solver) for :func:`fit_ridge`."""
+    choose = train.sum() >= 2 and (~train).sum() >= 1
+    return (RidgeSolver(z[train]) if choose else None), RidgeSolver(z)
+
+
 def fit_experts(
     z: np.ndarray,
     targets: np.ndarray,
@@ -223,54 +257,93 @@ def fit_experts(
     seed: int = 0,
     standardize: str = "none",
     blocks: Sequence[tuple[int, int]] | None = None,
+    fit: str = "plain",
+    states: Sequence[str] | None = None,
+    state_columns: Sequence[int] | None = None,
+    action_columns: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, RidgeFit]]:
     """Fit every expert column of ``targets``; returns weight (n, d), bias (n,) and the fits by name.
 
     ``standardize``/``blocks`` rescale the features before fitting (see :func:`feature_scales`); the returned
-    weights apply to the raw features. An expert with fewer than 2 labelled rows keeps zero weights (logged as
-    a warning).
+    weights apply to the raw features. ``fit="advantage"`` needs ``states`` (one state key per row) and uses
+    ``state_columns``/``action_columns`` (default: all columns); see the module docstring. An expert with fewer
+    than 2 labelled rows keeps zero weights (logged as a warning).
     """
+    if fit not in FITS:
+        raise ValueError(f"ridge fit must be one of {FITS}, got {fit!r}")
     z = np.asarray(z, dtype=np.float64)
+    d = z.shape[1]
+    if fit == "advantage":
+        if states is None or len(states) != len(z):
+            raise ValueError("the advantage ridge fit needs one state key per row (states)")
+        state_cols = np.arange(d) if state_columns is None else np.asarray(state_columns, dtype=np.int64)
+        action_cols = np.arange(d) if action_columns is None else np.asarray(action_columns, dtype=np.int64)
+        for label, cols in (("state", state_cols), ("action", action_cols)):
+            if cols.size == 0 or cols.min() < 0 or cols.max() >= d:
+                raise ValueError(f"{label} columns must be a non-empty subset of the {d} feature columns")
+        state_keys = np.asarray(states, dtype=str)
     scales = feature_scales(z, standardize, blocks)
     z = z * scales
     train = split_by_group(groups, val_fraction, seed)
-    weight = np.zeros((len(names), z.shape[1]))
+    weight = np.zeros((len(names), d))
     bias = np.zeros(len(names))
     fits: dict[str, RidgeFit] = {}
-    solvers: dict[bytes, tuple[RidgeSolver | None, RidgeSolver]] = {}
+    solvers: dict[tuple[str, bytes], tuple[RidgeSolver | None, RidgeSolver]] = {}
     for j, name in enumerate(names):
         rows = np.isfinite(targets[:, j])
         if rows.sum() < 2:
             logger.warning("expert %r has %d labelled rows; it keeps zero weights", name, int(rows.sum()))
             continue
-        key = np.packbits(rows).tobytes()
-        if key not in solvers:  # experts labelled on the same rows share one decomposition
-            zr, tr = z[rows], train[rows]
-            solvers[key] = (
-                RidgeSolver(zr[tr]) if tr.sum() >= 2 and (~tr).sum() >= 1 else None,
-                RidgeSolver(zr),
-            )
-        fit = fit_ridge(z[rows], targets[rows, j], train[rows], alphas, solvers[key])
-        weight[j], bias[j] = fit.weight, fit.bias
-        fits[name] = fit
+        key = np.packbits(rows).tobytes()  # experts labelled on the same rows share one decomposition
+        zr, yr, tr = z[rows], targets[rows, j], train[rows]
+        alpha_action = None
+        if fit == "plain":
+            if ("plain", key) not in solvers:
+                solvers["plain", key] = _solvers(zr, tr)
+            result = fit_ridge(zr, yr, tr, alphas, solvers["plain", key])
+            weight[j] = result.weight
+        else:
+            za, ya = centre_by_state(zr[:, action_cols], yr, state_keys[rows])
+            if ("action", key) not in solvers:
+                solvers["action", key] = _solvers(za, tr)
+            advantage = fit_ridge(za, ya, tr, alphas, solvers["action", key])
+            residual = yr - zr[:, action_cols] @ advantage.weight
+            if ("state", key) not in solvers:
+                solvers["state", key] = _solvers(zr[:, state_cols], tr)
+            result = fit_ridge(zr[:, state_cols], residual, tr, alphas, solvers["state", key])
+            weight[j, state_cols] += result.weight
+            weight[j, action_cols] += advantage.weight
+            result.weight, alpha_action = weight[j].copy(), advantage.alpha
+            # val_mse is the state part's error on the residual, i.e. the whole expert's error on the target
+            # (with the action part refit on all rows); its baselines are taken on the target itself.
+            if result.n_val:
+                result.val_mse_zero = float(np.mean(yr[~tr] ** 2))
+                result.val_mse_mean = float(np.mean((yr[~tr] - yr[tr].mean()) ** 2))
+        result.alpha_action = alpha_action
+        bias[j] = result.bias
+        fits[name] = result
         logger.info(
-            "ridge %s: alpha=%g val_mse=%.4f (zero %.4f, mean %.4f) n=%d/%d",
+            "ridge %s: alpha=%g%s val_mse=%.4f (zero %.4f, mean %.4f) n=%d/%d",
             name,
-            fit.alpha,
-            fit.val_mse,
-            fit.val_mse_zero,
-            fit.val_mse_mean,
-            fit.n_train,
-            fit.n_val,
+            result.alpha,
+            "" if alpha_action is None else f" (action part {alpha_action:g})",
+            result.val_mse,
+            result.val_mse_zero,
+            result.val_mse_mean,
+            result.n_train,
+            result.n_val,
         )
-    for fit in fits.values():
-        fit.weight = fit.weight * scales  # bias = mean(y) - mean(z * scales) @ w is unchanged
+    for result in fits.values():
+        result.weight = result.weight * scales  # bias = mean(y) - mean(z * scales) @ w is unchanged
     return weight * scales, bias, fits
 
 
-def run_stage1(model, z, labels: np.ndarray, groups: Sequence[str], config) -> dict[str, dict[str, float]]:
+def run_stage1(
+    model, z, labels: np.ndarray, groups: Sequence[str], config, states: Sequence[str] | None = None
+) -> dict[str, dict[str, float]]:
     """Fit the model's experts on features ``z`` (N, z_dim) and step ``labels`` (N, 5); write them into
-    ``model.experts``. Returns per-expert metrics (alpha, validation MSE and its zero/mean baselines)."""
+    ``model.experts``. ``states`` (a state key per row) is needed by ``config.ridge_fit == "advantage"``.
+    Returns per-expert metrics (alpha, validation MSE and its zero/mean baselines)."""
     import torch
 
     names = list(model.config.expert_names)
@@ -280,7 +353,8 @@ def run_stage1(model, z, labels: np.ndarray, groups: Sequence[str], config) -> d
         z.detach().cpu().double().numpy() if isinstance(z, torch.Tensor) else np.asarray(z, dtype=np.float64)
     )
     standardize = getattr(config, "ridge_standardize", "none")
-    blocks = getattr(getattr(model, "backbone", None), "z_blocks", None)
+    backbone = getattr(model, "backbone", None)
+    blocks = getattr(backbone, "z_blocks", None)
     weight, bias, fits = fit_experts(
         z_np,
         targets,
@@ -291,6 +365,10 @@ def run_stage1(model, z, labels: np.ndarray, groups: Sequence[str], config) -> d
         config.seed,
         standardize=standardize,
         blocks=blocks,
+        fit=getattr(config, "ridge_fit", "plain"),
+        states=states,
+        state_columns=getattr(backbone, "state_columns", None),
+        action_columns=getattr(backbone, "action_columns", None),
     )
     model.experts.set_weights(
         torch.as_tensor(weight, dtype=torch.float32), torch.as_tensor(bias, dtype=torch.float32)
@@ -298,6 +376,7 @@ def run_stage1(model, z, labels: np.ndarray, groups: Sequence[str], config) -> d
     return {
         name: {
             "alpha": f.alpha,
+            **({} if f.alpha_action is None else {"alpha_action": f.alpha_action}),
             "val_mse": f.val_mse,
             "val_mse_zero": f.val_mse_zero,
             "val_mse_mean": f.val_mse_mean,

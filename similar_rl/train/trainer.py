@@ -185,7 +185,14 @@ def train(
         # Stage 1.
         t = time.perf_counter()
         if len(step_table.inputs) >= 2:
-            ridge = run_stage1(model, z_all[step_rows], step_table.labels, step_table.task_ids, config)
+            ridge = run_stage1(
+                model,
+                z_all[step_rows],
+                step_table.labels,
+                step_table.task_ids,
+                config,
+                states=[s.prompt_key for s in step_table.inputs],
+            )
             summary["stage1"] = ridge
             metrics.log(
                 {"event": "stage1", **{f"stage1/{k}/{m}": v for k, d in ridge.items() for m, v in d.items()}}

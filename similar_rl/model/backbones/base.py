@@ -89,6 +89,10 @@ class Backbone(nn.Module):
     kind: ClassVar[str] = ""
     x_dim: int
     z_dim: int
+    #: Columns of ``z`` that describe the state alone and those that describe the candidate action relative to
+    #: it, for the stage-1 ``ridge_fit: advantage`` split; None means every column.
+    state_columns: list[int] | None = None
+    action_columns: list[int] | None = None
 
     def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``x`` of shape ``(B, x_dim)`` and ``z`` of shape ``(B, z_dim)`` (float32, on the model device)."""

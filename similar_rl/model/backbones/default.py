@@ -12,7 +12,7 @@ Features (every embedding piece is L2-normalised; pieces an ablation removes are
 
 - ``x`` = [instruction, history, observation text, (image)]
 - ``z`` = [instruction, history, observation text, action, instruction*action, observation*action,
-  last action*action, structural features, (image)]
+  last action*action, structural features, similarity scalars, (image)]
 """
 
 from __future__ import annotations
@@ -126,6 +126,11 @@ class DefaultBackbone(Backbone):
         ends = [*(TEXT_DIM * (i + 1) for i in range(7)), 7 * TEXT_DIM + self.n_structural]
         ends += [ends[-1] + len(SIMILARITY_FEATURES)] + ([self.z_dim] if self.use_image else [])
         self.z_blocks: list[tuple[int, int]] = list(zip([0, *ends[:-1]], ends, strict=True))
+        # For the advantage fit: the state is the instruction, history, observation and image blocks; the
+        # action relative to the state is summed up by the structural and similarity scalars.
+        scalars = range(7 * TEXT_DIM, 7 * TEXT_DIM + self.n_structural + len(SIMILARITY_FEATURES))
+        self.action_columns = list(scalars)
+        self.state_columns = list(range(3 * TEXT_DIM)) + list(range(scalars.stop, self.z_dim))
         self.prompt_cache = LRUCache(self.options["cache_size"])
         self.text_cache = LRUCache(self.options["text_cache_size"])
 
