@@ -119,8 +119,18 @@ def test_advantage_fit_ranks_siblings_where_a_confounded_plain_fit_cannot():
         fit_experts(z, y[:, None], ["helpfulness"], groups, alphas, fit="advantage")
     with pytest.raises(ValueError, match="action columns"):
         fit_experts(
-            z, y[:, None], ["helpfulness"], groups, alphas, fit="advantage", states=states, action_columns=[9]
+            z,
+            y[:, None],
+            ["helpfulness"],
+            groups,
+            alphas,
+            fit="advantage",
+            states=states,
+            state_columns=[0, 1, 2],
+            action_columns=[9],
         )
+    with pytest.raises(ValueError, match="state columns"):
+        fit_experts(z, y[:, None], ["helpfulness"], groups, alphas, fit="advantage", states=states)
     with pytest.raises(ValueError, match="ridge_fit"):
         TrainConfig(ridge_fit="dueling")
 
@@ -200,6 +210,11 @@ def test_exclude_envs_leaves_families_out(toy_data, tiny_vlms, tmp_path):
     counts = train(train_dir, None, config).summary["counts"]
     assert counts["steps"] == len({s.record_id for s in kept})
     assert counts["pairs"] == sum(p.env_id != "toy/login-form" for p in data.pairs)
+    # The hf backbone's z mixes state and action: the advantage fit is refused before anything is encoded.
+    config.ridge_fit, config.cache_dir = "advantage", str(tmp_path / "advantage_cache")
+    with pytest.raises(ValueError, match="backbone 'hf' does not"):
+        train(train_dir, None, config)
+    assert not (tmp_path / "advantage_cache").exists()
     with pytest.raises(ValueError, match="exclude_envs"):
         TrainConfig(exclude_envs=[3])
 

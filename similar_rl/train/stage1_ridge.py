@@ -14,7 +14,8 @@ Two ways to fit (``ridge_fit``):
   (steps sharing a prompt), so they learn only what tells sibling actions apart; then the state columns are
   fit on what is left. The expert is still one linear map ``r = W z`` (the two weight vectors added), so models
   fit either way load and score alike. Which columns are which comes from the backbone
-  (``state_columns``/``action_columns``; all columns when it does not say).
+  (``state_columns``/``action_columns``); a backbone that does not declare them (``hf``: its z is one hidden
+  state mixing both) supports only ``plain``.
 
 Example:
     >>> import numpy as np
@@ -265,9 +266,9 @@ def fit_experts(
     """Fit every expert column of ``targets``; returns weight (n, d), bias (n,) and the fits by name.
 
     ``standardize``/``blocks`` rescale the features before fitting (see :func:`feature_scales`); the returned
-    weights apply to the raw features. ``fit="advantage"`` needs ``states`` (one state key per row) and uses
-    ``state_columns``/``action_columns`` (default: all columns); see the module docstring. An expert with fewer
-    than 2 labelled rows keeps zero weights (logged as a warning).
+    weights apply to the raw features. ``fit="advantage"`` needs ``states`` (one state key per row),
+    ``state_columns`` and ``action_columns``; see the module docstring. An expert with fewer than 2 labelled rows
+    keeps zero weights (logged as a warning).
     """
     if fit not in FITS:
         raise ValueError(f"ridge fit must be one of {FITS}, got {fit!r}")
@@ -276,8 +277,8 @@ def fit_experts(
     if fit == "advantage":
         if states is None or len(states) != len(z):
             raise ValueError("the advantage ridge fit needs one state key per row (states)")
-        state_cols = np.arange(d) if state_columns is None else np.asarray(state_columns, dtype=np.int64)
-        action_cols = np.arange(d) if action_columns is None else np.asarray(action_columns, dtype=np.int64)
+        state_cols = np.asarray(state_columns if state_columns is not None else [], dtype=np.int64)
+        action_cols = np.asarray(action_columns if action_columns is not None else [], dtype=np.int64)
         for label, cols in (("state", state_cols), ("action", action_cols)):
             if cols.size == 0 or cols.min() < 0 or cols.max() >= d:
                 raise ValueError(f"{label} columns must be a non-empty subset of the {d} feature columns")
@@ -338,6 +339,23 @@ def fit_experts(
     return weight * scales, bias, fits
 
 
+def advantage_columns(model) -> tuple[list[int], list[int]]:
+    """The (state, action) columns of ``z`` the model's backbone declares for ``ridge_fit: advantage``.
+
+    Raises:
+        ValueError: the backbone does not declare them.
+    """
+    backbone = getattr(model, "backbone", None)
+    state, action = getattr(backbone, "state_columns", None), getattr(backbone, "action_columns", None)
+    if not state or not action:
+        kind = getattr(backbone, "kind", type(backbone).__name__)
+        raise ValueError(
+            f"ridge_fit 'advantage' needs a backbone that says which columns of z describe the state and which "
+            f"the action; backbone {kind!r} does not (its z mixes both). Use ridge_fit: plain"
+        )
+    return list(state), list(action)
+
+
 def run_stage1(
     model, z, labels: np.ndarray, groups: Sequence[str], config, states: Sequence[str] | None = None
 ) -> dict[str, dict[str, float]]:
@@ -353,8 +371,9 @@ def run_stage1(
         z.detach().cpu().double().numpy() if isinstance(z, torch.Tensor) else np.asarray(z, dtype=np.float64)
     )
     standardize = getattr(config, "ridge_standardize", "none")
-    backbone = getattr(model, "backbone", None)
-    blocks = getattr(backbone, "z_blocks", None)
+    fit = getattr(config, "ridge_fit", "plain")
+    state_columns, action_columns = advantage_columns(model) if fit == "advantage" else (None, None)
+    blocks = getattr(getattr(model, "backbone", None), "z_blocks", None)
     weight, bias, fits = fit_experts(
         z_np,
         targets,
@@ -365,10 +384,10 @@ def run_stage1(
         config.seed,
         standardize=standardize,
         blocks=blocks,
-        fit=getattr(config, "ridge_fit", "plain"),
+        fit=fit,
         states=states,
-        state_columns=getattr(backbone, "state_columns", None),
-        action_columns=getattr(backbone, "action_columns", None),
+        state_columns=state_columns,
+        action_columns=action_columns,
     )
     model.experts.set_weights(
         torch.as_tensor(weight, dtype=torch.float32), torch.as_tensor(bias, dtype=torch.float32)

@@ -114,7 +114,7 @@ def train(
     from accelerate.utils import set_seed
 
     from similar_rl.train.features import extract_features
-    from similar_rl.train.stage1_ridge import run_stage1
+    from similar_rl.train.stage1_ridge import advantage_columns, run_stage1
     from similar_rl.train.stage2_gate import run_stage2
 
     config = config or TrainConfig()
@@ -145,6 +145,8 @@ def train(
             )
             pairs = [pairs[i] for i in keep]
         model = build_model(config) if model is None else model
+        if config.ridge_fit == "advantage":
+            advantage_columns(model)  # fail before encoding if the backbone cannot split state and action
         model.to(accelerator.device)
         factory = InputFactory(root, use_images=bool(getattr(model.config, "use_image", True)))
         step_table = build_step_table(steps, factory)

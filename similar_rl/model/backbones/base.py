@@ -90,7 +90,7 @@ class Backbone(nn.Module):
     x_dim: int
     z_dim: int
     #: Columns of ``z`` that describe the state alone and those that describe the candidate action relative to
-    #: it, for the stage-1 ``ridge_fit: advantage`` split; None means every column.
+    #: it, for the stage-1 ``ridge_fit: advantage`` split; None: the backbone supports only ``plain``.
     state_columns: list[int] | None = None
     action_columns: list[int] | None = None
 
