@@ -131,6 +131,18 @@ def test_advantage_fit_ranks_siblings_where_a_confounded_plain_fit_cannot():
         )
     with pytest.raises(ValueError, match="state columns"):
         fit_experts(z, y[:, None], ["helpfulness"], groups, alphas, fit="advantage", states=states)
+    with pytest.raises(ValueError, match="overlap"):
+        fit_experts(
+            z,
+            y[:, None],
+            ["helpfulness"],
+            groups,
+            alphas,
+            fit="advantage",
+            states=states,
+            state_columns=[0, 1, 3],
+            action_columns=[3],
+        )
     with pytest.raises(ValueError, match="ridge_fit"):
         TrainConfig(ridge_fit="dueling")
 

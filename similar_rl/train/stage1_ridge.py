@@ -14,7 +14,7 @@ Two ways to fit (``ridge_fit``):
   (steps sharing a prompt), so they learn only what tells sibling actions apart; then the state columns are
   fit on what is left. The expert is still one linear map ``r = W z`` (the two weight vectors added), so models
   fit either way load and score alike. Which columns are which comes from the backbone
-  (``state_columns``/``action_columns``); a backbone that does not declare them (``hf``: its z is one hidden
+  (``state_columns``/``action_columns``; columns in neither get no weight); a backbone that does not declare them (``hf``: its z is one hidden
   state mixing both) supports only ``plain``.
 
 Example:
@@ -248,6 +248,52 @@ def _solvers(z: np.ndarray, train: np.ndarray) -> tuple[RidgeSolver | None, Ridg
     return (RidgeSolver(z[train]) if choose else None), RidgeSolver(z)
 
 
+def _fit_advantage(
+    z: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    states: np.ndarray,
+    state_cols: np.ndarray,
+    action_cols: np.ndarray,
+    alphas: Sequence[float],
+    action_solvers: tuple[RidgeSolver | None, RidgeSolver],
+    state_solvers: tuple[RidgeSolver | None, RidgeSolver],
+) -> RidgeFit:
+    """One expert as state value + action advantage (module docstring); the fit's weight spans all of ``z``.
+
+    Each part's alpha is chosen with both parts fit on the training rows only, so the validation error is that
+    of the whole expert on unseen tasks; then both parts are refit on all rows.
+    """
+    za, ya = centre_by_state(z[:, action_cols], y, states)
+    advantage = fit_ridge(za, ya, train, alphas, action_solvers)
+    zs = z[:, state_cols]
+    if action_solvers[0] is not None:
+        (w_train,), _ = action_solvers[0].weights(ya[train], [advantage.alpha])
+        choice = fit_ridge(zs, y - z[:, action_cols] @ w_train, train, alphas, state_solvers)
+    else:
+        choice = fit_ridge(zs, y - z[:, action_cols] @ advantage.weight, train, alphas, state_solvers)
+    (w_state,), mu_y = state_solvers[1].weights(y - z[:, action_cols] @ advantage.weight, [choice.alpha])
+    weight = np.zeros(z.shape[1])
+    weight[state_cols] = w_state
+    weight[action_cols] = advantage.weight
+    val = ~train
+    zero, mean = float("nan"), float("nan")
+    if np.isfinite(choice.val_mse):  # baselines on the target itself, not on the residual
+        zero = float(np.mean(y[val] ** 2))
+        mean = float(np.mean((y[val] - y[train].mean()) ** 2))
+    return RidgeFit(
+        weight,
+        mu_y - float(state_solvers[1].mu @ w_state),
+        choice.alpha,
+        choice.val_mse,
+        zero,
+        mean,
+        choice.n_train,
+        choice.n_val,
+        alpha_action=advantage.alpha,
+    )
+
+
 def fit_experts(
     z: np.ndarray,
     targets: np.ndarray,
@@ -280,8 +326,12 @@ def fit_experts(
         state_cols = np.asarray(state_columns if state_columns is not None else [], dtype=np.int64)
         action_cols = np.asarray(action_columns if action_columns is not None else [], dtype=np.int64)
         for label, cols in (("state", state_cols), ("action", action_cols)):
-            if cols.size == 0 or cols.min() < 0 or cols.max() >= d:
-                raise ValueError(f"{label} columns must be a non-empty subset of the {d} feature columns")
+            if cols.size == 0 or cols.min() < 0 or cols.max() >= d or len(np.unique(cols)) != cols.size:
+                raise ValueError(
+                    f"{label} columns must be distinct indices of the {d} feature columns, got {cols.tolist()[:8]}"
+                )
+        if np.intersect1d(state_cols, action_cols).size:
+            raise ValueError("state and action columns overlap; a column belongs to one part or neither")
         state_keys = np.asarray(states, dtype=str)
     scales = feature_scales(z, standardize, blocks)
     z = z * scales
@@ -304,23 +354,23 @@ def fit_experts(
             result = fit_ridge(zr, yr, tr, alphas, solvers["plain", key])
             weight[j] = result.weight
         else:
-            za, ya = centre_by_state(zr[:, action_cols], yr, state_keys[rows])
-            if ("action", key) not in solvers:
-                solvers["action", key] = _solvers(za, tr)
-            advantage = fit_ridge(za, ya, tr, alphas, solvers["action", key])
-            residual = yr - zr[:, action_cols] @ advantage.weight
             if ("state", key) not in solvers:
+                za, _ = centre_by_state(zr[:, action_cols], yr, state_keys[rows])
+                solvers["action", key] = _solvers(za, tr)
                 solvers["state", key] = _solvers(zr[:, state_cols], tr)
-            result = fit_ridge(zr[:, state_cols], residual, tr, alphas, solvers["state", key])
-            weight[j, state_cols] += result.weight
-            weight[j, action_cols] += advantage.weight
-            result.weight, alpha_action = weight[j].copy(), advantage.alpha
-            # val_mse is the state part's error on the residual, i.e. the whole expert's error on the target
-            # (with the action part refit on all rows); its baselines are taken on the target itself.
-            if result.n_val:
-                result.val_mse_zero = float(np.mean(yr[~tr] ** 2))
-                result.val_mse_mean = float(np.mean((yr[~tr] - yr[tr].mean()) ** 2))
-        result.alpha_action = alpha_action
+            result = _fit_advantage(
+                zr,
+                yr,
+                tr,
+                state_keys[rows],
+                state_cols,
+                action_cols,
+                alphas,
+                solvers["action", key],
+                solvers["state", key],
+            )
+            weight[j] = result.weight
+            alpha_action = result.alpha_action
         bias[j] = result.bias
         fits[name] = result
         logger.info(
@@ -347,7 +397,7 @@ def advantage_columns(model) -> tuple[list[int], list[int]]:
     """
     backbone = getattr(model, "backbone", None)
     state, action = getattr(backbone, "state_columns", None), getattr(backbone, "action_columns", None)
-    if not state or not action:
+    if state is None or action is None or len(state) == 0 or len(action) == 0:
         kind = getattr(backbone, "kind", type(backbone).__name__)
         raise ValueError(
             f"ridge_fit 'advantage' needs a backbone that says which columns of z describe the state and which "
