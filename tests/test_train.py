@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -100,49 +101,20 @@ def test_advantage_fit_ranks_siblings_where_a_confounded_plain_fit_cannot():
         ]
         return np.mean([score[i] > score[j] for i, j in pairs])
 
-    w_plain, _, _ = fit_experts(z, y[:, None], ["helpfulness"], groups, alphas)
-    w_adv, _, fits = fit_experts(
-        z,
-        y[:, None],
-        ["helpfulness"],
-        groups,
-        alphas,
-        fit="advantage",
-        states=states,
-        state_columns=[0, 1, 2],
-        action_columns=[3],
-    )
+    fit = functools.partial(fit_experts, z, y[:, None], ["helpfulness"], groups, alphas)
+    w_plain, _, _ = fit()
+    w_adv, _, fits = fit(fit="advantage", states=states, state_columns=[0, 1, 2], action_columns=[3])
     assert w_plain[0, 3] > 0 and sibling_accuracy(w_plain[0]) < 0.2
     assert w_adv[0, 3] == pytest.approx(-1.0, abs=0.05) and sibling_accuracy(w_adv[0]) > 0.95
     assert fits["helpfulness"].alpha_action in alphas
-    with pytest.raises(ValueError, match="state key per row"):
-        fit_experts(z, y[:, None], ["helpfulness"], groups, alphas, fit="advantage")
-    with pytest.raises(ValueError, match="action columns"):
-        fit_experts(
-            z,
-            y[:, None],
-            ["helpfulness"],
-            groups,
-            alphas,
-            fit="advantage",
-            states=states,
-            state_columns=[0, 1, 2],
-            action_columns=[9],
-        )
-    with pytest.raises(ValueError, match="state columns"):
-        fit_experts(z, y[:, None], ["helpfulness"], groups, alphas, fit="advantage", states=states)
-    with pytest.raises(ValueError, match="overlap"):
-        fit_experts(
-            z,
-            y[:, None],
-            ["helpfulness"],
-            groups,
-            alphas,
-            fit="advantage",
-            states=states,
-            state_columns=[0, 1, 3],
-            action_columns=[3],
-        )
+    for match, kwargs in [
+        ("state key per row", {}),
+        ("state columns", {"states": states}),
+        ("action columns", {"states": states, "state_columns": [0, 1, 2], "action_columns": [9]}),
+        ("overlap", {"states": states, "state_columns": [0, 1, 3], "action_columns": [3]}),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            fit(fit="advantage", **kwargs)
     with pytest.raises(ValueError, match="ridge_fit"):
         TrainConfig(ridge_fit="dueling")
 
