@@ -251,8 +251,9 @@ def _solvers(z: np.ndarray, train: np.ndarray) -> tuple[RidgeSolver | None, Ridg
 def _fit_advantage(
     z: np.ndarray,
     y: np.ndarray,
+    za: np.ndarray,
+    ya: np.ndarray,
     train: np.ndarray,
-    states: np.ndarray,
     state_cols: np.ndarray,
     action_cols: np.ndarray,
     alphas: Sequence[float],
@@ -261,10 +262,11 @@ def _fit_advantage(
 ) -> RidgeFit:
     """One expert as state value + action advantage (module docstring); the fit's weight spans all of ``z``.
 
+    ``za``/``ya`` are the action columns and the target centred by state (:func:`centre_by_state`).
+
     Each part's alpha is chosen with both parts fit on the training rows only, so the validation error is that
     of the whole expert on unseen tasks; then both parts are refit on all rows.
     """
-    za, ya = centre_by_state(z[:, action_cols], y, states)
     advantage = fit_ridge(za, ya, train, alphas, action_solvers)
     zs = z[:, state_cols]
     if action_solvers[0] is not None:
@@ -347,37 +349,34 @@ def fit_experts(
             continue
         key = np.packbits(rows).tobytes()  # experts labelled on the same rows share one decomposition
         zr, yr, tr = z[rows], targets[rows, j], train[rows]
-        alpha_action = None
         if fit == "plain":
             if ("plain", key) not in solvers:
                 solvers["plain", key] = _solvers(zr, tr)
             result = fit_ridge(zr, yr, tr, alphas, solvers["plain", key])
-            weight[j] = result.weight
         else:
+            za, ya = centre_by_state(zr[:, action_cols], yr, state_keys[rows])
             if ("state", key) not in solvers:
-                za, _ = centre_by_state(zr[:, action_cols], yr, state_keys[rows])
                 solvers["action", key] = _solvers(za, tr)
                 solvers["state", key] = _solvers(zr[:, state_cols], tr)
             result = _fit_advantage(
                 zr,
                 yr,
+                za,
+                ya,
                 tr,
-                state_keys[rows],
                 state_cols,
                 action_cols,
                 alphas,
                 solvers["action", key],
                 solvers["state", key],
             )
-            weight[j] = result.weight
-            alpha_action = result.alpha_action
-        bias[j] = result.bias
+        weight[j], bias[j] = result.weight, result.bias
         fits[name] = result
         logger.info(
             "ridge %s: alpha=%g%s val_mse=%.4f (zero %.4f, mean %.4f) n=%d/%d",
             name,
             result.alpha,
-            "" if alpha_action is None else f" (action part {alpha_action:g})",
+            "" if result.alpha_action is None else f" (action part {result.alpha_action:g})",
             result.val_mse,
             result.val_mse_zero,
             result.val_mse_mean,
