@@ -128,9 +128,9 @@ class DefaultBackbone(Backbone):
         self.z_blocks: list[tuple[int, int]] = list(zip([0, *ends[:-1]], ends, strict=True))
         # For the advantage fit: the state is the instruction, history, observation and image blocks; the
         # action relative to the state is summed up by the structural and similarity scalars.
-        scalars = range(7 * TEXT_DIM, 7 * TEXT_DIM + self.n_structural + len(SIMILARITY_FEATURES))
-        self.action_columns = list(scalars)
-        self.state_columns = list(range(3 * TEXT_DIM)) + list(range(scalars.stop, self.z_dim))
+        (scalars_start, _), (_, scalars_end) = self.z_blocks[7], self.z_blocks[8]  # structural, similarity
+        self.action_columns = list(range(scalars_start, scalars_end))
+        self.state_columns = list(range(3 * TEXT_DIM)) + list(range(scalars_end, self.z_dim))
         self.prompt_cache = LRUCache(self.options["cache_size"])
         self.text_cache = LRUCache(self.options["text_cache_size"])
 
