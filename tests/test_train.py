@@ -194,6 +194,13 @@ def test_exclude_envs_leaves_families_out(toy_data, tiny_vlms, tmp_path):
     counts = train(train_dir, None, config).summary["counts"]
     assert counts["steps"] == len({s.record_id for s in kept})
     assert counts["pairs"] == sum(p.env_id != "toy/login-form" for p in data.pairs)
+    # Task-wise: one task of every family left out, the other tasks of the same families kept.
+    left_out = sorted({s.task_id for s in kept})[::2]
+    config.exclude_envs, config.exclude_tasks = [], left_out
+    counts = train(train_dir, None, config).summary["counts"]
+    assert counts["steps"] == len({s.record_id for s in data.steps if s.task_id not in left_out})
+    assert counts["pairs"] == sum(p.task_id not in left_out for p in data.pairs)
+    config.exclude_envs = ["toy/login-form"]
     # The hf backbone's z mixes state and action: the advantage fit is refused before anything is encoded.
     config.ridge_fit, config.cache_dir = "advantage", str(tmp_path / "advantage_cache")
     with pytest.raises(ValueError, match="backbone 'hf' does not"):
@@ -201,6 +208,9 @@ def test_exclude_envs_leaves_families_out(toy_data, tiny_vlms, tmp_path):
     assert not (tmp_path / "advantage_cache").exists()
     with pytest.raises(ValueError, match="exclude_envs"):
         TrainConfig(exclude_envs=[3])
+    with pytest.raises(ValueError, match="exclude_tasks must be a list of task ids"):
+        TrainConfig(exclude_tasks={"t": 1})
+    assert TrainConfig(exclude_tasks="t/0").exclude_tasks == ["t/0"]
 
 
 def test_feature_cache_reuse_and_fingerprint(toy_data, tiny_vlms, tmp_path):
@@ -242,6 +252,29 @@ def test_pair_table_traj_groups(toy_data):
         build_pair_table(bad, [], InputFactory(train_dir))
 
 
+def test_advantage_action_blocks_by_name():
+    from similar_rl.model import SimilarRewardModel
+    from similar_rl.testing import tiny_default_config
+    from similar_rl.train.stage1_ridge import advantage_columns
+
+    model = SimilarRewardModel(tiny_default_config(use_image=False))
+    backbone = model.backbone
+    assert backbone.z_block_names[-1] == "similarity" and len(backbone.z_block_names) == len(backbone.z_blocks)
+    state, action = advantage_columns(model)
+    assert (state, action) == (backbone.state_columns, backbone.action_columns)
+    assert action == backbone.block_columns(["structural", "similarity"])
+    _, wider = advantage_columns(model, ["instruction_x_action", "similarity", "structural"])
+    start, end = backbone.z_blocks[backbone.z_block_names.index("instruction_x_action")]
+    assert wider == sorted([*range(start, end), *action]) and not set(wider) & set(state)
+    with pytest.raises(ValueError, match=r"\['screenshot'\] are not blocks"):
+        advantage_columns(model, ["structural", "screenshot"])
+    with pytest.raises(ValueError, match=r"\['history'\] describe the state"):
+        advantage_columns(model, ["history", "structural"])
+    for bad in ("structural", [], [3]):
+        with pytest.raises(ValueError, match="ridge_action_blocks must be null or a non-empty list"):
+            TrainConfig(ridge_action_blocks=bad)
+
+
 @pytest.mark.slow
 def test_train_default_backbone(toy_data, tmp_path):
     from similar_rl.model import SimilarRewardModel
@@ -267,6 +300,11 @@ def test_train_default_backbone(toy_data, tmp_path):
     weight = advantage.model.experts.weight.detach()  # (n_experts, z_dim)
     assert unused and torch.all(weight[:, unused] == 0) and torch.any(weight[:, backbone.action_columns] != 0)
     assert all("alpha_action" in m for m in advantage.summary["stage1"].values())
+    # Named action blocks widen the action part: the instruction x action products get weight too.
+    config.ridge_action_blocks = ["instruction_x_action", "structural", "similarity"]
+    wider = train(train_dir, None, config).model.experts.weight.detach()
+    products = backbone.block_columns(["instruction_x_action"])
+    assert torch.all(weight[:, products] == 0) and torch.any(wider[:, products] != 0)
     steps = [InputFactory(train_dir).from_step(r) for r in load_dataset_folder(train_dir).steps[:4]]
     reloaded = SimilarRewardModel.from_pretrained(tmp_path / "out")
     assert torch.allclose(result.model.score_steps(steps), reloaded.score_steps(steps), atol=1e-5)

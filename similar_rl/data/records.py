@@ -33,7 +33,7 @@ class StepRecord:
     """One labelled candidate action (a child of an MCTS-P node)."""
 
     record_id: str
-    task_id: str  # one task = one env id and seed; splits are by task family (env_id)
+    task_id: str  # one task = one env id and seed; splits are by task or by family (env_id)
     env_id: str
     seed: int
     instruction: str

@@ -65,6 +65,10 @@ class TrainConfig:
         default_factory=list,
         metadata={"help": "env ids whose steps and pairs are left out of training (e.g. for family-wise CV)"},
     )
+    exclude_tasks: list[str] = field(
+        default_factory=list,
+        metadata={"help": "task ids whose steps and pairs are left out of training (e.g. for task-wise CV)"},
+    )
     pair_types: list[str] = field(
         default_factory=lambda: list(PAIR_TYPES),
         metadata={"help": "pair types used by the gate (and LoRA) Bradley-Terry loss"},
@@ -88,6 +92,14 @@ class TrainConfig:
             "help": "'plain' (one ridge on all of z, as in the paper) or 'advantage' (state value + action "
             "advantage: the backbone's action columns fit on targets centred over sibling actions, its state "
             "columns on the rest; see similar_rl/train/stage1_ridge.py)"
+        },
+    )
+    ridge_action_blocks: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "with ridge_fit 'advantage': the named blocks of z (the backbone's z_block_names) that form "
+            "the action part; null: the backbone's own choice (default backbone: the structural and similarity "
+            "scalars)"
         },
     )
     val_fraction: float = field(
@@ -174,12 +186,13 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.gate_max_epochs must be > 0 or null, got {self.gate_max_epochs!r}")
         if self.max_pairs is not None:
             _at_least(self, "max_pairs", 1)
-        if isinstance(self.exclude_envs, str):
-            self.exclude_envs = [self.exclude_envs]
-        if not isinstance(self.exclude_envs, list | tuple) or not all(
-            isinstance(e, str) for e in self.exclude_envs
-        ):
-            raise ValueError(f"TrainConfig.exclude_envs must be a list of env ids, got {self.exclude_envs!r}")
+        for name, what in (("exclude_envs", "env ids"), ("exclude_tasks", "task ids")):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = [value]
+                setattr(self, name, value)
+            if not isinstance(value, list | tuple) or not all(isinstance(e, str) for e in value):
+                raise ValueError(f"TrainConfig.{name} must be a list of {what}, got {value!r}")
         if isinstance(self.pair_types, str):
             self.pair_types = [self.pair_types]
         bad = [t for t in self.pair_types if t not in PAIR_TYPES]
@@ -203,6 +216,15 @@ class TrainConfig:
             )
         if self.ridge_fit not in RIDGE_FITS:
             raise ValueError(f"TrainConfig.ridge_fit is {self.ridge_fit!r}; choose one of {list(RIDGE_FITS)}")
+        if self.ridge_action_blocks is not None and (
+            not isinstance(self.ridge_action_blocks, list | tuple)
+            or not self.ridge_action_blocks
+            or not all(isinstance(b, str) for b in self.ridge_action_blocks)
+        ):
+            raise ValueError(
+                f"TrainConfig.ridge_action_blocks must be null or a non-empty list of block names, "
+                f"got {self.ridge_action_blocks!r}"
+            )
         if not (_is_number(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
             raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got {self.val_fraction!r}")
         for name in ("gate_lr", "lora_lr", "lora_alpha"):

@@ -14,8 +14,9 @@ Two ways to fit (``ridge_fit``):
   (steps sharing a prompt), so they learn only what tells sibling actions apart; then the state columns are
   fit on what is left. The expert is still one linear map ``r = W z`` (the two weight vectors added), so models
   fit either way load and score alike. Which columns are which comes from the backbone
-  (``state_columns``/``action_columns``; columns in neither get no weight); a backbone that does not declare them (``hf``: its z is one hidden
-  state mixing both) supports only ``plain``.
+  (``state_columns``/``action_columns``; columns in neither get no weight), or, for the action part, from the
+  config's ``ridge_action_blocks`` (named blocks of z). A backbone that does not declare them (``hf``: its z is
+  one hidden state mixing both) supports only ``plain``.
 
 Example:
     >>> import numpy as np
@@ -388,21 +389,37 @@ def fit_experts(
     return weight * scales, bias, fits
 
 
-def advantage_columns(model) -> tuple[list[int], list[int]]:
-    """The (state, action) columns of ``z`` the model's backbone declares for ``ridge_fit: advantage``.
+def advantage_columns(model, action_blocks: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
+    """The (state, action) columns of ``z`` for ``ridge_fit: advantage``: the backbone's declared ones, or, with
+    ``action_blocks``, the columns of those named blocks of z (``backbone.z_block_names``) as the action part.
 
     Raises:
-        ValueError: the backbone does not declare them.
+        ValueError: the backbone does not declare them, a block name is unknown, or a block is a state block.
     """
     backbone = getattr(model, "backbone", None)
     state, action = getattr(backbone, "state_columns", None), getattr(backbone, "action_columns", None)
+    kind = getattr(backbone, "kind", type(backbone).__name__)
     if state is None or action is None or len(state) == 0 or len(action) == 0:
-        kind = getattr(backbone, "kind", type(backbone).__name__)
         raise ValueError(
             f"ridge_fit 'advantage' needs a backbone that says which columns of z describe the state and which "
             f"the action; backbone {kind!r} does not (its z mixes both). Use ridge_fit: plain"
         )
-    return list(state), list(action)
+    if action_blocks is None:
+        return list(state), list(action)
+    names = list(getattr(backbone, "z_block_names", None) or [])
+    unknown = [b for b in action_blocks if b not in names]
+    if unknown:
+        raise ValueError(
+            f"ridge_action_blocks {unknown} are not blocks of backbone {kind!r}; its blocks: {names}"
+        )
+    ranges = dict(zip(names, backbone.z_blocks, strict=True))
+    action = sorted({c for b in action_blocks for c in range(*ranges[b])})
+    in_state = [b for b in action_blocks if set(range(*ranges[b])) & set(state)]
+    if in_state:
+        raise ValueError(
+            f"ridge_action_blocks {in_state} describe the state alone and cannot be action blocks"
+        )
+    return list(state), action
 
 
 def run_stage1(
@@ -421,7 +438,11 @@ def run_stage1(
     )
     standardize = getattr(config, "ridge_standardize", "none")
     fit = getattr(config, "ridge_fit", "plain")
-    state_columns, action_columns = advantage_columns(model) if fit == "advantage" else (None, None)
+    state_columns, action_columns = (
+        advantage_columns(model, getattr(config, "ridge_action_blocks", None))
+        if fit == "advantage"
+        else (None, None)
+    )
     blocks = getattr(getattr(model, "backbone", None), "z_blocks", None)
     weight, bias, fits = fit_experts(
         z_np,

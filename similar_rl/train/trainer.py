@@ -135,10 +135,10 @@ def train(
     )
     try:
         steps, pairs, root = load_records(data)
-        if config.exclude_envs:
-            left_out = set(config.exclude_envs)
-            steps = [s for s in steps if s.env_id not in left_out]
-            pairs = [p for p in pairs if p.env_id not in left_out]
+        if config.exclude_envs or config.exclude_tasks:
+            envs, tasks = set(config.exclude_envs), set(config.exclude_tasks)
+            steps = [s for s in steps if s.env_id not in envs and s.task_id not in tasks]
+            pairs = [p for p in pairs if p.env_id not in envs and p.task_id not in tasks]
         if config.max_pairs is not None and len(pairs) > config.max_pairs:
             keep = np.sort(
                 np.random.default_rng(config.seed).choice(len(pairs), config.max_pairs, replace=False)
@@ -146,7 +146,8 @@ def train(
             pairs = [pairs[i] for i in keep]
         model = build_model(config) if model is None else model
         if config.ridge_fit == "advantage":
-            advantage_columns(model)  # fail before encoding if the backbone cannot split state and action
+            # Fail before encoding if the backbone cannot split state and action as asked.
+            advantage_columns(model, config.ridge_action_blocks)
         model.to(accelerator.device)
         factory = InputFactory(root, use_images=bool(getattr(model.config, "use_image", True)))
         step_table = build_step_table(steps, factory)

@@ -93,6 +93,10 @@ class Backbone(nn.Module):
     #: it, for the stage-1 ``ridge_fit: advantage`` split; None: the backbone supports only ``plain``.
     state_columns: list[int] | None = None
     action_columns: list[int] | None = None
+    #: Named column ranges of ``z`` (``z_blocks[i]`` is ``(start, end)`` of block ``z_block_names[i]``), for
+    #: per-block standardisation and for choosing the action part of the advantage fit by name.
+    z_blocks: list[tuple[int, int]] | None = None
+    z_block_names: list[str] | None = None
 
     def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``x`` of shape ``(B, x_dim)`` and ``z`` of shape ``(B, z_dim)`` (float32, on the model device)."""

@@ -40,6 +40,19 @@ from similar_rl.types import StepInput
 logger = logging.getLogger(__name__)
 
 TEXT_DIM = 384
+#: Names of z's blocks, in order (the image block only when the screenshot is used).
+Z_BLOCK_NAMES = (
+    "instruction",
+    "history",
+    "observation",
+    "action",
+    "instruction_x_action",
+    "observation_x_action",
+    "last_x_action",
+    "structural",
+    "similarity",
+    "image",
+)
 IMAGE_DIM = 1280
 #: Input normalisation of the EfficientNet-Lite weights (TF-Lite release: (pixel - 127) / 128).
 _IMAGE_MEAN = 127.0 / 255.0
@@ -122,17 +135,23 @@ class DefaultBackbone(Backbone):
         self.x_dim = 3 * TEXT_DIM + image_dim
         self.z_dim = 7 * TEXT_DIM + self.n_structural + len(SIMILARITY_FEATURES) + image_dim
         # Column ranges of z's feature blocks (seven text blocks, structural scalars, similarity scalars, image),
-        # for per-block standardisation in the stage-1 ridge fit.
+        # for per-block standardisation and the advantage split of the stage-1 ridge fit.
         ends = [*(TEXT_DIM * (i + 1) for i in range(7)), 7 * TEXT_DIM + self.n_structural]
         ends += [ends[-1] + len(SIMILARITY_FEATURES)] + ([self.z_dim] if self.use_image else [])
-        self.z_blocks: list[tuple[int, int]] = list(zip([0, *ends[:-1]], ends, strict=True))
-        # For the advantage fit: the state is the instruction, history, observation and image blocks; the
-        # action relative to the state is summed up by the structural and similarity scalars.
-        (scalars_start, _), (_, scalars_end) = self.z_blocks[7], self.z_blocks[8]  # structural, similarity
-        self.action_columns = list(range(scalars_start, scalars_end))
-        self.state_columns = list(range(3 * TEXT_DIM)) + list(range(scalars_end, self.z_dim))
+        self.z_blocks = list(zip([0, *ends[:-1]], ends, strict=True))
+        self.z_block_names = list(Z_BLOCK_NAMES[: len(self.z_blocks)])
+        # For the advantage fit: the state is the instruction, history, observation and image blocks; by
+        # default the action relative to the state is summed up by the structural and similarity scalars.
+        self.state_columns = self.block_columns(["instruction", "history", "observation", "image"])
+        self.action_columns = self.block_columns(["structural", "similarity"])
         self.prompt_cache = LRUCache(self.options["cache_size"])
         self.text_cache = LRUCache(self.options["text_cache_size"])
+
+    def block_columns(self, names: Sequence[str]) -> list[int]:
+        """The columns of ``z`` in the named blocks (names the model lacks, like ``image`` when text-only, add
+        nothing)."""
+        ranges = dict(zip(self.z_block_names, self.z_blocks, strict=True))
+        return [c for name in names if name in ranges for c in range(*ranges[name])]
 
     def train(self, mode: bool = True) -> DefaultBackbone:
         """The encoders are frozen: they stay in eval mode (no dropout) whatever ``mode`` is."""

@@ -1,15 +1,17 @@
-"""Family-wise cross-validation of Triple-M recipes on one training folder, to choose a recipe without a held-out set.
+"""K-fold cross-validation of Triple-M recipes on one training folder, to choose a recipe without a held-out set.
 
-The env ids (task families) of the folder are split into K folds; for each fold the model is trained on the
-other families (``exclude_envs``) and scored on the fold's pairs, beside the zero-shot text-similarity baseline on
-the same pairs. Features are cached, so each fold costs stage 1 + stage 2 only.
+``--split family`` (default) splits the env ids (task families) of the folder into K folds and trains each fold's
+model on the other families (``exclude_envs``): it measures transfer to unseen families. ``--split task`` splits
+the task ids (one env id and seed) instead, so every family is seen in training but no fold task is
+(``exclude_tasks``): the task split of METHOD.md. Each fold is scored on its pairs beside the zero-shot
+text-similarity baseline on the same pairs. Features are cached, so each fold costs stage 1 + stage 2 only.
 
 Usage:
-    python benchmarks/family_cv.py --data data/default_train --config configs/train_cpu_default.yaml \\
-        --variant "plain:" --variant "small_alpha: ridge_alphas=[0.01, 0.1]" [--folds 5]
+    python benchmarks/cv.py --data data/default_train --config configs/train_cpu_default.yaml \\
+        --variant "plain:" --variant "small_alpha: ridge_alphas=[0.01, 0.1]" [--folds 5] [--split task]
 
 A variant is ``NAME: key=value; key=value`` with YAML values; ``model.<field>=value`` sets a model field.
-Writes benchmarks/results/family_cv.json and family_cv.md.
+Writes benchmarks/results/<split>_cv.json and <split>_cv.md (``--out`` changes the stem).
 """
 
 from __future__ import annotations
@@ -41,14 +43,15 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name.strip(), overrides
 
 
-def fold_table(records: tuple, envs: set[str], use_images: bool):
-    """PairTable of the pairs of ``envs`` among ``records`` = (steps, pairs, screenshot root)."""
+def fold_table(records: tuple, key: str, fold: set[str], use_images: bool):
+    """PairTable of the pairs among ``records`` = (steps, pairs, screenshot root) whose ``key`` attribute
+    (``env_id`` or ``task_id``) is in ``fold``."""
     from similar_rl.train.data import InputFactory, build_pair_table
 
     steps, pairs, root = records
     return build_pair_table(
-        [p for p in pairs if p.env_id in envs],
-        [s for s in steps if s.env_id in envs],
+        [p for p in pairs if getattr(p, key) in fold],
+        [s for s in steps if getattr(s, key) in fold],
         InputFactory(root, use_images=use_images),
     )
 
@@ -63,7 +66,10 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     parser.add_argument("--cache-dir", default=None, help="feature cache (default: the user cache)")
-    parser.add_argument("--out", default="family_cv", help="result file stem under benchmarks/results/")
+    parser.add_argument(
+        "--split", choices=["family", "task"], default="family", help="what a fold leaves out of training"
+    )
+    parser.add_argument("--out", default=None, help="result file stem under benchmarks/results/ (<split>_cv)")
     args = parser.parse_args()
     machine = setup()
     logging.basicConfig(level=logging.WARNING)
@@ -75,11 +81,12 @@ def main() -> int:
     variants = [parse_variant(v) for v in args.variant] or [("config", {})]
     base = TrainConfig.from_yaml(args.config)
     records = load_records(args.data)
-    families = sorted({s.env_id for s in records[0]})
-    if len(families) < args.folds:
-        parser.error(f"{args.data} has {len(families)} env ids, fewer than --folds {args.folds}")
-    order = np.random.default_rng(args.seed).permutation(len(families))
-    folds = [sorted(families[i] for i in order[k :: args.folds]) for k in range(args.folds)]
+    key, exclude = ("env_id", "exclude_envs") if args.split == "family" else ("task_id", "exclude_tasks")
+    groups = sorted({getattr(s, key) for s in records[0]})
+    if len(groups) < args.folds:
+        parser.error(f"{args.data} has {len(groups)} {key}s, fewer than --folds {args.folds}")
+    order = np.random.default_rng(args.seed).permutation(len(groups))
+    folds = [sorted(groups[i] for i in order[k :: args.folds]) for k in range(args.folds)]
     hits: dict[str, dict[str, list[float]]] = {}  # variant -> type -> [correct, count]
 
     def add(name: str, acc: dict, cnt: dict) -> None:
@@ -91,39 +98,39 @@ def main() -> int:
 
     t0 = time.perf_counter()
     for k, fold in enumerate(folds):
-        table = fold_table(records, set(fold), use_images=True)
+        table = fold_table(records, key, set(fold), use_images=True)
         add("text_similarity", *pairwise_accuracy(text_similarity_scores(table), table))
         for name, overrides in variants:
             fields = {**overrides, "model": {**base.model, **overrides.get("model", {})}}
             config = TrainConfig.from_yaml(
-                args.config, **fields, exclude_envs=fold, cache_dir=args.cache_dir, progress=False
+                args.config, **fields, **{exclude: fold}, cache_dir=args.cache_dir, progress=False
             )
             model = train(args.data, None, config).model
-            own = table if model.config.use_image else fold_table(records, set(fold), use_images=False)
+            own = table if model.config.use_image else fold_table(records, key, set(fold), use_images=False)
             report = evaluate(model, own, cache_dir=args.cache_dir)
             add(name, report["accuracy"], report["count"])
-        print(
-            f"fold {k + 1}/{args.folds} done ({time.perf_counter() - t0:.0f} s): {', '.join(fold)}",
-            flush=True,
-        )
+        shown = ", ".join(fold) if args.split == "family" else f"{len(fold)} tasks"
+        print(f"fold {k + 1}/{args.folds} done ({time.perf_counter() - t0:.0f} s): {shown}", flush=True)
     shares = {name: {t: c / n for t, (c, n) in per.items()} for name, per in hits.items()}
     rows = {name: {t: 100 * v for t, v in row.items()} for name, row in shares.items()}
     counts = {t: n for t, (_, n) in hits["text_similarity"].items()}
     lines = [
-        f"# Family-wise {args.folds}-fold CV of Triple-M recipes",
+        f"# {args.split.capitalize()}-wise {args.folds}-fold CV of Triple-M recipes",
         "",
-        f"data `{args.data}` ({len(families)} env ids), config `{args.config}`, fold seed {args.seed}. "
-        "Accuracy in % over all folds' pairs (ties count 0.5); each fold's families are never trained on.",
+        f"data `{args.data}` ({len(groups)} {key}s), config `{args.config}`, fold seed {args.seed}. "
+        f"Accuracy in % over all folds' pairs (ties count 0.5); each fold's {args.split}s are never trained on.",
         "",
         format_table(shares, counts),
     ]
     lines += ["", "Variants: " + "; ".join(f"`{n}` = {json.dumps(o)}" for n, o in variants)]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / f"{args.out}.json").write_text(
+    stem = args.out or f"{args.split}_cv"
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.json").write_text(
         json.dumps(
             {
                 "machine": machine,
+                "split": args.split,
                 "folds": folds,
                 "variants": dict(variants),
                 "accuracy": rows,
