@@ -114,11 +114,12 @@ def main() -> int:
     shares = {name: {t: c / n for t, (c, n) in per.items()} for name, per in hits.items()}
     rows = {name: {t: 100 * v for t, v in row.items()} for name, row in shares.items()}
     counts = {t: n for t, (_, n) in hits["text_similarity"].items()}
+    plural = {"family": "families", "task": "tasks"}[args.split]
     lines = [
         f"# {args.split.capitalize()}-wise {args.folds}-fold CV of Triple-M recipes",
         "",
         f"data `{args.data}` ({len(groups)} {key}s), config `{args.config}`, fold seed {args.seed}. "
-        f"Accuracy in % over all folds' pairs (ties count 0.5); each fold's {args.split}s are never trained on.",
+        f"Accuracy in % over all folds' pairs (ties count 0.5); each fold's {plural} are never trained on.",
         "",
         format_table(shares, counts),
     ]

@@ -7,7 +7,7 @@ Usage (rerunnable; features are cached, so a rerun skips encoding):
     python benchmarks/triple_m.py --toy   # builds small toy datasets (split by task family) and runs on them
 
 Writes benchmarks/results/triple_m.json and triple_m.md (one table per held-out folder). Held-out folders must
-hold other tasks (split by task family) than the training folder.
+hold other tasks than the training folder: other seeds of its families (the task split) or other families.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--train", help="training dataset folder")
-    parser.add_argument("--heldout", nargs="+", help="held-out dataset folder(s) (other task families)")
+    parser.add_argument("--heldout", nargs="+", help="held-out dataset folder(s) (other tasks or families)")
     parser.add_argument(
         "--toy", action="store_true", help="build toy datasets (train: 3 families, held out: 1)"
     )
