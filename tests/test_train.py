@@ -259,7 +259,9 @@ def test_advantage_action_blocks_by_name():
 
     model = SimilarRewardModel(tiny_default_config(use_image=False))
     backbone = model.backbone
-    assert backbone.z_block_names[-1] == "similarity" and len(backbone.z_block_names) == len(backbone.z_blocks)
+    assert backbone.z_block_names[-1] == "similarity" and len(backbone.z_block_names) == len(
+        backbone.z_blocks
+    )
     state, action = advantage_columns(model)
     assert (state, action) == (backbone.state_columns, backbone.action_columns)
     assert action == backbone.block_columns(["structural", "similarity"])
