@@ -79,6 +79,15 @@ def main() -> int:
     from similar_rl.train.trainer import train
 
     variants = [parse_variant(v) for v in args.variant] or [("config", {})]
+    names = [name for name, _ in variants]
+    if len(set(names)) != len(names) or "text_similarity" in names:
+        parser.error(f"variant names must be distinct and not 'text_similarity', got {names}")
+    reserved = {"exclude_envs", "exclude_tasks", "cache_dir", "progress"}
+    for name, overrides in variants:
+        if reserved & set(overrides):
+            parser.error(
+                f"variant {name!r} sets {sorted(reserved & set(overrides))}, which this script sets per fold"
+            )
     base = TrainConfig.from_yaml(args.config)
     records = load_records(args.data)
     key, exclude = ("env_id", "exclude_envs") if args.split == "family" else ("task_id", "exclude_tasks")

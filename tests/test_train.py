@@ -274,7 +274,9 @@ def test_advantage_action_blocks_by_name():
         advantage_columns(model, ["history", "structural"])
     for bad in ("structural", [], [3]):
         with pytest.raises(ValueError, match="ridge_action_blocks must be null or a non-empty list"):
-            TrainConfig(ridge_action_blocks=bad)
+            TrainConfig(ridge_fit="advantage", ridge_action_blocks=bad)
+    with pytest.raises(ValueError, match="applies only to ridge_fit: advantage"):
+        TrainConfig(ridge_fit="plain", ridge_action_blocks=["structural"])
 
 
 @pytest.mark.slow

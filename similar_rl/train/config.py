@@ -225,6 +225,8 @@ class TrainConfig:
                 f"TrainConfig.ridge_action_blocks must be null or a non-empty list of block names, "
                 f"got {self.ridge_action_blocks!r}"
             )
+        if self.ridge_action_blocks is not None and self.ridge_fit != "advantage":
+            raise ValueError("TrainConfig.ridge_action_blocks applies only to ridge_fit: advantage")
         if not (_is_number(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
             raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got {self.val_fraction!r}")
         for name in ("gate_lr", "lora_lr", "lora_alpha"):
