@@ -412,9 +412,8 @@ def advantage_columns(model, action_blocks: Sequence[str] | None = None) -> tupl
         raise ValueError(
             f"ridge_action_blocks {unknown} are not blocks of backbone {kind!r}; its blocks: {names}"
         )
-    ranges = dict(zip(names, backbone.z_blocks, strict=True))
-    action = sorted({c for b in action_blocks for c in range(*ranges[b])})
-    in_state = [b for b in action_blocks if set(range(*ranges[b])) & set(state)]
+    action = sorted(set(backbone.block_columns(action_blocks)))
+    in_state = [b for b in action_blocks if set(backbone.block_columns([b])) & set(state)]
     if in_state:
         raise ValueError(
             f"ridge_action_blocks {in_state} describe the state alone and cannot be action blocks"

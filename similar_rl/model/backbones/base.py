@@ -98,6 +98,12 @@ class Backbone(nn.Module):
     z_blocks: list[tuple[int, int]] | None = None
     z_block_names: list[str] | None = None
 
+    def block_columns(self, names: Sequence[str]) -> list[int]:
+        """The columns of ``z`` in the named blocks; names the backbone lacks (``image`` when text-only, or any
+        name where ``z_block_names`` is None) add nothing."""
+        ranges = dict(zip(self.z_block_names or [], self.z_blocks or [], strict=True))
+        return [c for name in names if name in ranges for c in range(*ranges[name])]
+
     def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``x`` of shape ``(B, x_dim)`` and ``z`` of shape ``(B, z_dim)`` (float32, on the model device)."""
         raise NotImplementedError

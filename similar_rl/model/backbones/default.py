@@ -40,6 +40,7 @@ from similar_rl.types import StepInput
 logger = logging.getLogger(__name__)
 
 TEXT_DIM = 384
+IMAGE_DIM = 1280
 #: Names of z's blocks, in order (the image block only when the screenshot is used).
 Z_BLOCK_NAMES = (
     "instruction",
@@ -53,7 +54,6 @@ Z_BLOCK_NAMES = (
     "similarity",
     "image",
 )
-IMAGE_DIM = 1280
 #: Input normalisation of the EfficientNet-Lite weights (TF-Lite release: (pixel - 127) / 128).
 _IMAGE_MEAN = 127.0 / 255.0
 _IMAGE_STD = 128.0 / 255.0
@@ -146,12 +146,6 @@ class DefaultBackbone(Backbone):
         self.action_columns = self.block_columns(["structural", "similarity"])
         self.prompt_cache = LRUCache(self.options["cache_size"])
         self.text_cache = LRUCache(self.options["text_cache_size"])
-
-    def block_columns(self, names: Sequence[str]) -> list[int]:
-        """The columns of ``z`` in the named blocks (names the model lacks, like ``image`` when text-only, add
-        nothing)."""
-        ranges = dict(zip(self.z_block_names, self.z_blocks, strict=True))
-        return [c for name in names if name in ranges for c in range(*ranges[name])]
 
     def train(self, mode: bool = True) -> DefaultBackbone:
         """The encoders are frozen: they stay in eval mode (no dropout) whatever ``mode`` is."""
