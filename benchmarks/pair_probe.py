@@ -27,14 +27,7 @@ from _common import markdown_table, setup, write_results
 BLOCK_SETS = {
     "scalars": ["structural", "similarity"],
     "ia_scalars": ["instruction_x_action", "structural", "similarity"],
-    "all_action": [
-        "action",
-        "instruction_x_action",
-        "observation_x_action",
-        "last_x_action",
-        "structural",
-        "similarity",
-    ],
+    "all_action": None,  # every block of z that is not a state block, read off the backbone
 }
 PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 FAMILY_COLUMNS = ("model", "text_similarity", "probe_ia_scalars")
@@ -106,8 +99,12 @@ def main() -> int:
     val_tasks = {names[i] for i in order[: max(1, len(names) // 5)]}
     val = np.array([t in val_tasks for t in tasks])
     probes, chosen_penalty = {}, {}
-    for name, blocks in BLOCK_SETS.items():
-        cols = model.backbone.block_columns(blocks)
+    backbone = model.backbone
+    state = set(backbone.state_columns)
+    action_blocks = [b for b in backbone.z_block_names if not set(backbone.block_columns([b])) & state]
+    block_sets = {name: blocks or action_blocks for name, blocks in BLOCK_SETS.items()}
+    for name, blocks in block_sets.items():
+        cols = backbone.block_columns(blocks)
         diff = z[c][:, cols] - z[r][:, cols]
         scale = diff[~val].std(axis=0) + 1e-8
         val_acc = {p: accuracy(diff[val] / scale @ fit_probe(diff[~val] / scale, p)) for p in PENALTIES}
@@ -150,7 +147,7 @@ def main() -> int:
             "",
             markdown_table(header, table_rows),
             "",
-            "Blocks: " + "; ".join(f"`{n}` = {', '.join(b)}" for n, b in BLOCK_SETS.items()),
+            "Blocks: " + "; ".join(f"`{n}` = {', '.join(b)}" for n, b in block_sets.items()),
         ]
     )
     for folder, family_rows in by_family.items():
@@ -164,7 +161,7 @@ def main() -> int:
             "accuracy": rows,
             "count": counts,
             "penalty": chosen_penalty,
-            "blocks": BLOCK_SETS,
+            "blocks": block_sets,
             "by_family": {
                 f: [dict(zip(["env_id", "pairs", *FAMILY_COLUMNS], r, strict=True)) for r in v]
                 for f, v in by_family.items()
