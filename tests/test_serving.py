@@ -5,6 +5,7 @@ import base64
 import http.client
 import io
 import json
+import select
 import socket
 import threading
 import time
@@ -366,3 +367,182 @@ def test_serve_command_refuses_bad_setup(tmp_path, monkeypatch, capsys):
     assert "NO_SUCH_TOKEN_VAR is unset" in capsys.readouterr().err
     assert main(["serve", "--model", str(tmp_path / "missing"), "--port", "0"]) == 2
     assert "similar-rl serve:" in capsys.readouterr().err
+
+
+# -- hostile requests -----------------------------------------------------------------------------------------------
+def _raw(server, data: bytes, read_timeout: float = 10.0) -> bytes:
+    """Send raw bytes on a fresh connection and return what comes back before the server closes it."""
+    host, port = server.bind().server_address[:2]
+    with socket.create_connection((host, port), timeout=read_timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "step, field",
+    [
+        ('{"instruction": "\\ud800", "action": "a"}', "steps[0].instruction"),
+        ('{"instruction": "x", "action": "a\\udfff"}', "steps[0].action"),
+        ('{"instruction": "x", "action": "a", "history": ["ok", "\\ud800"]}', "steps[0].history[1]"),
+        ('{"instruction": "x", "action": "a", "observation_text": "\\udc00"}', "steps[0].observation_text"),
+        ('{"instruction": "x", "action": "a", "screenshot_path": "\\ud800.png"}', "steps[0].screenshot_path"),
+    ],
+)
+def test_lone_surrogates_get_400_naming_the_field(serve, tmp_path, step, field):
+    server = serve(allowed_root=str(tmp_path))
+    status, answer = _post(server, f'{{"steps": [{step}]}}'.encode())
+    assert status == 400 and field in answer["error"] and "surrogate" in answer["error"], answer
+    assert server.batcher.failures == 0 and server.batcher.batches == 0  # refused before the model
+
+
+def test_a_bad_request_among_good_ones_costs_no_extra_model_call(steps, serve):
+    server = serve(max_wait_ms=500)
+    good = json.dumps(encode_request(steps[:1])).encode()
+    bad = b'{"steps": [{"instruction": "\\ud800", "action": "a"}]}'
+    results: list = []
+    threads = [
+        threading.Thread(target=lambda b=b: results.append(_post(server, b)[0])) for b in [bad] + [good] * 7
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == [200] * 7 + [400]
+    assert server.batcher.failures == 0 and server.batcher.steps == 7
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"steps": [{"instruction": "x", "action": "a", "history": [' + b"9" * 5000 + b"]}]}",
+        b'{"steps": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}",
+        b'{"steps": [], "images": [NaN, -Infinity]}',
+        b"\xff\xfe{}",
+    ],
+)
+def test_json_the_parser_rejects_gets_400_not_a_dropped_connection(serve, body):
+    status, answer = _post(serve(), body)
+    assert status == 400 and answer["error"], answer
+
+
+def test_an_unexpected_error_is_a_json_500(serve, monkeypatch):
+    import similar_rl.serving.server as server_module
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    server = serve()
+    monkeypatch.setattr(server_module, "parse_request", broken)
+    status, answer = _post(server, b'{"steps": []}')
+    assert status == 500 and "internal" in answer["error"]
+
+
+def _png_b64(size: int, seed: int) -> str:
+    image = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    return encode_png(image)
+
+
+def test_decoded_pixels_are_capped_per_request_and_repeats_decoded_once(serve):
+    server = serve(max_pixels_per_request=100 * 100)
+    same = _png_b64(80, 0)
+    repeated = {"steps": [{"instruction": "x", "action": "a", "screenshot": same} for _ in range(60)]}
+    status, answer = _post(server, json.dumps(repeated).encode())
+    assert status == 200 and len(answer["scores"]) == 60  # 60 copies of one image: 6400 pixels
+    distinct = {
+        "steps": [{"instruction": "x", "action": "a", "screenshot": _png_b64(80, i)} for i in range(2)]
+    }
+    status, answer = _post(server, json.dumps(distinct).encode())
+    assert status == 413 and "steps[1].screenshot" in answer["error"] and "10000" in answer["error"]
+    by_index = {"images": [same], "steps": [{"instruction": "x", "action": "a", "screenshot_index": 0}] * 3}
+    assert _post(server, json.dumps(by_index).encode())[0] == 200
+
+
+def test_a_trickling_client_is_cut_off_at_the_request_deadline(serve):
+    server = serve(socket_timeout_s=1.0, request_deadline_s=1.5)
+    host, port = server.bind().server_address[:2]
+    header = b"POST /score HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200 + b"\r\n"
+    cut_at = None
+    with socket.create_connection((host, port), timeout=5) as sock:
+        for i in range(len(header)):  # one byte every 0.1 s: 21 s for the whole header, far past the deadline
+            try:
+                sock.sendall(header[i : i + 1])
+            except OSError:
+                cut_at = i
+                break
+            ready = select.select([sock], [], [], 0.1)[0]
+            if ready and sock.recv(4096) == b"":
+                cut_at = i
+                break
+    assert cut_at is not None and cut_at < len(header) // 2, cut_at
+
+
+def test_open_connections_are_capped_with_503(steps, serve):
+    server = serve(max_connections=3, socket_timeout_s=30, request_deadline_s=30)
+    host, port = server.bind().server_address[:2]
+    idle = [socket.create_connection((host, port), timeout=10) for _ in range(3)]
+    try:
+        deadline = time.monotonic() + 10
+        while server._httpd.open_connections < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        reply = _raw(server, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 503") and b"too many open connections" in reply
+        threads_before = threading.active_count()
+        for _ in range(50):
+            _raw(server, b"")
+        assert threading.active_count() <= threads_before + 1  # refused at accept, no thread each
+    finally:
+        for sock in idle:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while server._httpd.open_connections > 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(RemoteScorer(server.url).score(steps[:1])) == 1
+
+
+@pytest.mark.parametrize("name", ["socket_timeout_s", "request_deadline_s"])
+def test_a_zero_timeout_is_refused(name):
+    from similar_rl.serving.server import ServerConfig
+
+    with pytest.raises(ValueError, match=f"{name} must be > 0"):
+        ServerConfig(**{name: 0})
+
+
+def test_health_reports_a_dead_batcher(serve):
+    server = serve()
+    assert RemoteScorer(server.url).health()["status"] == "ok"
+    server.batcher.stop()  # the thread is gone: nothing would ever be scored
+    reply = _raw(server, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 503") and b"unhealthy" in reply
+
+
+@pytest.mark.parametrize("length", ["+2", " 0x2", "2_0", "\u0662", "-1"])
+def test_content_length_must_be_plain_digits(serve, length):
+    request = f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{{}}".encode()
+    reply = _raw(serve(), request)
+    assert reply.startswith(b"HTTP/1.1 400") and b"plain digits" in reply
+
+
+def test_ipv6_loopback_binds_or_is_refused_clearly(model):
+    server = RewardServer(Scorer(model), host="::1", port=0)
+    try:
+        server.start()
+    except OSError as exc:
+        assert "IPv6" in str(exc)
+        return
+    try:
+        assert server.url.startswith("http://[::1]:")
+        assert RemoteScorer(server.url).health()["status"] == "ok"
+    finally:
+        server.stop()
+
+
+def test_open_metrics_expose_no_paths(serve, tmp_path):
+    server = serve(allowed_root=str(tmp_path))
+    metrics = RemoteScorer(server.url).metrics()
+    assert str(tmp_path) not in json.dumps(metrics) and metrics["config"]["allowed_root"] is True

@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from similar_rl.demo.episodes import StepRow, env_id_for, run_episode
+from similar_rl.demo.episodes import StepRow, run_episode
+from similar_rl.envs.miniwob import env_id_for
 
 __all__ = ["StepRow", "add_arguments", "env_id_for", "run", "run_episode"]
 

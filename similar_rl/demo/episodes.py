@@ -27,6 +27,7 @@ import numpy as np
 
 from similar_rl.dimensions import SCORE_KEYS
 from similar_rl.envs.base import EnvFailure
+from similar_rl.envs.miniwob import env_id_for
 from similar_rl.types import GUIState
 
 logger = logging.getLogger(__name__)
@@ -95,16 +96,6 @@ def run_episode(
             return
         history.append(action)
         state = outcome.state
-
-
-def env_id_for(family: str) -> str:
-    """``"click-button"`` -> ``"miniwob/click-button-v1"``; full ids (with a ``/``) pass through.
-
-    Example:
-        >>> env_id_for("click-button"), env_id_for("toy/login-form")
-        ('miniwob/click-button-v1', 'toy/login-form')
-    """
-    return family if "/" in family else f"miniwob/{family}-v1"
 
 
 def action_label(row: StepRow, width: int = 46) -> str:
@@ -238,7 +229,6 @@ def _one_episode(
 
 __all__ = [
     "StepRow",
-    "env_id_for",
     "format_row",
     "play_scored_episodes",
     "run_episode",

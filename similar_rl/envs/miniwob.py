@@ -109,6 +109,16 @@ def task_name(env_id: str) -> str:
     return base if sep and version.isdigit() else name
 
 
+def env_id_for(family: str) -> str:
+    """``"click-button"`` -> ``"miniwob/click-button-v1"``; full ids (with a ``/``) pass through.
+
+    Example:
+        >>> env_id_for("click-button"), env_id_for("toy/login-form")
+        ('miniwob/click-button-v1', 'toy/login-form')
+    """
+    return family if "/" in family else f"miniwob/{family}-v1"
+
+
 def _scalar(value: Any) -> float:
     return float(np.asarray(value).reshape(-1)[0])
 

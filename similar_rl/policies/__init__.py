@@ -4,6 +4,8 @@
 
 - ``"random"``: :class:`UniformRandomPolicy`, uniform over ``adapter.candidates(state)``;
 - ``"heuristic"``: :class:`HeuristicPolicy`, softmax over instruction/element text overlap (``temperature=``);
+- ``"mixed"``: :class:`MixedPolicy`, each action from the random policy with probability ``random_share``, else
+  from the heuristic;
 - ``"hf"``: ``similar_rl.policies.hf.HFPolicy``, a local Hugging Face LM (imported only when asked for).
 
 Example:
@@ -24,12 +26,14 @@ import importlib
 from typing import Any
 
 from similar_rl.policies.heuristic import HeuristicPolicy
+from similar_rl.policies.mixed import MixedPolicy
 from similar_rl.policies.random import UniformRandomPolicy
 
 #: Policy name -> class, or ``"module:Class"`` imported on first use.
 POLICIES: dict[str, type | str] = {
     "random": UniformRandomPolicy,
     "heuristic": HeuristicPolicy,
+    "mixed": MixedPolicy,
     "hf": "similar_rl.policies.hf:HFPolicy",
 }
 
@@ -60,6 +64,7 @@ def make_policy(name: str, adapter: Any, **kwargs: Any) -> Any:
 __all__ = [
     "POLICIES",
     "HeuristicPolicy",
+    "MixedPolicy",
     "UniformRandomPolicy",
     "get_policy_class",
     "make_policy",

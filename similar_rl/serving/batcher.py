@@ -98,6 +98,11 @@ class DynamicBatcher:
     def queued_requests(self) -> int:
         return len(self._queue)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the batching thread runs (a dead one answers nothing: the server reports unhealthy)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> DynamicBatcher:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="similar-rl-batcher", daemon=True)

@@ -69,6 +69,11 @@ MAX_STEPS_PER_REQUEST = 1024
 MAX_TEXT_CHARS = 200_000
 #: Longest accepted history (actions).
 MAX_HISTORY = 256
+#: Most decoded pixels of one request, over its distinct images (more: 413, checked from the PNG headers before
+#: any pixel is decoded). 32 Mi pixels hold about 1000 distinct MiniWoB++ screenshots (160x210).
+MAX_REQUEST_PIXELS = 2**25
+#: Most pixels of one image (a 4096x4096 screenshot).
+MAX_IMAGE_PIXELS = MAX_IMAGE_SIDE * MAX_IMAGE_SIDE
 
 STEP_KEYS = frozenset(
     {
@@ -119,36 +124,75 @@ def decode_png(text: Any, field: str) -> np.ndarray:
 
     The image size is checked from the PNG header before any pixel is decoded (no decompression bombs).
     """
-    if not isinstance(text, str):
-        raise RequestError(400, f"{field} must be a base64 PNG string, got {_kind(text)}")
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise RequestError(400, f"{field} is not valid base64 (send base64.b64encode(png_bytes))") from None
-    return _open_png(io.BytesIO(raw), field)
+    return _ImageBudget(MAX_IMAGE_PIXELS).inline(text, field)
 
 
-def _open_png(source: Any, field: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+class _ImageBudget:
+    """Decodes the images of one request: each distinct image once, at most ``max_pixels`` in all.
 
-    try:
-        with Image.open(source, formats=["PNG"]) as img:
-            width, height = img.size
-            if width == 0 or height == 0 or max(width, height) > MAX_IMAGE_SIDE:
-                raise RequestError(
-                    413 if max(width, height) > MAX_IMAGE_SIDE else 400,
-                    f"{field} is {width}x{height}; each side must be 1..{MAX_IMAGE_SIDE} pixels",
-                )
-            rgb = img.convert("RGB")
-            return np.asarray(rgb, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError, zlib.error) as exc:
-        if isinstance(exc, RequestError):
-            raise
-        raise RequestError(
-            400, f"{field} is not a readable PNG image ({type(exc).__name__}: {exc})"
-        ) from None
-    except Image.DecompressionBombError:
-        raise RequestError(413, f"{field} decodes to too many pixels") from None
+    Images are keyed by a hash of their PNG bytes (inline and ``images`` entries) or by their resolved path, so a
+    screenshot repeated in many steps is decoded and held once. Sizes are read from the PNG header and charged
+    to the budget before the pixels are decoded.
+    """
+
+    def __init__(self, max_pixels: int) -> None:
+        self.max_pixels = max_pixels
+        self.used = 0
+        self._decoded: dict[str, np.ndarray] = {}
+
+    def inline(self, text: Any, field: str) -> np.ndarray:
+        if not isinstance(text, str):
+            raise RequestError(400, f"{field} must be a base64 PNG string, got {_kind(text)}")
+        try:
+            raw = base64.b64decode(text.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise RequestError(400, f"{field} is not valid base64 (send base64.b64encode(png_bytes))") from None
+        key = "png:" + hashlib.blake2b(raw, digest_size=16).hexdigest()
+        if key not in self._decoded:
+            self._decoded[key] = self._open(io.BytesIO(raw), field)
+        return self._decoded[key]
+
+    def path(self, real: Path, field: str) -> np.ndarray:
+        key = f"path:{real}"
+        if key not in self._decoded:
+            try:
+                with open(real, "rb") as fh:
+                    self._decoded[key] = self._open(fh, field)
+            except PermissionError:
+                raise RequestError(403, f"{field} is not readable by the server") from None
+        return self._decoded[key]
+
+    def _open(self, source: Any, field: str) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(source, formats=["PNG"]) as img:
+                width, height = img.size
+                if width == 0 or height == 0 or max(width, height) > MAX_IMAGE_SIDE:
+                    raise RequestError(
+                        413 if max(width, height) > MAX_IMAGE_SIDE else 400,
+                        f"{field} is {width}x{height}; each side must be 1..{MAX_IMAGE_SIDE} pixels",
+                    )
+                if self.used + width * height > self.max_pixels:
+                    raise RequestError(
+                        413,
+                        f"{field} ({width}x{height}) takes the request past {self.max_pixels} decoded pixels "
+                        f"({self.used} used by earlier images); send fewer or smaller screenshots per request",
+                    )
+                self.used += width * height
+                return np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError, zlib.error) as exc:
+            if isinstance(exc, RequestError):
+                raise
+            raise RequestError(
+                400, f"{field} is not a readable PNG image ({type(exc).__name__}: {exc})"
+            ) from None
+        except Image.DecompressionBombError:
+            raise RequestError(413, f"{field} decodes to too many pixels") from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON (send numbers as finite decimals)")
 
 
 def _kind(value: Any) -> str:
@@ -166,12 +210,22 @@ def _text(value: Any, field: str, *, required: bool, allow_empty: bool = True) -
         raise RequestError(400, f"{field} must be a non-empty string")
     if len(value) > MAX_TEXT_CHARS:
         raise RequestError(413, f"{field} has {len(value)} characters; at most {MAX_TEXT_CHARS} are accepted")
-    if "\x00" in value:
-        raise RequestError(400, f"{field} contains a NUL character")
+    _check_unicode(value, field)
     return value
 
 
-def _resolve_path(value: Any, field: str, allowed_root: Path | None) -> np.ndarray:
+def _check_unicode(value: str, field: str) -> None:
+    if "\x00" in value:
+        raise RequestError(400, f"{field} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(
+            400, f"{field} holds a lone surrogate ({value[exc.start]!r} at {exc.start}); send valid Unicode text"
+        ) from None
+
+
+def _resolve_path(value: Any, field: str, allowed_root: Path | None, images: _ImageBudget) -> np.ndarray:
     if not isinstance(value, str) or not value:
         raise RequestError(400, f"{field} must be a non-empty path string, got {_kind(value)}")
     if allowed_root is None:
@@ -179,8 +233,7 @@ def _resolve_path(value: Any, field: str, allowed_root: Path | None) -> np.ndarr
             403,
             f"{field}: this server accepts no file paths (start it with --allowed-root DIR to allow them)",
         )
-    if "\x00" in value:
-        raise RequestError(400, f"{field} contains a NUL character")
+    _check_unicode(value, field)
     root = allowed_root.resolve()
     candidate = Path(value)
     if not candidate.is_absolute():
@@ -190,16 +243,10 @@ def _resolve_path(value: Any, field: str, allowed_root: Path | None) -> np.ndarr
         raise RequestError(403, f"{field} is outside the server's allowed root")
     if not real.is_file():
         raise RequestError(400, f"{field} names no file under the allowed root: {value!r}")
-    try:
-        with open(real, "rb") as fh:
-            return _open_png(fh, field)
-    except PermissionError:
-        raise RequestError(403, f"{field} is not readable by the server") from None
+    return images.path(real, field)
 
 
-def _step(
-    item: Any, i: int, images: list[Any], decoded: dict[int, np.ndarray], allowed_root: Path | None
-) -> StepInput:
+def _step(item: Any, i: int, images: list[Any], budget: _ImageBudget, allowed_root: Path | None) -> StepInput:
     where = f"steps[{i}]"
     if not isinstance(item, dict):
         raise RequestError(400, f"{where} must be an object with instruction and action, got {_kind(item)}")
@@ -229,7 +276,7 @@ def _step(
         raise RequestError(400, f"{where} gives {given}; send at most one of them")
     screenshot = None
     if given == ["screenshot"]:
-        screenshot = decode_png(item["screenshot"], f"{where}.screenshot")
+        screenshot = budget.inline(item["screenshot"], f"{where}.screenshot")
     elif given == ["screenshot_index"]:
         index = item["screenshot_index"]
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(images):
@@ -237,11 +284,9 @@ def _step(
                 400,
                 f"{where}.screenshot_index must be an integer in [0, {len(images)}) (an index into images)",
             )
-        if index not in decoded:
-            decoded[index] = decode_png(images[index], f"images[{index}]")
-        screenshot = decoded[index]
+        screenshot = budget.inline(images[index], f"images[{index}]")
     elif given == ["screenshot_path"]:
-        screenshot = _resolve_path(item["screenshot_path"], f"{where}.screenshot_path", allowed_root)
+        screenshot = _resolve_path(item["screenshot_path"], f"{where}.screenshot_path", allowed_root, budget)
     try:
         return StepInput(instruction, action, history, screenshot, observation_text)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
@@ -252,6 +297,7 @@ def parse_request(
     body: bytes | str | Mapping[str, Any],
     allowed_root: str | os.PathLike[str] | None = None,
     max_steps: int = MAX_STEPS_PER_REQUEST,
+    max_pixels: int = MAX_REQUEST_PIXELS,
 ) -> list[StepInput]:
     """Validate a ``/score`` request body and return its StepInputs.
 
@@ -259,15 +305,16 @@ def parse_request(
         body: the raw JSON body (bytes or text) or an already parsed object.
         allowed_root: the folder ``screenshot_path`` values must lie under; None refuses every path (403).
         max_steps: most steps accepted (more: 413).
+        max_pixels: most decoded pixels over the request's distinct images (more: 413).
 
     Raises:
         RequestError: with status 400 (malformed), 403 (path outside the root) or 413 (too large).
     """
     if isinstance(body, bytes | bytearray | str):
         try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RequestError(400, f"the body is not valid UTF-8 JSON ({exc})") from None
+            data = json.loads(body, parse_constant=_refuse_constant)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, integers past the digit limit
+            raise RequestError(400, f"the body is not valid UTF-8 JSON ({str(exc)[:200]})") from None
         except RecursionError:
             raise RequestError(400, "the body is nested too deeply") from None
     else:
@@ -290,8 +337,8 @@ def parse_request(
     if not isinstance(images, list):
         raise RequestError(400, f"images must be a list of base64 PNG strings, got {_kind(images)}")
     root = Path(allowed_root) if allowed_root is not None else None
-    decoded: dict[int, np.ndarray] = {}
-    return [_step(item, i, images, decoded, root) for i, item in enumerate(steps)]
+    budget = _ImageBudget(max_pixels)
+    return [_step(item, i, images, budget, root) for i, item in enumerate(steps)]
 
 
 def encode_request(steps: Sequence[StepInput]) -> dict[str, Any]:

@@ -13,14 +13,24 @@ malformed JSON / fields     400    the message names the field (``steps[2].histo
 no or wrong bearer token    401    only when a token is configured; ``/health`` stays open
 path outside allowed root   403    ``screenshot_path`` resolves (symlinks followed) outside ``allowed_root``
 unknown path                404
+request not received        408    headers + body not in within ``request_deadline_s`` of the request's start
+                                   (of the accept, for a connection's first request); the connection is closed
 body without length         411
 body over ``max_body``      413    refused from the ``Content-Length`` header before reading the body
+too many pixels             413    over ``max_pixels_per_request`` decoded pixels (distinct images, from headers)
 queue full                  503    ``Retry-After: 1``; the queue is bounded in steps (``max_queue``)
+too many connections        503    past ``max_connections`` open connections; answered and closed at accept
 scores not ready in time    504    after ``request_timeout_s``
-slow client                 --     socket reads time out after ``socket_timeout_s``; the connection is closed
+slow client                 --     each socket read times out after ``socket_timeout_s``; the connection closes
+unexpected error            500    a JSON error, logged with its traceback; never a dropped connection
 ==========================  =====  ===========================================================================
 
-The server binds to ``127.0.0.1`` unless told otherwise.
+Memory: one request holds its body (at most ``max_body_bytes``), the base64-decoded PNG bytes of one image at a
+time and the decoded RGB arrays of its distinct images (3 bytes per pixel, at most ``max_pixels_per_request``
+pixels; 96 MiB at the default), plus one image's RGBA intermediate while it is decoded (at most 64 MiB). So the
+worst case is about 64 + 64 + 96 + 64 MiB = 288 MiB per request and ``max_connections`` times that in all.
+
+The server binds to ``127.0.0.1`` unless told otherwise (``::1`` and other IPv6 hosts bind an IPv6 socket).
 
 Example:
     >>> import torch
@@ -40,16 +50,19 @@ import hmac
 import json
 import logging
 import math
+import re
+import socket
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedReader, RawIOBase
 from typing import Any
 
 from similar_rl.scoring import as_scorer
 from similar_rl.serving.batcher import DynamicBatcher, Overloaded, ScoringFailed
-from similar_rl.serving.schema import MAX_STEPS_PER_REQUEST, RequestError, parse_request
+from similar_rl.serving.schema import MAX_REQUEST_PIXELS, MAX_STEPS_PER_REQUEST, RequestError, parse_request
 
 logger = logging.getLogger(__name__)
 
@@ -69,23 +82,44 @@ class ServerConfig:
     max_queue: int = field(default=4096, metadata={"help": "most steps waiting; beyond it requests get 503"})
     max_steps_per_request: int = field(default=MAX_STEPS_PER_REQUEST, metadata={"help": "more: 413"})
     max_body_bytes: int = field(default=64 * 2**20, metadata={"help": "largest request body; more: 413"})
+    max_pixels_per_request: int = field(
+        default=MAX_REQUEST_PIXELS, metadata={"help": "most decoded pixels over a request's distinct images; more: 413"}
+    )
+    max_connections: int = field(default=64, metadata={"help": "most open connections; more: 503 at accept"})
     request_timeout_s: float = field(default=60.0, metadata={"help": "wait for scores; then 504"})
+    request_deadline_s: float = field(
+        default=30.0, metadata={"help": "time to receive one request's headers and body; then 408 and close"}
+    )
     socket_timeout_s: float = field(default=15.0, metadata={"help": "idle/slow socket reads; then close"})
     allowed_root: str | None = field(default=None, metadata={"help": "folder screenshot_path may point into"})
     token: str | None = field(default=None, metadata={"help": "bearer token required on /score and /metrics"})
     latency_window: int = field(default=10_000, metadata={"help": "requests kept for latency percentiles"})
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_queue", "max_steps_per_request", "max_body_bytes", "latency_window"):
+        for name in (
+            "max_batch",
+            "max_queue",
+            "max_steps_per_request",
+            "max_body_bytes",
+            "max_pixels_per_request",
+            "max_connections",
+            "latency_window",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ServerConfig.{name} must be an integer >= 1, got {value!r}")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"ServerConfig.port must be in 0..65535, got {self.port!r}")
-        for name in ("max_wait_ms", "request_timeout_s", "socket_timeout_s"):
+        for name in ("max_wait_ms", "request_timeout_s", "request_deadline_s", "socket_timeout_s"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"ServerConfig.{name} must be a finite number >= 0, got {value!r}")
+        for name in ("request_deadline_s", "socket_timeout_s"):
+            if getattr(self, name) == 0:
+                raise ValueError(
+                    f"ServerConfig.{name} must be > 0: without it a client that never sends holds a connection "
+                    "forever"
+                )
         if self.token is not None and not isinstance(self.token, str):
             raise ValueError(f"ServerConfig.token must be a string or None, got {type(self.token).__name__}")
         if self.token is not None and not self.token:
@@ -124,11 +158,73 @@ class _Stats:
                 self.latencies_ms.append(latency_ms)
 
 
+_BUSY_BODY = b'{"error": "server overloaded: too many open connections (retry later)", "status": 503}'
+_BUSY_REPLY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+
 class _HTTPServer(ThreadingHTTPServer):
+    """One thread per connection, at most ``owner.config.max_connections`` of them (more: 503 and close)."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
     owner: RewardServer
+
+    def __init__(self, address: tuple[str, int], handler: type, owner: RewardServer) -> None:
+        self.owner = owner
+        self.open_connections = 0
+        self._count_lock = threading.Lock()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._count_lock:
+            busy = self.open_connections >= self.owner.config.max_connections
+            if not busy:
+                self.open_connections += 1
+        if busy:
+            self.owner.stats.record(503)
+            try:
+                request.settimeout(1.0)
+                request.sendall(_BUSY_REPLY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._count_lock:
+                self.open_connections -= 1
+
+
+class _DeadlineReader(RawIOBase):
+    """The socket's read side with a deadline: each read waits at most until ``deadline`` (then TimeoutError)."""
+
+    def __init__(self, sock: socket.socket, per_read_s: float) -> None:
+        self.sock = sock
+        self.per_read_s = per_read_s
+        self.deadline = math.inf
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request was not received before its deadline")
+        self.sock.settimeout(min(self.per_read_s, remaining))
+        return self.sock.recv_into(buffer)
+
+
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -137,8 +233,30 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     def setup(self) -> None:
-        self.timeout = self.server.owner.config.socket_timeout_s or None
+        cfg = self.server.owner.config
+        self.timeout = cfg.socket_timeout_s
         super().setup()
+        self._reader = _DeadlineReader(self.connection, cfg.socket_timeout_s)
+        self.rfile = BufferedReader(self._reader)
+        self._reader.deadline = time.monotonic() + cfg.request_deadline_s  # the first request: from accept
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except Exception:  # never drop a connection without an answer (a bug in a route, an odd header)
+            logger.exception("unexpected error while handling a request")
+            self.close_connection = True
+            if not getattr(self, "_sent", True):
+                try:
+                    self._error(500, "internal server error (logged by the server)")
+                except OSError:
+                    pass
+        # the next request on this connection gets its own deadline, from now
+        self._reader.deadline = time.monotonic() + self.server.owner.config.request_deadline_s
+
+    def parse_request(self) -> bool:
+        self._sent = False
+        return super().parse_request()
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
@@ -146,6 +264,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- helpers -------------------------------------------------------------------------------------------------
     def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload, allow_nan=False).encode()
+        self._sent = True
+        self.connection.settimeout(self.server.owner.config.socket_timeout_s)  # reads may have shortened it
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -184,14 +304,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error(411, "a Content-Length header is required")
             return None
-        try:
-            length = int(length_text)
-            if length < 0:
-                raise ValueError
-        except ValueError:
+        if not _DIGITS.fullmatch(length_text.strip()):
             self.close_connection = True
-            self._error(400, f"Content-Length must be a non-negative integer, got {length_text!r}")
+            self._error(400, f"Content-Length must be plain digits (0-9), got {length_text[:40]!r}")
             return None
+        length = int(length_text.strip())
         limit = self.server.owner.config.max_body_bytes
         if length > limit:
             self.close_connection = True  # the body is not read: the connection cannot be reused
@@ -215,8 +332,15 @@ class _Handler(BaseHTTPRequestHandler):
             owner.stats.requests += 1
         path = self.path.split("?", 1)[0]
         if path == "/health":
-            owner.stats.record(200)
-            self._send_json(200, {"status": "ok", "uptime_s": round(time.monotonic() - owner.started, 3)})
+            uptime = round(time.monotonic() - owner.started, 3)
+            if owner.batcher.alive:
+                owner.stats.record(200)
+                self._send_json(200, {"status": "ok", "uptime_s": uptime})
+            else:
+                owner.stats.record(503)
+                self._send_json(
+                    503, {"status": "unhealthy", "error": "the batching thread is not running", "uptime_s": uptime}
+                )
         elif path == "/metrics":
             if self._authorised():
                 owner.stats.record(200)
@@ -241,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         cfg = owner.config
         try:
-            steps = parse_request(body, cfg.allowed_root, cfg.max_steps_per_request)
+            steps = parse_request(body, cfg.allowed_root, cfg.max_steps_per_request, cfg.max_pixels_per_request)
             scores = owner.batcher.submit(steps, timeout=cfg.request_timeout_s)
         except RequestError as exc:
             self._error(exc.status, exc.message)
@@ -295,8 +419,13 @@ class RewardServer:
                 logger.warning(
                     "serving on %s without a token: anyone who reaches it can score", self.config.host
                 )
-            self._httpd = _HTTPServer((self.config.host, self.config.port), _Handler)
-            self._httpd.owner = self
+            try:
+                self._httpd = _HTTPServer((self.config.host, self.config.port), _Handler, self)
+            except OSError as exc:
+                raise OSError(
+                    f"cannot listen on {self.config.host!r} port {self.config.port}: {exc} (is the port taken, or "
+                    "does this machine lack that address family, e.g. IPv6 for '::1'?)"
+                ) from exc
             self.batcher.start()
             self.started = time.monotonic()
         return self._httpd
@@ -304,7 +433,7 @@ class RewardServer:
     @property
     def url(self) -> str:
         host, port = self.bind().server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> RewardServer:
         """Serve on a background thread; returns self."""
@@ -366,6 +495,7 @@ class RewardServer:
                 f"p{q}": None if (v := percentile(latencies, q)) is None else round(v, 3)
                 for q in (50, 90, 99)
             },
-            "config": {k: v for k, v in asdict(self.config).items() if k != "token"}
-            | {"auth": self.config.token is not None},
+            # no token, no absolute paths: /metrics is open when the server has no token
+            "config": {k: v for k, v in asdict(self.config).items() if k not in ("token", "allowed_root")}
+            | {"auth": self.config.token is not None, "allowed_root": self.config.allowed_root is not None},
         }
