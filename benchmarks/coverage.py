@@ -107,13 +107,19 @@ def summarise(family: str, rows: list[dict[str, Any]], pairs: int, have_pairs: b
     bought = next((arm for arm, n in searched_by.items() if n > 0), None)
     errors = [t["error"] for r in rows for t in r["tasks"] if t["error"]]
     if bought is None:
-        why = f"env failed: {errors[0]}" if errors and len(errors) >= n_tasks else (
-            "no successful calibration episode with any arm ("
-            + ", ".join(f"{r['arm']}: {r['episodes_per_task']} per task" for r in rows)
-            + ")"
+        why = (
+            f"env failed: {errors[0]}"
+            if errors and len(errors) >= n_tasks
+            else (
+                "no successful calibration episode with any arm ("
+                + ", ".join(f"{r['arm']}: {r['episodes_per_task']} per task" for r in rows)
+                + ")"
+            )
         )
     elif pairs == 0:
-        why = "searchable, but no pairs in the training collection" if have_pairs else "no training collection"
+        why = (
+            "searchable, but no pairs in the training collection" if have_pairs else "no training collection"
+        )
     else:
         why = ""
     return {
@@ -156,9 +162,7 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|" + "---|" * len(arms) + "---|",
     ]
     for name, f in fams.items():
-        cells = [
-            f"{f['arms'][a]['searched']}/{f['tasks']}" if a in f.get("arms", {}) else "" for a in arms
-        ]
+        cells = [f"{f['arms'][a]['searched']}/{f['tasks']}" if a in f.get("arms", {}) else "" for a in arms]
         lines.append(
             f"| {name} | {f['tasks']} | {f['searched']} | {f['pairs']} | {f['policy_success']:.2f} | "
             + " | ".join(cells)
@@ -216,7 +220,9 @@ def main() -> int:
     searched: set[str] = set()
     with open(cache_path, "a") as cache, multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         for arm in arms:
-            key = hashlib.blake2b(json.dumps([arm, settings], sort_keys=True).encode(), digest_size=8).hexdigest()
+            key = hashlib.blake2b(
+                json.dumps([arm, settings], sort_keys=True).encode(), digest_size=8
+            ).hexdigest()
             todo = [f for f in actable if f not in searched and (f, key) not in done]
             jobs = [{"family": f, "arm": arm, **settings} for f in todo]
             for row in tqdm(pool.imap_unordered(calibrate_family, jobs), total=len(jobs), desc=arm["name"]):
@@ -226,7 +232,9 @@ def main() -> int:
                 done[(row["family"], key)] = row
             arm["key"] = key
             searched |= {
-                f for f in actable if (f, key) in done and any(t["successes"] for t in done[(f, key)]["tasks"])
+                f
+                for f in actable
+                if (f, key) in done and any(t["successes"] for t in done[(f, key)]["tasks"])
             }
     pairs, have_pairs = pairs_per_family(args.train_data)
     out_families: dict[str, Any] = {}
@@ -248,7 +256,9 @@ def main() -> int:
         "families": out_families,
         "arms": [{k: v for k, v in a.items() if k != "key"} for a in arms],
         **settings,
-        "train_data": str(args.train_data.relative_to(ROOT) if args.train_data.is_relative_to(ROOT) else args.train_data),
+        "train_data": str(
+            args.train_data.relative_to(ROOT) if args.train_data.is_relative_to(ROOT) else args.train_data
+        ),
         "seconds_this_run": round(time.perf_counter() - started, 1),
         "machine": machine_info(),
     }

@@ -71,7 +71,7 @@ def main() -> int:
     from similar_rl.evaluation import evaluate, format_table, report_rows
 
     if args.toy:
-        from similar_rl.train.synthetic import build_toy_dataset
+        from similar_rl.collect.synthetic import build_toy_dataset
 
         root = Path(tempfile.mkdtemp(prefix="triple_m_"))
         args.train = str(

@@ -15,7 +15,7 @@ import textwrap
 import pytest
 from safetensors.torch import load_file
 
-from similar_rl.train.synthetic import build_toy_dataset
+from similar_rl.collect.synthetic import build_toy_dataset
 
 pytest.importorskip("accelerate")
 

@@ -82,7 +82,9 @@ def test_ppo_sparse_checkpoint_and_resume(tmp_path):
     after = load_file(str(tmp_path / "resumed" / "checkpoint" / "policy.safetensors"))
     assert set(before) == set(after)
     assert any(not np.allclose(before[k].numpy(), after[k].numpy()) for k in before if k.startswith("model."))
-    assert 0.0 <= evaluate(summary2["checkpoint"], episodes=3)["success_rate"] <= 1.0
+    greedy = evaluate(summary2["checkpoint"], episodes=3)
+    assert greedy["success_rate"] in (0.0, 1 / 3, 2 / 3, 1.0) and greedy["episodes"] == 3
+    assert evaluate(summary2["checkpoint"], episodes=3) == greedy  # greedy on fixed seeds: reproducible
 
 
 def test_ppo_dense_rewards_from_real_model(tmp_path, scorer):
@@ -118,7 +120,7 @@ def test_grpo_tiny_qwen2_two_steps(tmp_path, scorer):
     )  # fmt: skip
     summary = train_grpo(args, scorer=scorer)
     assert summary["global_step"] == 2
-    assert 0.0 <= summary["eval/success_rate"] <= 1.0
+    assert summary["eval/success_rate"] in (0.0, 0.5, 1.0)  # 2 evaluation episodes
     assert "rewards/similar_helpfulness/mean" in summary["last_rewards"]
     final = tmp_path / "grpo" / "final"
     assert (final / "adapter_model.safetensors").is_file()

@@ -18,7 +18,7 @@ from similar_rl.evaluation import (
     text_similarity_scores,
 )
 from similar_rl.train.data import InputFactory, build_pair_table
-from similar_rl.train.synthetic import build_toy_dataset
+from similar_rl.collect.synthetic import build_toy_dataset
 
 OBS = '[1] button "Submit"\n[2] label "Name"\n[3] button "Cancel"'
 
@@ -100,9 +100,12 @@ def test_evaluate_baselines_only_and_table(toy_pairs):
     report = evaluate(None, folder, baselines=["random", "rule_judge"])
     assert "accuracy" not in report and set(report["baselines"]) == {"random", "rule_judge"}
     for row in report["baselines"].values():
-        assert set(row["accuracy"]) == set(row["count"]) and all(
-            0 <= v <= 1 for v in row["accuracy"].values()
-        )
+        assert set(row["accuracy"]) == set(row["count"])
+        for key, v in row["accuracy"].items():  # hits are 1 or 0.5 (ties): accuracy * 2 * count is whole
+            if key != "average":
+                assert (
+                    0 <= v <= 1 and abs(v * 2 * row["count"][key] - round(v * 2 * row["count"][key])) < 1e-6
+                )
     text = format_table({k: v["accuracy"] for k, v in report["baselines"].items()})
     assert text.splitlines()[0].startswith("| model | helpfulness")
     with pytest.raises(ValueError, match="unknown baseline"):

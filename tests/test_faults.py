@@ -197,10 +197,7 @@ def test_a_scorer_failure_never_leaves_the_wrapper_scoring_a_stale_state(scorer)
     flaky.fail_next = True
     with pytest.raises(ConnectionError):
         wrapper.step("noop()")  # the env did take this step
-    try:
-        wrapper.step("noop()")
-    except RuntimeError:
-        return  # refusing to go on until reset() is also safe
+    wrapper.step("noop()")  # goes on, scored against the env's real state: the failed step is in the history
     assert flaky.requests[-1][0].history == ("noop()",)
 
 

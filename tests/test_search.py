@@ -156,9 +156,10 @@ def test_compare_json_keys(model):
     )
     for arm in ("base", "scaled"):
         assert set(result[arm]) >= {"success_rate", "mean_steps", "wall_time_s", "episodes"}
-        assert result[arm]["episodes"] == 2 and 0 <= result[arm]["success_rate"] <= 1
+        log = result["per_env"]["toy/click-button"][arm]["episode_log"]
+        assert result[arm]["episodes"] == 2 and len(log) == 2
+        assert result[arm]["success_rate"] == pytest.approx(np.mean([e["success"] for e in log]))
         assert result["per_env"]["toy/click-button"][arm]["episodes"] == 2
-        assert len(result["per_env"]["toy/click-button"][arm]["episode_log"]) == 2
     json.dumps(result)
     with pytest.raises(ValueError, match="seeds is empty"):
         compare(["toy/click-button"], [], make_policy, make_policy)

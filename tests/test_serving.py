@@ -265,9 +265,8 @@ def test_a_slow_client_does_not_block_others_and_is_cut_off(steps, serve):
     host, port = server.bind().server_address[:2]
     slow = socket.create_connection((host, port), timeout=10)
     slow.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{")  # then stalls
-    start = time.monotonic()
-    assert len(RemoteScorer(server.url).score(steps[:1])) == 1  # others are served meanwhile
-    assert time.monotonic() - start < 5
+    assert len(RemoteScorer(server.url).score(steps[:1])) == 1  # others are served meanwhile...
+    assert select.select([slow], [], [], 0)[0] == []  # ...while the stalled request is still unanswered
     reply = slow.recv(4096)  # the server gives up on the stalled body after socket_timeout_s
     assert reply == b"" or b"408" in reply
     slow.close()
@@ -302,9 +301,11 @@ def test_remote_scorer_pickles_and_validates():
 
 
 # -- property tests: random JSON never crashes the parser or the server ------------------------------------------
+#: any code point, lone surrogates included (hypothesis leaves them out by default)
+any_text = st.text(st.characters(exclude_categories=()), max_size=20)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4),
     max_leaves=12,
 )
 field_names = st.sampled_from(
@@ -318,7 +319,7 @@ field_names = st.sampled_from(
         "screenshot_path",
     ]
 )
-step_like = st.dictionaries(field_names, json_values | st.text(max_size=30), max_size=7)
+step_like = st.dictionaries(field_names, json_values | any_text, max_size=7)
 request_like = (
     st.fixed_dictionaries({"steps": st.lists(step_like, max_size=3)}, optional={"images": json_values})
     | json_values
@@ -343,8 +344,20 @@ def shared_server(model, tmp_path_factory):
     server.stop()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=request_like | st.binary(max_size=64))
+#: bodies json.dumps cannot make: integer literals past Python's digit limit, deep nesting, bare constants
+hostile_bodies = st.one_of(
+    st.integers(4000, 6000).map(
+        lambda n: b'{"steps": [{"instruction": "x", "action": "a", "history": [%s]}]}' % (b"7" * n)
+    ),
+    st.integers(500, 50_000).map(lambda d: b'{"steps": %s}' % (b"[" * d + b"]" * d)),
+    st.sampled_from(
+        [b"NaN", b'{"steps": [], "images": [Infinity]}', b'{"steps": [{"instruction": "\\ud800"}]}']
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=request_like | hostile_bodies | st.binary(max_size=64))
 def test_random_bodies_get_only_200_or_4xx(shared_server, body):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     status, answer = _post(shared_server, raw)

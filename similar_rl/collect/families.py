@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from similar_rl.envs.miniwob import task_name
 
-ALLOWED_FAMILIES: tuple[str, ...] = tuple(
-    """
+_ALLOWED_TEXT = """
     ascending-numbers bisect-angle book-flight book-flight-nodelay choose-date choose-date-easy choose-date-medium
     choose-date-nodelay choose-list circle-center click-button click-button-sequence click-checkboxes
     click-checkboxes-large click-checkboxes-soft click-checkboxes-transfer click-collapsible
@@ -37,10 +36,12 @@ ALLOWED_FAMILIES: tuple[str, ...] = tuple(
     search-engine sign-agreement simple-algebra simple-arithmetic social-media social-media-all social-media-some
     stock-market terminal text-editor text-transform tic-tac-toe unicode-test use-autocomplete
     use-autocomplete-nodelay use-colorwheel use-colorwheel-2 use-slider use-slider-2 visual-addition
-    """.split()
-)
+"""
+ALLOWED_FAMILIES: tuple[str, ...] = tuple(_ALLOWED_TEXT.split())
 
-_DRAG = "needs a mouse drag (press, move, release); the action grammar has clicks, typing and key presses only"
+_DRAG = (
+    "needs a mouse drag (press, move, release); the action grammar has clicks, typing and key presses only"
+)
 #: Allowed families the action grammar cannot solve, with the reason.
 UNACTABLE: dict[str, str] = {
     **{

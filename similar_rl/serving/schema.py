@@ -146,7 +146,9 @@ class _ImageBudget:
         try:
             raw = base64.b64decode(text.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError):
-            raise RequestError(400, f"{field} is not valid base64 (send base64.b64encode(png_bytes))") from None
+            raise RequestError(
+                400, f"{field} is not valid base64 (send base64.b64encode(png_bytes))"
+            ) from None
         key = "png:" + hashlib.blake2b(raw, digest_size=16).hexdigest()
         if key not in self._decoded:
             self._decoded[key] = self._open(io.BytesIO(raw), field)
@@ -221,7 +223,8 @@ def _check_unicode(value: str, field: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise RequestError(
-            400, f"{field} holds a lone surrogate ({value[exc.start]!r} at {exc.start}); send valid Unicode text"
+            400,
+            f"{field} holds a lone surrogate ({value[exc.start]!r} at {exc.start}); send valid Unicode text",
         ) from None
 
 

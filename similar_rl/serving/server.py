@@ -46,6 +46,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -83,7 +84,8 @@ class ServerConfig:
     max_steps_per_request: int = field(default=MAX_STEPS_PER_REQUEST, metadata={"help": "more: 413"})
     max_body_bytes: int = field(default=64 * 2**20, metadata={"help": "largest request body; more: 413"})
     max_pixels_per_request: int = field(
-        default=MAX_REQUEST_PIXELS, metadata={"help": "most decoded pixels over a request's distinct images; more: 413"}
+        default=MAX_REQUEST_PIXELS,
+        metadata={"help": "most decoded pixels over a request's distinct images; more: 413"},
     )
     max_connections: int = field(default=64, metadata={"help": "most open connections; more: 503 at accept"})
     request_timeout_s: float = field(default=60.0, metadata={"help": "wait for scores; then 504"})
@@ -247,10 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
             logger.exception("unexpected error while handling a request")
             self.close_connection = True
             if not getattr(self, "_sent", True):
-                try:
+                with contextlib.suppress(OSError):
                     self._error(500, "internal server error (logged by the server)")
-                except OSError:
-                    pass
         # the next request on this connection gets its own deadline, from now
         self._reader.deadline = time.monotonic() + self.server.owner.config.request_deadline_s
 
@@ -339,7 +339,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 owner.stats.record(503)
                 self._send_json(
-                    503, {"status": "unhealthy", "error": "the batching thread is not running", "uptime_s": uptime}
+                    503,
+                    {
+                        "status": "unhealthy",
+                        "error": "the batching thread is not running",
+                        "uptime_s": uptime,
+                    },
                 )
         elif path == "/metrics":
             if self._authorised():
@@ -365,7 +370,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         cfg = owner.config
         try:
-            steps = parse_request(body, cfg.allowed_root, cfg.max_steps_per_request, cfg.max_pixels_per_request)
+            steps = parse_request(
+                body, cfg.allowed_root, cfg.max_steps_per_request, cfg.max_pixels_per_request
+            )
             scores = owner.batcher.submit(steps, timeout=cfg.request_timeout_s)
         except RequestError as exc:
             self._error(exc.status, exc.message)

@@ -2,7 +2,8 @@
 
 Modules: :mod:`.config` (TrainConfig), :mod:`.data` (records -> StepInput tables), :mod:`.features` (cached
 feature extraction), :mod:`.stage1_ridge`, :mod:`.stage2_gate`, :mod:`.stage3_lora`, :mod:`.trainer` (``train``),
-:mod:`.synthetic` (a toy labelled dataset for smoke runs). Importing this package does not import torch.
+and a toy labelled dataset for smoke runs in :mod:`similar_rl.collect.synthetic`. Importing this package does not
+import torch.
 """
 
 from __future__ import annotations
