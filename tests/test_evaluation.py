@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from similar_rl.collect.synthetic import build_toy_dataset
 from similar_rl.data.dataset import load_dataset_folder
 from similar_rl.data.records import PairRecord
 from similar_rl.dimensions import SCORE_KEYS
@@ -18,7 +19,6 @@ from similar_rl.evaluation import (
     text_similarity_scores,
 )
 from similar_rl.train.data import InputFactory, build_pair_table
-from similar_rl.collect.synthetic import build_toy_dataset
 
 OBS = '[1] button "Submit"\n[2] label "Name"\n[3] button "Cancel"'
 

@@ -42,11 +42,16 @@ def test_default_model_scores_real_miniwob_steps(default_scorer):
     scores = default_scorer.score(steps)
     assert len(scores) == len(steps) > 2 and all(set(s) == set(SCORE_KEYS) for s in scores)
     totals = [s["total"] for s in scores]
-    assert len({round(t, 6) for t in totals}) > len(totals) // 2  # scores of the page's elements, not a constant
+    assert (
+        len({round(t, 6) for t in totals}) > len(totals) // 2
+    )  # scores of the page's elements, not a constant
     # the instruction names one button; the model, trained on this family, puts that click first
     best = steps[max(range(len(steps)), key=totals.__getitem__)].action
     target = state.element(int(best.split("ref=")[1].rstrip(")")))
-    assert target.tag == "button" and target.text.lower() in state.instruction.lower(), (best, state.instruction)
+    assert target.tag == "button" and target.text.lower() in state.instruction.lower(), (
+        best,
+        state.instruction,
+    )
 
 
 @pytest.mark.browser
@@ -87,7 +92,9 @@ def test_real_training_recipe_on_a_small_set(tmp_path):
     from similar_rl.train.data import InputFactory
     from similar_rl.train.trainer import train
 
-    data = build_toy_dataset(tmp_path / "data", ["toy/click-button", "toy/login-form"], seeds=[0, 1], n_children=3)
+    data = build_toy_dataset(
+        tmp_path / "data", ["toy/click-button", "toy/login-form"], seeds=[0, 1], n_children=3
+    )
     recipe = yaml.safe_load((DEFAULT_MODEL_DIR / "train_config.yaml").read_text())
     recipe.update(gate_steps=60, cache_dir=str(tmp_path / "cache"), progress=False, device="cpu")
     config = TrainConfig.from_dict(recipe)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from similar_rl.cli import main
+from similar_rl.collect.synthetic import build_toy_dataset
 from similar_rl.data.dataset import load_dataset_folder
 from similar_rl.evaluation import evaluate
 from similar_rl.model import SimilarRewardModel
@@ -17,7 +18,6 @@ from similar_rl.train.config import TrainConfig
 from similar_rl.train.data import InputFactory, build_pair_table, build_step_table
 from similar_rl.train.features import FeatureCache, extract_features, feature_fingerprint
 from similar_rl.train.stage1_ridge import expert_targets, fit_experts
-from similar_rl.collect.synthetic import build_toy_dataset
 
 
 @pytest.fixture(scope="module")
