@@ -152,3 +152,12 @@ def test_a_task_that_keeps_failing_is_recorded_and_retried_on_rerun(tmp_path):
     assert summary.failed == 1 and summary.failed_tasks == ["crashy/click-button@0"]
     reader = DatasetReader(tmp_path)
     assert reader.done_tasks == [] and any("task failed" in f["error"] for f in reader.failures())
+
+
+def test_duplicate_env_ids_are_refused_before_any_search(tmp_path, capsys):
+    from similar_rl.cli import main
+
+    out = tmp_path / "dup"
+    assert main(["collect", "toy/click-button", "toy/click-button", "--out", str(out), "--seeds", "0"]) == 2
+    assert "['toy/click-button'] more than once" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())

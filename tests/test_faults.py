@@ -115,6 +115,37 @@ def test_full_disk_during_a_commit_loses_nothing_and_the_writer_goes_on(tmp_path
     assert not [p for p in folder.iterdir() if ".tmp" in p.name]
 
 
+def test_a_failure_row_cut_by_a_full_disk_is_rolled_back(tmp_path, monkeypatch):
+    with DatasetWriter(tmp_path, fsync=False) as writer:
+        writer.record_failure("t-1", "first")
+        size = (tmp_path / "failures.jsonl").stat().st_size
+        real_append = DatasetWriter._append
+
+        def half_write(self, name, rows, expected_end):
+            with open(self.folder / name, "ab") as fh:
+                fh.write(b'{"task_id": "t-2", "err')
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(DatasetWriter, "_append", half_write)
+        with pytest.raises(OSError, match="No space"):
+            writer.record_failure("t-2", "second")
+        monkeypatch.setattr(DatasetWriter, "_append", real_append)
+        assert (tmp_path / "failures.jsonl").stat().st_size == size
+        writer.record_failure("t-3", "third")
+    assert [f["task_id"] for f in DatasetWriter(tmp_path, fsync=False).failures] == ["t-1", "t-3"]
+
+
+def test_an_unreadable_failure_line_is_skipped_on_reopen(tmp_path, caplog):
+    with DatasetWriter(tmp_path, fsync=False) as writer:
+        writer.commit_task("t-1", _steps("t-1"))
+        writer.record_failure("t-2", "first")
+    with open(tmp_path / "failures.jsonl", "ab") as fh:  # a half row, then a later good one after it
+        fh.write(b'{"task_id": "t-3", "err\n{"task_id": "t-4", "error": "x", "attempt": 0}\n')
+    with caplog.at_level(logging.WARNING), DatasetWriter(tmp_path, fsync=False) as writer:
+        assert [f["task_id"] for f in writer.failures] == ["t-2", "t-4"] and writer.done_tasks == {"t-1"}
+    assert "failures.jsonl: line 2 is not valid JSON" in caplog.text
+
+
 def test_a_commit_refused_after_validation_writes_nothing(tmp_path):
     with DatasetWriter(tmp_path, fsync=False) as writer:
         writer.commit_task("t-1", _steps("t-1"))

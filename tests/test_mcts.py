@@ -8,7 +8,15 @@ import pytest
 
 from similar_rl.collect.config import CollectConfig
 from similar_rl.collect.judges import make_judge
-from similar_rl.collect.mcts import EnvSession, TaskSearch, make_rng, node_id_for
+from similar_rl.collect.mcts import (
+    EnvSession,
+    EnvTimeout,
+    TaskFailed,
+    TaskSearch,
+    deadline,
+    make_rng,
+    node_id_for,
+)
 from similar_rl.envs import get_adapter
 from similar_rl.envs.base import EnvFailure
 from similar_rl.envs.toy import ToyAdapter, ToyEnv
@@ -195,6 +203,37 @@ def test_env_failure_and_hang_are_retried_and_recorded():
         ]
 
     assert view(r) == view(clean)
+
+
+class _HangsOnStep(ToyAdapter):
+    """Every env it makes hangs on its first step (a browser that starts, then freezes)."""
+
+    def make_env(self, env_id, **kwargs):
+        env = ToyEnv(task=env_id.split("/", 1)[1], **kwargs)
+
+        class Hanging(gym.Wrapper):
+            def step(self, action):
+                time.sleep(30)
+                return self.env.step(action)
+
+        return Hanging(env)
+
+
+@pytest.mark.timeout(60)
+def test_a_hang_on_a_freshly_made_env_still_hits_the_deadline():
+    # each attempt makes its env inside the operation (the first lazily, the retry after closing the hung one)
+    session = EnvSession("toy/login-form", _HangsOnStep(), max_retries=1, timeout_s=0.5)
+    with pytest.raises(TaskFailed, match="failed 2 times"):
+        session.call("step", lambda env: (env.reset(seed=0), env.step("noop()")))
+    assert [f["attempt"] for f in session.failures] == [0, 1]
+    assert all("EnvTimeout" in f["error"] for f in session.failures)
+
+
+def test_nested_deadlines_keep_the_outer_one():
+    with pytest.raises(EnvTimeout, match="outer"), deadline(0.3, "outer"):
+        with deadline(5.0, "inner"):
+            pass  # exits at once; the outer 0.3 s must still be armed
+        time.sleep(5)
 
 
 def test_env_that_keeps_failing_fails_the_task():

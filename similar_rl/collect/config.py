@@ -111,6 +111,12 @@ class CollectConfig:
                 raise ValueError(
                     f"CollectConfig.envs holds {env!r}; env ids look like 'miniwob/click-test-2' or 'toy/click-button'"
                 )
+        repeated = sorted({e for e in self.envs if self.envs.count(e) > 1})
+        if repeated:
+            raise ValueError(
+                f"CollectConfig.envs lists {repeated} more than once; list each env id once (each would be "
+                "searched again and then refused as already committed)"
+            )
         if isinstance(self.seeds, int):
             self.seeds = [self.seeds]
         self.seeds = [_as_int(s, "seeds") for s in self.seeds]

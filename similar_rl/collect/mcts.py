@@ -74,7 +74,9 @@ def deadline(seconds: float, what: str) -> Iterator[None]:
     """Raise :class:`EnvTimeout` in the main thread if the block runs longer than ``seconds`` (0: no limit).
 
     Uses ``SIGALRM``, so it only acts in the main thread on POSIX (each collection worker is a process whose
-    main thread runs the env); elsewhere it is a no-op.
+    main thread runs the env); elsewhere it is a no-op. Deadlines nest: an inner one never outlasts the outer
+    one, and on exit it re-arms what remains of the outer deadline (an operation that first creates its env keeps
+    its own deadline for the rest of the operation).
     """
     usable = (
         seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
@@ -86,13 +88,17 @@ def deadline(seconds: float, what: str) -> Iterator[None]:
     def _on_alarm(signum: int, frame: Any) -> None:
         raise EnvTimeout(f"{what} took longer than {seconds:g} s (hung environment?)")
 
+    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left) if outer_left > 0 else seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_left > 0:  # re-arm the outer deadline with what is left of it (fires at once if spent)
+            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - started), 1e-3))
 
 
 def task_id_for(env_id: str, seed: int) -> str:

@@ -157,11 +157,14 @@ def image_hash(image: Any) -> str:
     return h.hexdigest()
 
 
-def _read_jsonl(path: Path, end: int | None, *, drop_partial_tail: bool) -> list[tuple[int, dict[str, Any]]]:
+def _read_jsonl(
+    path: Path, end: int | None, *, drop_partial_tail: bool, skip_bad: bool = False
+) -> list[tuple[int, dict[str, Any]]]:
     """(line number, row) of a jsonl file up to byte offset ``end`` (None: whole file).
 
     A last line without its newline is a write cut by a kill: dropped with a warning if ``drop_partial_tail``,
-    else a ValueError. Any other unparsable line raises a ValueError naming the file and line.
+    else a ValueError. Any other unparsable line raises a ValueError naming the file and line, or, with
+    ``skip_bad`` (a log whose rows are not data, like ``failures.jsonl``), is skipped with a warning.
     """
     if not path.exists():
         if end:
@@ -186,10 +189,14 @@ def _read_jsonl(path: Path, end: int | None, *, drop_partial_tail: bool) -> list
             continue
         try:
             row = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: line {number} is not valid JSON ({exc})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}: line {number} must be a JSON object, got {type(row).__name__}")
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}: line {number} must be a JSON object, got {type(row).__name__}")
+        except (UnicodeDecodeError, ValueError) as exc:
+            problem = str(exc) if str(exc).startswith(str(path)) else f"{path}: line {number} is not valid JSON ({exc})"
+            if not skip_bad:
+                raise ValueError(problem) from None
+            logger.warning("%s; skipping it", problem)
+            continue
         rows.append((number, row))
     return rows
 
@@ -360,7 +367,7 @@ class DatasetWriter:
             self._step_ids.add(str(row.get("record_id")))
         for _, row in _read_jsonl(self.folder / PAIRS_FILE, self._pairs_end, drop_partial_tail=False):
             self._pair_ids.add(str(row.get("pair_id")))
-        for _, row in _read_jsonl(self.folder / FAILURES_FILE, None, drop_partial_tail=True):
+        for _, row in _read_jsonl(self.folder / FAILURES_FILE, None, drop_partial_tail=True, skip_bad=True):
             self._failures.append(row)
         path = self.folder / FAILURES_FILE
         if path.exists():  # cut a truncated failure line so later appends start on a fresh line
@@ -511,7 +518,13 @@ class DatasetWriter:
         text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
         row = {"task_id": str(task_id), "error": text, "attempt": int(attempt), "time": _now()}
         with self._lock:
-            self._append(FAILURES_FILE, [row], None)
+            path = self.folder / FAILURES_FILE
+            size = path.stat().st_size if path.exists() else 0
+            try:
+                self._append(FAILURES_FILE, [row], None)
+            except BaseException:  # e.g. a full disk: cut the partial row, like a failed commit
+                self._rollback({FAILURES_FILE: size})
+                raise
             self._failures.append(row)
             self.write_manifest()
 
@@ -580,7 +593,7 @@ class DatasetWriter:
                 logger.error(
                     "could not cut the failed commit off %s (%s); reopen the folder to repair it", path, exc
                 )
-        logger.warning("commit failed; the task's partial rows were removed and it is not marked done")
+        logger.warning("a write failed; its partial rows were cut off (a failed commit leaves its task not done)")
 
     def _append(self, name: str, rows: list[dict[str, Any]], expected_end: int | None) -> int:
         path = self.folder / name
