@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -128,12 +129,15 @@ class StepInput:
         """Content hash of the state side (everything but the action): equal for candidates of one state."""
         if not self._prompt_key:
             h = hashlib.blake2b(digest_size=16)
-            for part in (self.instruction, self.observation_text or "", *self.history):
-                h.update(part.encode("utf-8", "surrogatepass"))
-                h.update(b"\x1f")
-            h.update(str(len(self.history)).encode())
-            if self.screenshot is not None:
-                h.update(str(self.screenshot.shape).encode())
+            # one JSON array (self-delimiting, with escapes): no two different states encode alike
+            text = json.dumps(
+                [self.instruction, self.observation_text, list(self.history)], ensure_ascii=True
+            )
+            h.update(text.encode("ascii"))
+            if self.screenshot is None:
+                h.update(b"|no-screenshot")
+            else:
+                h.update(f"|screenshot{self.screenshot.shape}|".encode())
                 h.update(self.screenshot.tobytes())
             object.__setattr__(self, "_prompt_key", h.hexdigest())
         return self._prompt_key
@@ -143,7 +147,7 @@ class StepInput:
         """Content hash of the whole step (state and action): the cache key of a score."""
         if not self._key:
             h = hashlib.blake2b(digest_size=16)
-            h.update(self.prompt_key.encode())
+            h.update(self.prompt_key.encode())  # fixed length: the action follows unambiguously
             h.update(self.action.encode("utf-8", "surrogatepass"))
             object.__setattr__(self, "_key", h.hexdigest())
         return self._key

@@ -167,3 +167,32 @@ def test_ppo_closes_its_browsers_when_it_fails(tmp_path, monkeypatch):
         train(args, scorer=RemoteScorer(url, timeout=2.0, max_retries=0))
     drivers = [env.unwrapped.instance.driver.service.process for env, _ in made]  # chromedriver processes
     assert drivers and all(proc.poll() is not None for proc in drivers)
+
+
+def test_a_kill_during_a_checkpoint_save_leaves_the_previous_pair(tmp_path, monkeypatch):
+    import torch
+
+    import similar_rl.agents.common as common
+
+    net = torch.nn.Linear(2, 1)
+    link = tmp_path / "checkpoint"
+    common.save_checkpoint(link, net, None, {"global_step": 8})
+    saved = net.weight.detach().clone()
+    with torch.no_grad():
+        net.weight.add_(1.0)
+
+    def killed(path, state):  # the weights of the new save are on disk, its state is not
+        raise KeyboardInterrupt("killed mid-save")
+
+    monkeypatch.setattr(common, "_write_state", killed)
+    with pytest.raises(KeyboardInterrupt):
+        common.save_checkpoint(link, net, None, {"global_step": 16})
+    fresh = torch.nn.Linear(2, 1)
+    assert common.load_checkpoint(link, fresh)["global_step"] == 8
+    assert torch.equal(fresh.weight, saved)  # weights and state still belong together
+    monkeypatch.undo()
+    common.save_checkpoint(link, net, None, {"global_step": 16})
+    assert common.load_checkpoint(link, fresh)["global_step"] == 16 and torch.equal(fresh.weight, net.weight)
+    assert sorted(p.name for p in link.iterdir()) == ["policy.safetensors", "trainer_state.json"]
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("checkpoint.") and p.is_dir()]
+    assert len(kept) == 1 and link.resolve() == kept[0].resolve()  # older saves are removed

@@ -253,3 +253,30 @@ def test_real_kill_then_resume_matches_uninterrupted_run(tmp_path):
                 commit(writer, t)
     expected = _uninterrupted(tmp_path / "clean", tasks)
     assert (rows(folder / "steps.jsonl"), rows(folder / "pairs.jsonl")) == expected
+
+
+def test_training_inputs_load_only_pngs_inside_the_data_folder(tmp_path):
+    from PIL import Image
+
+    from similar_rl.train.data import InputFactory
+
+    folder = tmp_path / "data"
+    (folder / "shots").mkdir(parents=True)
+    Image.new("RGB", (4, 4), "red").save(folder / "shots" / "ok.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "secret.png")
+    Image.new("RGB", (4, 4)).save(folder / "shots" / "photo.jpg", format="JPEG")
+    Image.new("L", (5000, 1)).save(folder / "shots" / "wide.png")
+    (folder / "shots" / "link.png").symlink_to(tmp_path / "secret.png")
+    factory = InputFactory(folder)
+    assert factory.image("shots/ok.png").shape == (4, 4, 3)
+    for rel, problem in [
+        ("../secret.png", "outside the data folder"),
+        (str(tmp_path / "secret.png"), "is absolute"),
+        ("shots/link.png", "outside the data folder"),
+        ("shots/photo.jpg", "not a readable PNG"),
+        ("shots/wide.png", "5000x1"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            factory.image(rel)
+    with pytest.raises(FileNotFoundError):
+        factory.image("shots/missing.png")

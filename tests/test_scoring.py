@@ -136,3 +136,14 @@ def test_as_scorer(model):
     assert as_scorer(scorer) is scorer
     with pytest.raises(TypeError, match="SimilarRewardModel"):
         as_scorer(3)
+
+
+def test_step_keys_do_not_collide_across_fields():
+    a = StepInput("a\x1fb", "x")
+    b = StepInput("a", "x", observation_text="b\x1f")
+    c = StepInput("a", "x", history=["b"])
+    d = StepInput("a", "x", observation_text="")
+    e = StepInput("a", "x")
+    keys = {s.key for s in (a, b, c, d, e)}
+    assert len(keys) == 5  # None and "" observation texts are different states too
+    assert StepInput("a", "x", history=["b"]).key == c.key  # equal content, equal key

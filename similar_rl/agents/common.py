@@ -6,7 +6,7 @@ Example:
     >>> net = torch.nn.Linear(2, 1)
     >>> opt = torch.optim.Adam(net.parameters())
     >>> net(torch.ones(1, 2)).sum().backward(); opt.step()
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = tempfile.mkdtemp() + "/checkpoint"
     >>> _ = save_checkpoint(folder, net, opt, {"global_step": 8})
     >>> net2 = torch.nn.Linear(2, 1); opt2 = torch.optim.Adam(net2.parameters())
     >>> load_checkpoint(folder, net2, opt2)["global_step"]
@@ -20,11 +20,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from similar_rl.data.dataset import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +135,17 @@ def save_checkpoint(
 ) -> Path:
     """Write ``policy.safetensors`` (weights, optimizer slots, torch RNG) and ``trainer_state.json``.
 
-    ``state`` must be JSON-serialisable (settings, counters, numpy RNG state). Returns the folder.
+    ``state`` must be JSON-serialisable (settings, counters, numpy RNG state). Both files go into a new
+    sibling folder ``<folder>.<n>``, flushed to disk; then the symlink ``folder`` is switched to it in one
+    ``os.replace`` and older siblings are removed. A kill at any moment leaves ``folder`` pointing at a complete,
+    matching pair (the previous one until the switch). Returns ``folder``.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    link = Path(folder)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_dir() and not link.is_symlink():  # a folder of the layout before links, or an empty one
+        names = {p.name for p in link.iterdir()}
+        if not names <= {WEIGHTS_NAME, STATE_NAME}:
+            raise FileExistsError(f"{str(link)!r} is a folder that is not a checkpoint; choose another path")
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     full_state = dict(state)
     if optimizer is not None:
@@ -142,11 +153,29 @@ def save_checkpoint(
         tensors.update(opt_tensors)
         full_state["optimizer_param_groups"] = groups
     tensors["rng.torch"] = torch.get_rng_state()
-    tmp = folder / (WEIGHTS_NAME + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    tmp.replace(folder / WEIGHTS_NAME)
-    (folder / STATE_NAME).write_text(json.dumps(full_state, indent=2, sort_keys=True, default=str) + "\n")
-    return folder
+    target = link.with_name(f"{link.name}.{time.time_ns()}")
+    target.mkdir()
+    save_file(tensors, str(target / WEIGHTS_NAME), metadata={"format": "pt"})
+    _write_state(target / STATE_NAME, full_state)
+    for path in (target / WEIGHTS_NAME, target / STATE_NAME):
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+    fsync_dir(target)
+    tmp_link = link.with_name(f".{link.name}.link{os.getpid()}")
+    tmp_link.unlink(missing_ok=True)
+    os.symlink(target.name, tmp_link)
+    if link.is_dir() and not link.is_symlink():
+        shutil.rmtree(link)
+    os.replace(tmp_link, link)  # the switch: one atomic rename
+    fsync_dir(link.parent)
+    for old in link.parent.glob(f"{link.name}.*"):
+        if old != target and old.is_dir() and old.name[len(link.name) + 1 :].isdigit():
+            shutil.rmtree(old, ignore_errors=True)
+    return link
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    path.write_text(json.dumps(state, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def load_checkpoint(

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from similar_rl.data.records import PairRecord, StepRecord
-from similar_rl.types import as_rgb_array
+from similar_rl.types import MAX_IMAGE_SIDE, as_rgb_array
 
 try:  # POSIX only; elsewhere the single-writer rule is not enforced.
     import fcntl
@@ -132,8 +132,18 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Flush a folder's entries (new files, renames) to disk, so they survive a power loss."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str, fsync: bool = True) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (readers never see half a file)."""
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (readers never see half a file);
+    with ``fsync`` the file and then its folder entry are flushed to disk."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
@@ -146,6 +156,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, fsync: bool = Tru
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if fsync:
+        fsync_dir(path.parent)
 
 
 def image_hash(image: Any) -> str:
@@ -424,6 +436,8 @@ class DatasetWriter:
                 if self.fsync:
                     os.fsync(fh.fileno())
             os.replace(tmp, path)
+            if self.fsync:
+                fsync_dir(path.parent)
             self._images.add(name)
         return rel
 
@@ -598,6 +612,7 @@ class DatasetWriter:
     def _append(self, name: str, rows: list[dict[str, Any]], expected_end: int | None) -> int:
         path = self.folder / name
         payload = "".join(_dumps(r) + "\n" for r in rows).encode("utf-8")
+        created = not path.exists()
         with open(path, "ab") as fh:
             if expected_end is not None and fh.tell() != expected_end:
                 raise RuntimeError(
@@ -608,7 +623,10 @@ class DatasetWriter:
                 fh.flush()
                 if self.fsync:
                     os.fsync(fh.fileno())
-            return fh.tell()
+            end = fh.tell()
+        if created and self.fsync:
+            fsync_dir(self.folder)
+        return end
 
 
 class DatasetReader:
@@ -667,21 +685,53 @@ class DatasetReader:
             yield PairRecord.from_dict(row)
 
     def failures(self) -> list[dict[str, Any]]:
-        return [row for _, row in _read_jsonl(self.folder / FAILURES_FILE, None, drop_partial_tail=True)]
+        rows = _read_jsonl(self.folder / FAILURES_FILE, None, drop_partial_tail=True, skip_bad=True)
+        return [row for _, row in rows]
 
     def screenshot_path(self, rel_path: str) -> Path:
         """Absolute path of a screenshot referenced by a record (refuses paths that leave the folder)."""
-        path = (self.folder / rel_path).resolve()
-        if self.folder.resolve() not in path.parents:
-            raise ValueError(f"screenshot path {rel_path!r} points outside the dataset folder")
-        return path
+        return screenshot_path(self.folder, rel_path)
 
     def load_screenshot(self, rel_path: str) -> np.ndarray:
-        """Load a referenced screenshot as an HxWx3 uint8 array."""
-        from PIL import Image
+        """Load a referenced screenshot as an HxWx3 uint8 array (see :func:`read_screenshot`)."""
+        return read_screenshot(self.folder, rel_path)
 
-        with Image.open(self.screenshot_path(rel_path)) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+def screenshot_path(root: str | os.PathLike[str], rel_path: str) -> Path:
+    """The file of a screenshot that a record under ``root`` references: a relative path that stays inside
+    ``root`` once resolved (symlinks followed). Absolute paths and ``..`` that leave it are refused."""
+    if not isinstance(rel_path, str) or not rel_path:
+        raise ValueError(f"screenshot path must be a non-empty string, got {rel_path!r}")
+    if Path(rel_path).is_absolute():
+        raise ValueError(f"screenshot path {rel_path!r} is absolute; records hold paths relative to their folder")
+    base = Path(root).resolve()
+    path = (base / rel_path).resolve()
+    if not path.is_relative_to(base) or path == base:
+        raise ValueError(f"screenshot path {rel_path!r} points outside the data folder {base}")
+    return path
+
+
+def read_screenshot(root: str | os.PathLike[str], rel_path: str) -> np.ndarray:
+    """Load a screenshot a record references as HxWx3 uint8: inside ``root`` (:func:`screenshot_path`), a PNG
+    file, at most ``MAX_IMAGE_SIDE`` pixels a side (checked from the header before decoding).
+
+    Raises:
+        ValueError: a path outside the folder, not a PNG, or too large. FileNotFoundError: no such file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = screenshot_path(root, rel_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"screenshot {path} referenced by the data does not exist")
+    try:
+        with Image.open(path, formats=["PNG"]) as img:
+            if max(img.size) > MAX_IMAGE_SIDE or min(img.size) < 1:
+                raise ValueError(
+                    f"screenshot {rel_path!r} is {img.size[0]}x{img.size[1]}; each side must be 1..{MAX_IMAGE_SIDE}"
+                )
+            return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ValueError(f"screenshot {rel_path!r} is not a readable PNG image (screenshots are PNG files)") from None
 
 
 _WHICH = {"steps": (STEPS_FILE, "steps_end", StepRecord), "pairs": (PAIRS_FILE, "pairs_end", PairRecord)}

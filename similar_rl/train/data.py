@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from similar_rl.data.dataset import read_screenshot
 from similar_rl.data.records import PairRecord, StepRecord
 from similar_rl.dimensions import DIMENSIONS
 from similar_rl.types import StepInput
@@ -48,19 +49,9 @@ class InputFactory:
         if not rel_path or not self.use_images:
             return None
         if rel_path not in self._images:
-            from PIL import Image
-
-            path = Path(rel_path)
-            if not path.is_absolute():
-                if self.root is None:
-                    raise ValueError(
-                        f"screenshot {rel_path!r} is a relative path but no data folder was given"
-                    )
-                path = self.root / rel_path
-            if not path.is_file():
-                raise FileNotFoundError(f"screenshot {path} referenced by the data does not exist")
-            with Image.open(path) as img:
-                self._images[rel_path] = np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+            if self.root is None:
+                raise ValueError(f"screenshot {rel_path!r} is referenced but no data folder was given")
+            self._images[rel_path] = read_screenshot(self.root, rel_path)
         return self._images[rel_path]
 
     def from_step(self, rec: StepRecord) -> StepInput:

@@ -51,7 +51,7 @@ FEATURE_FIELDS = (
 )
 #: Part of every fingerprint; bump it when the code that computes features changes (the fingerprint only sees
 #: the config), or caches keep serving the old features.
-CACHE_FORMAT = "similar_rl.features.v1"
+CACHE_FORMAT = "similar_rl.features.v2"  # v2: unambiguous StepInput keys
 
 
 def default_cache_dir() -> Path:
