@@ -78,14 +78,15 @@ def resolve_adapter(env: Any, adapter: BaseAdapter | None = None) -> BaseAdapter
     )
 
 
-def action_string(action: Any, adapter: BaseAdapter) -> str:
-    """The action string of an env action: a string is canonicalised when it parses, else kept as is."""
+def action_string(action: Any, adapter: BaseAdapter, env: Any = None, state: GUIState | None = None) -> str:
+    """The action string of an env action: a string is canonicalised when it parses, else kept as is; a native
+    action is converted by the adapter for ``env``'s action space, in ``state``."""
     if isinstance(action, str):
         try:
             return normalize_action(action)
         except ActionParseError:
             return action
-    return adapter.to_action_string(action)
+    return adapter.to_action_string(action, env=env, state=state)
 
 
 class _Shaping:
@@ -270,7 +271,7 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         """Steps the env, then scores the step; see the module docstring for what a scorer failure leaves."""
         if self._state is None:
             raise RuntimeError("call reset() before step() (the episode ended or has not started)")
-        act = action_string(action, self.adapter)
+        act = action_string(action, self.adapter, self.env, self._state)
         obs, env_reward, terminated, truncated, info = self.env.step(action)  # raises: history left unchanged
         _check_keys(info, self._keys)
         done = bool(terminated or truncated)
@@ -373,6 +374,11 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
     def _split_obs(self, obs: Any) -> list[Any]:
         return list(gym.vector.utils.iterate(self.env.observation_space, obs))
 
+    def _sub_env(self, i: int) -> Any:
+        """Sub-env ``i`` where the vector env exposes it (``SyncVectorEnv``), else None (default action space)."""
+        envs = getattr(self.env.unwrapped, "envs", None)
+        return envs[i] if envs is not None else None
+
     def _sub_info(self, info: Mapping[str, Any], i: int) -> dict[str, Any]:
         out = {}
         for key, value in info.items():
@@ -417,7 +423,8 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
             raise RuntimeError("call reset() before step()")
         acts = list(gym.vector.utils.iterate(self.env.action_space, actions))
         act_strings = [
-            None if self._autoreset[i] else action_string(a, self.adapter) for i, a in enumerate(acts)
+            None if self._autoreset[i] else action_string(a, self.adapter, self._sub_env(i), self._states[i])
+            for i, a in enumerate(acts)
         ]
         obs, env_rewards, terminated, truncated, info = self.env.step(actions)
         _check_keys(info, self._keys)

@@ -1,6 +1,9 @@
 """Gymnasium wrappers on the toy env (and MiniWoB++) with the real tiny reward model."""
 
+import math
+
 import gymnasium as gym
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from trl_helpers import build_reward_model
@@ -184,3 +187,28 @@ def test_miniwob_wrapper(scorer):
                 break
     finally:
         wrapper.close()
+
+
+@pytest.mark.browser
+def test_a_plain_gymnasium_miniwob_env_takes_its_native_actions(scorer):
+    from miniwob.action import ActionTypes
+
+    env = SimilarRewardWrapper(gym.make("miniwob/click-button-sequence-v1"), scorer)  # miniwob's own space
+    try:
+        env.reset(seed=0)
+        raw = env.unwrapped
+        button = next(el for el in env.state.elements if el.tag == "button")
+        steps = [
+            (raw.create_action(ActionTypes.CLICK_ELEMENT, ref=button.ref), f"click(ref={button.ref})"),
+            (raw.create_action(ActionTypes.SCROLL_DOWN_COORDS, coords=np.array([80, 100])), "scroll_down_xy"),
+            (raw.create_action(ActionTypes.PRESS_KEY, key=0), "press(key="),
+            (raw.create_action(ActionTypes.NONE), "noop()"),
+        ]
+        for action, expected in steps:
+            _, reward, term, trunc, info = env.step(action)
+            assert env.history[-1].startswith(expected) and set(info["similar"]) == set(SCORE_KEYS)
+            assert math.isfinite(reward)
+            if term or trunc:
+                break
+    finally:
+        env.close()

@@ -68,8 +68,12 @@ class BaseAdapter(ABC):
         """
 
     @abstractmethod
-    def to_action_string(self, env_action: Any) -> str:
-        """The canonical action string of a raw env action (for scoring actions chosen by other agents)."""
+    def to_action_string(self, env_action: Any, env: Any = None, state: GUIState | None = None) -> str:
+        """The canonical action string of a raw env action (for scoring actions chosen by other agents).
+
+        ``env`` (the env the action is for, whose action space may differ from the adapter's default) and
+        ``state`` (the state it is taken in) are given by the wrappers; adapters that need neither ignore them.
+        """
 
     @abstractmethod
     def candidates(self, state: GUIState) -> list[str]:

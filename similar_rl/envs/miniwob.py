@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -396,45 +397,77 @@ class MiniWoBAdapter(BaseAdapter):
             )
 
     def to_action_string(
-        self, env_action: Mapping[str, Any], action_types: Sequence[str] | None = None
+        self, env_action: Mapping[str, Any], env: Any = None, state: GUIState | None = None
     ) -> str:
-        """The action string of a raw miniwob action dict.
+        """The action string of a raw miniwob action dict, from any miniwob action space.
 
-        ``action_type`` may be an index into ``action_types`` (default :data:`ACTION_TYPES`, the space that
-        :meth:`make_env` builds) or a type name. Keys are indices into miniwob's default allowed keys.
+        ``action_type`` is an index into the action types of ``env``'s own action space (without ``env``:
+        :data:`ACTION_TYPES`, the space :meth:`make_env` builds) or a type name; ``key`` indexes that space's
+        allowed keys. Kinds the grammar has become grammar strings; ``TYPE_TEXT`` becomes ``type`` on the
+        element focused in ``state``, and the ``*_FIELD`` kinds type the task field's value read off ``state``.
+        Kinds with no grammar equivalent (``MOVE_COORDS``, ``DBLCLICK_COORDS``, ``MOUSEDOWN/UP_COORDS``,
+        ``SCROLL_UP/DOWN_COORDS``, or a type field without ``state``) get a call of their own name such as
+        ``scroll_down_xy(x=80, y=100)``: not executable, but scored by the model as text.
 
         Example:
             >>> MiniWoBAdapter().to_action_string({"action_type": 2, "ref": 7})
             'click(ref=7)'
             >>> MiniWoBAdapter().to_action_string({"action_type": "PRESS_KEY", "key": 0})
             'press(key="Enter")'
+            >>> MiniWoBAdapter().to_action_string({"action_type": "SCROLL_DOWN_COORDS", "coords": [80, 100]})
+            'scroll_down_xy(x=80, y=100)'
         """
-        types = tuple(action_types or ACTION_TYPES)
+        config = getattr(getattr(env, "unwrapped", env), "action_space_config", None)
+        types = tuple(config.action_types) if config is not None else ACTION_TYPES
         raw_type = env_action["action_type"]
         if isinstance(raw_type, str):
-            name = getattr(raw_type, "value", raw_type)
+            name = raw_type
         else:
-            name = types[int(np.asarray(raw_type).item())]
-            name = getattr(name, "value", name)
+            index = int(np.asarray(raw_type).item())
+            if not 0 <= index < len(types):
+                raise ValueError(
+                    f"action_type {index} is not an index into this env's {len(types)} action types"
+                )
+            name = getattr(types[index], "value", types[index])
         if name == "NONE":
             return "noop()"
+        if name in (
+            "CLICK_COORDS",
+            "DBLCLICK_COORDS",
+            "MOVE_COORDS",
+            "MOUSEDOWN_COORDS",
+            "MOUSEUP_COORDS",
+        ) or (name in ("SCROLL_UP_COORDS", "SCROLL_DOWN_COORDS")):
+            x, y = (round(float(v), 2) for v in np.asarray(env_action["coords"]).reshape(-1)[:2])
+            if name == "CLICK_COORDS":
+                return format_action(Action("click_xy", x=x, y=y))
+            call = name.removesuffix("_COORDS").lower()
+            return f"{call}_xy(x={x:g}, y={y:g})"
         if name == "CLICK_ELEMENT":
             return format_action(Action("click", ref=int(env_action["ref"])))
-        if name == "CLICK_COORDS":
-            x, y = (float(v) for v in np.asarray(env_action["coords"]).reshape(-1)[:2])
-            return format_action(Action("click_xy", x=round(x, 2), y=round(y, 2)))
-        if name == "FOCUS_ELEMENT_AND_TYPE_TEXT":
-            return format_action(Action("type", ref=int(env_action["ref"]), text=str(env_action["text"])))
         if name == "PRESS_KEY":
             from miniwob.constants import DEFAULT_ALLOWED_KEYS
 
-            return format_action(
-                Action("press", key=grammar_key(DEFAULT_ALLOWED_KEYS[int(env_action["key"])]))
-            )
-        raise ValueError(
-            f"miniwob action type {name} has no action string; the grammar covers NONE, CLICK_ELEMENT, "
-            "CLICK_COORDS, FOCUS_ELEMENT_AND_TYPE_TEXT and PRESS_KEY"
-        )
+            keys = tuple(config.allowed_keys) if config is not None else DEFAULT_ALLOWED_KEYS
+            return format_action(Action("press", key=grammar_key(keys[int(env_action["key"])])))
+        if name in ("TYPE_TEXT", "TYPE_FIELD", "FOCUS_ELEMENT_AND_TYPE_TEXT", "FOCUS_ELEMENT_AND_TYPE_FIELD"):
+            if name.endswith("FIELD"):
+                values = list(state.fields.values()) if state is not None else []
+                index = int(np.asarray(env_action["field"]).item())
+                if not 0 <= index < len(values):
+                    return f"type_field(field={index})"
+                text = values[index]
+            else:
+                text = str(env_action["text"])
+            if name.startswith("FOCUS_ELEMENT"):
+                ref = int(env_action["ref"])
+            else:
+                focused = [el.ref for el in state.elements if el.focused] if state is not None else []
+                if not focused:
+                    return f"type_focused(text={json.dumps(text)})"
+                ref = focused[0]
+            return format_action(Action("type", ref=ref, text=text))
+        raise ValueError(f"miniwob action type {name!r} is unknown to this adapter")
 
     def candidates(self, state: GUIState) -> list[str]:
         """Click each clickable element, type each task field value into each typeable one, Enter if focused."""

@@ -238,7 +238,7 @@ class ToyAdapter(BaseAdapter):
         check_action(unwrapped.page, parsed)
         return format_action(parsed)
 
-    def to_action_string(self, env_action: Any) -> str:
+    def to_action_string(self, env_action: Any, env: Any = None, state: GUIState | None = None) -> str:
         return format_action(parse_action(env_action))
 
     def candidates(self, state: GUIState) -> list[str]:
