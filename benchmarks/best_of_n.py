@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
 
-    from similar_rl.commands.search import load_model, load_settings, run_search
+    from similar_rl.commands.search import load_settings, run_search
+    from similar_rl.model import load_model
 
     torch.set_num_threads(args.threads)
     flags = argparse.Namespace(

@@ -33,11 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="similar-rl",
         description="Similar: a step-wise, five-dimensional reward model for RL of GUI agents.",
+        allow_abbrev=False,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
-        sub.add_parser(name, help=help_text, add_help=False)
+        sub.add_parser(name, help=help_text, add_help=False, allow_abbrev=False)
     return parser
 
 
@@ -58,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         print(f"similar-rl {args.command}: not available in this version yet.", file=sys.stderr)
         return 2
+    # no abbreviations: `--env X` must not silently mean `--env-kwargs X`
     cmd_parser = argparse.ArgumentParser(
-        prog=f"similar-rl {args.command}", description=COMMANDS[args.command]
+        prog=f"similar-rl {args.command}", description=COMMANDS[args.command], allow_abbrev=False
     )
     module.add_arguments(cmd_parser)
     cmd_args = cmd_parser.parse_args(rest)

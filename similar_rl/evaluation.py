@@ -227,10 +227,13 @@ def no_gate_scores(model_scores: np.ndarray, total_weights: Mapping[str, float])
 
 # -- the entry point ------------------------------------------------------------------------------------------------
 def load_eval_table(
-    data: str | os.PathLike[str], use_images: bool = True, pair_types: Sequence[str] | None = None
+    data: str | os.PathLike[str],
+    use_images: bool = True,
+    pair_types: Sequence[str] | None = None,
+    encoding: str | None = None,
 ) -> PairTable:
-    """The pairs of a dataset folder or SRMEval CSV as a :class:`PairTable`."""
-    steps, pairs, root = load_records(data)
+    """The pairs of a dataset folder or SRMEval CSV (of text ``encoding``) as a :class:`PairTable`."""
+    steps, pairs, root = load_records(data, encoding)
     if not pairs:
         raise ValueError(f"{data} holds no preference pairs to evaluate")
     return build_pair_table(pairs, steps, InputFactory(root, use_images=use_images), pair_types)
@@ -248,6 +251,7 @@ def evaluate(
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
     progress: bool = False,
+    encoding: str | None = None,
 ) -> dict[str, Any]:
     """Pairwise accuracy of ``model`` per type on ``data`` (a dataset folder, an SRMEval CSV or a PairTable).
 
@@ -259,6 +263,7 @@ def evaluate(
             ``report["baselines"][name]``.
         ties: ``"half"`` or ``"wrong"`` (see the module docstring).
         seed: seed of the random baseline.
+        encoding: text encoding of an SRMEval CSV (default: UTF-8, else GB18030).
     """
     names = list(BASELINES) if baselines is True else list(baselines or [])
     unknown = [b for b in names if b not in BASELINES]
@@ -271,7 +276,7 @@ def evaluate(
         if isinstance(data, PairTable):
             return data
         if use_images not in tables:
-            tables[use_images] = load_eval_table(data, use_images)
+            tables[use_images] = load_eval_table(data, use_images, encoding=encoding)
         return tables[use_images]
 
     report: dict[str, Any] = {"ties": ties}

@@ -75,8 +75,25 @@ def test_encodings(tmp_path):
     assert a[0].screenshot == "img.png" and a[0].history == ["noop()"]
     assert read_srm_csv(io.BytesIO(body.encode("utf-8"))) == a
     (tmp_path / "latin.csv").write_bytes(body.encode("latin-1"))
-    with pytest.raises(ValueError, match=r"latin\.csv is not UTF-8 text .*re-save it as UTF-8"):
+    with pytest.raises(
+        ValueError, match=r"latin\.csv could not be decoded \(tried utf-8-sig, gb18030: .*--encoding"
+    ):
         read_srm_csv(tmp_path / "latin.csv")
+    assert read_srm_csv(tmp_path / "latin.csv", encoding="latin-1") == a
+    with pytest.raises(ValueError, match="unknown encoding 'klingon'"):
+        read_srm_csv(tmp_path / "latin.csv", encoding="klingon")
+
+
+def test_the_authors_gb2312_files_are_read(tmp_path, capsys):
+    from similar_rl.cli import main
+
+    chinese = f"{HEADER}\r\nx1,1,打开设置菜单,TR,Step 1 : noop(),,click(ref=1),noop()\r\n"
+    (tmp_path / "gb.csv").write_bytes(chinese.encode("gb2312"))
+    pairs = read_srm_csv(tmp_path / "gb.csv")  # detected
+    assert pairs[0].instruction == "打开设置菜单"
+    assert read_srm_csv(tmp_path / "gb.csv", encoding="gb2312") == pairs
+    assert main(["eval", "--data", str(tmp_path / "gb.csv"), "--encoding", "gb2312"]) == 0
+    assert "task_relevance" in capsys.readouterr().out
 
 
 def test_clear_errors():

@@ -41,22 +41,10 @@ def load_scorer(
 ) -> Any:
     """A :class:`similar_rl.Scorer` over ``reward_model``: ``"default"`` (the shipped model) or a folder
     written by ``SimilarRewardModel.save_pretrained``."""
+    from similar_rl.model import load_model
     from similar_rl.scoring import Scorer
 
-    if reward_model == "default":
-        from similar_rl.model import load_default_model
-
-        model = load_default_model()
-    else:
-        from similar_rl.model import SimilarRewardModel
-
-        if not Path(reward_model).is_dir():
-            raise FileNotFoundError(
-                f"reward_model {reward_model!r} is not a folder; pass 'default' or a folder written by "
-                "SimilarRewardModel.save_pretrained / `similar-rl train`"
-            )
-        model = SimilarRewardModel.from_pretrained(reward_model)
-    return Scorer(model, batch_size=batch_size, cache_size=cache_size, device=device)
+    return Scorer(load_model(reward_model), batch_size=batch_size, cache_size=cache_size, device=device)
 
 
 class RunLogger:

@@ -166,7 +166,7 @@ def build_args(cls: type[T], *layers: Mapping[str, Any] | None) -> T:
 
 def args_from_cli(cls: type[T], argv: list[str] | None = None, description: str = "") -> T:
     """Parse ``[--config FILE] [--field VALUE ...]`` into ``cls`` (what the example scripts call)."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
     parser.add_argument(
         "--config", default=None, help="YAML file of settings (command-line options override it)"
     )

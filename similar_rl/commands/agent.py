@@ -22,7 +22,7 @@ def _args_classes() -> dict[str, type]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="algo", metavar="ALGO", required=True)
     for name, cls in _args_classes().items():
-        p = sub.add_parser(name, help=f"{name.upper()} (keys: fields of {cls.__name__})")
+        p = sub.add_parser(name, help=f"{name.upper()} (keys: fields of {cls.__name__})", allow_abbrev=False)
         p.add_argument("--config", default=None, help="YAML file of settings (options override it)")
         add_dataclass_arguments(p, cls)
 

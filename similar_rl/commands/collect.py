@@ -75,6 +75,14 @@ def _json_dict(text: str) -> dict[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("envs", nargs="*", help="env ids, e.g. miniwob/click-test-2 toy/login-form")
+    parser.add_argument(
+        "--envs",
+        nargs="+",
+        default=[],
+        dest="env_options",
+        metavar="ENV",
+        help="env ids (same as the positionals)",
+    )
     parser.add_argument("--tasks", help="file with one env id per line (added to the positional env ids)")
     parser.add_argument("--config", help="YAML CollectConfig (see configs/collect_*.yaml); flags override it")
     parser.add_argument("--out", required=True, help="dataset folder (created, or resumed if it holds data)")
@@ -124,7 +132,7 @@ def build_config(args: argparse.Namespace) -> Any:
     from similar_rl.collect.runner import tasks_from_file
 
     data = CollectConfig.from_yaml(args.config).to_dict() if args.config else {}
-    envs = list(args.envs or [])
+    envs = [*(args.envs or []), *args.env_options]
     if args.tasks:
         envs += [e for e in tasks_from_file(args.tasks) if e not in envs]
     if envs:

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="trained model folder (default: the shipped default model)")
+    parser.add_argument(
+        "--model",
+        default="default",
+        help="trained model folder, or 'default' for the shipped model (default)",
+    )
     parser.add_argument("--data", required=True, help="dataset folder or SRMEval CSV with the pairs")
     parser.add_argument(
         "--baselines", action="store_true", help="also score random, rule_judge, text_similarity and no_gate"
@@ -35,19 +40,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="feature cache folder")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--json", help="write the report to this JSON file")
+    parser.add_argument(
+        "--encoding",
+        help="text encoding of an SRMEval CSV (default: UTF-8 with or without BOM, else GB18030)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from similar_rl.evaluation import evaluate, format_table, report_rows
-    from similar_rl.model import SimilarRewardModel, load_default_model
+    from similar_rl.model import load_model
 
-    model = SimilarRewardModel.from_pretrained(args.model) if args.model else load_default_model()
     extra = {}
     for item in args.compare:
         name, sep, folder = item.partition("=")
         if not sep or not name or not folder:
             raise SystemExit(f"--compare expects NAME=DIR, got {item!r}")
-        extra[name] = SimilarRewardModel.from_pretrained(folder)
+    try:
+        model = load_model(args.model)
+        for item in args.compare:
+            name, _, folder = item.partition("=")
+            extra[name] = load_model(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"similar-rl eval: {exc}", file=sys.stderr)
+        return 2
     report = evaluate(
         model,
         args.data,
@@ -59,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         progress=True,
+        encoding=args.encoding,
     )
     print(format_table(report_rows(report), report.get("count")))
     if args.json:

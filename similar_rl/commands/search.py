@@ -53,6 +53,7 @@ INFO_KEYS = frozenset({"held_out_families", "notes", "benchmark"})
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--envs", nargs="+", help="env ids, e.g. miniwob/click-button-v1 toy/login-form")
+    parser.add_argument("env_ids", nargs="*", metavar="ENV", help="env ids (same as --envs)")
     parser.add_argument(
         "--config", help="YAML with any of the settings below (see configs/search_miniwob.yaml)"
     )
@@ -107,12 +108,17 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
+    positional = list(getattr(args, "env_ids", None) or [])
+    if positional:
+        settings["envs"] = [*(args.envs or []), *positional]
     if isinstance(settings["seeds"], str):
         settings["seeds"] = parse_seeds(settings["seeds"])
     if isinstance(settings["objective"], str) and settings["objective"].lstrip().startswith("{"):
         settings["objective"] = _json_dict(settings["objective"])
     if not settings["envs"]:
-        raise ValueError("no env ids: pass --envs ENV [ENV ...] or a --config YAML with 'envs'")
+        raise ValueError(
+            "no env ids: pass them (as arguments or --envs ENV [ENV ...]) or a --config YAML with 'envs'"
+        )
     if settings["method"] not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {settings['method']!r}")
     for key in ("n", "depth", "beam", "max_steps", "batch_size"):
@@ -120,15 +126,6 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{key} must be a positive integer, got {value!r}")
     return settings
-
-
-def load_model(spec: str) -> Any:
-    """``"default"`` -> the shipped model; anything else -> a checkpoint folder."""
-    from similar_rl.model import SimilarRewardModel, load_default_model
-
-    if spec == "default":
-        return load_default_model()
-    return SimilarRewardModel.from_pretrained(spec)
 
 
 def build_agents(settings: dict[str, Any], scorer: Any) -> tuple[Any, Any]:
@@ -165,6 +162,8 @@ def run_search(settings: dict[str, Any], model: Any = None, progress: bool = Tru
     from similar_rl.search import compare
 
     if model is None:
+        from similar_rl.model import load_model
+
         model = load_model(settings["model"])
     scorer = as_scorer(model, batch_size=settings["batch_size"]) if not isinstance(model, Scorer) else model
     base, scaled = build_agents(settings, scorer)
@@ -200,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
             if args.threads < 1:
                 raise ValueError(f"--threads must be a positive integer, got {args.threads}")
             torch.set_num_threads(args.threads)
+        from similar_rl.model import load_model
+
         model = load_model(settings["model"])
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"similar-rl search: {exc}", file=sys.stderr)

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from similar_rl.model import SimilarRewardModel, load_default_model
+    from similar_rl.model import load_model
     from similar_rl.scoring import Scorer
     from similar_rl.serving import RewardServer, ServerConfig
 
@@ -66,10 +66,7 @@ def run(args: argparse.Namespace) -> int:
             allowed_root=args.allowed_root,
             token=token,
         )
-        if args.model == "default":
-            model = load_default_model(device=args.device)
-        else:
-            model = SimilarRewardModel.from_pretrained(args.model, device=args.device)
+        model = load_model(args.model, device=args.device)
     except (ValueError, OSError) as exc:
         print(f"similar-rl serve: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -34,6 +35,8 @@ from typing import IO
 
 from similar_rl.data.records import PairRecord
 from similar_rl.dimensions import from_alias, to_alias
+
+logger = logging.getLogger(__name__)
 
 COLUMNS: tuple[str, ...] = (
     "id",
@@ -83,8 +86,15 @@ def task_id_for(instruction: str) -> str:
     return "srm-" + hashlib.blake2b(instruction.encode("utf-8"), digest_size=8).hexdigest()
 
 
-def _open_text(source: str | os.PathLike[str] | IO[str] | IO[bytes]) -> tuple[str, str]:
-    """(text, name) of a path or file object; UTF-8 with or without BOM, anything else a clear error."""
+#: Encodings tried in turn when none is given: UTF-8 (a BOM is dropped), then GB18030, the superset of the
+#: GB2312 that the authors' SRMEval files are written in. UTF-8 is tried first because text in another
+#: encoding almost never decodes as UTF-8; the reverse is not true, so other encodings must be named.
+AUTO_ENCODINGS = ("utf-8-sig", "gb18030")
+
+
+def _open_text(source: str | os.PathLike[str] | IO[str] | IO[bytes], encoding: str | None = None) -> tuple[str, str]:
+    """(text, name) of a path or file object, decoded with ``encoding`` or the first of :data:`AUTO_ENCODINGS`
+    that decodes it; a clear error naming the encodings tried when none does."""
     name = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>")
     if isinstance(source, (str, os.PathLike)):
         data: str | bytes = Path(source).read_bytes()
@@ -92,29 +102,40 @@ def _open_text(source: str | os.PathLike[str] | IO[str] | IO[bytes]) -> tuple[st
         data = source.read()
     if isinstance(data, str):
         return data.removeprefix("\ufeff"), str(name)
-    try:
-        return data.decode("utf-8-sig"), str(name)
-    except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"{name} is not UTF-8 text (undecodable byte at offset {exc.start}); re-save it as UTF-8 "
-            "(e.g. iconv -f latin1 -t utf-8)"
-        ) from None
+    tried = [encoding] if encoding else list(AUTO_ENCODINGS)
+    problems = []
+    for codec in tried:
+        try:
+            text = data.decode(codec)
+        except LookupError:
+            raise ValueError(f"unknown encoding {codec!r} (try utf-8, gb18030, gb2312 or latin-1)") from None
+        except UnicodeDecodeError as exc:
+            problems.append(f"{codec}: undecodable byte at offset {exc.start}")
+            continue
+        if codec != tried[0]:
+            logger.warning("%s is not UTF-8; read it as %s", name, codec)
+        return text.removeprefix("\ufeff"), str(name)
+    raise ValueError(
+        f"{name} could not be decoded (tried {', '.join(tried)}: {'; '.join(problems)}); pass its encoding, "
+        "e.g. --encoding latin-1"
+    )
 
 
 def read_srm_csv(
-    source: str | os.PathLike[str] | IO[str] | IO[bytes], env_id: str = "srmeval"
+    source: str | os.PathLike[str] | IO[str] | IO[bytes], env_id: str = "srmeval", encoding: str | None = None
 ) -> list[PairRecord]:
     """Import an SRMEval-layout CSV as pair records.
 
     Args:
         source: a path, or a text or binary file object.
         env_id: the env id given to every row (the layout has none).
+        encoding: the file's text encoding (default: UTF-8 with or without BOM, else GB18030/GB2312).
 
     Raises:
-        ValueError: not UTF-8, missing columns (named), or a bad row (named by its row number, 1 = first data
-            row, and the field).
+        ValueError: undecodable (naming the encodings tried), missing columns (named), or a bad row (named by
+            its row number, 1 = first data row, and the field).
     """
-    text, name = _open_text(source)
+    text, name = _open_text(source, encoding)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         header = reader.fieldnames

@@ -58,16 +58,9 @@ def load_reward_model(spec: str) -> Any:
     """``"default"`` -> the shipped model; ``"none"`` -> None (unscored); else a checkpoint folder."""
     if spec == "none":
         return None
-    from similar_rl.model import SimilarRewardModel, load_default_model
+    from similar_rl.model import load_model
 
-    if spec == "default":
-        return load_default_model()
-    if not Path(spec).is_dir():
-        raise FileNotFoundError(
-            f"--model {spec!r} is not a folder; pass 'default' (the shipped model), a folder written by "
-            "`similar-rl train` / SimilarRewardModel.save_pretrained, or 'none'"
-        )
-    return SimilarRewardModel.from_pretrained(spec)
+    return load_model(spec)
 
 
 def _jsonable(value: Any) -> Any:

@@ -23,6 +23,7 @@ __all__ = [
     "SimilarConfig",
     "SimilarRewardModel",
     "load_default_model",
+    "load_model",
 ]
 
 
@@ -42,3 +43,19 @@ def load_default_model(device: str | None = None) -> SimilarRewardModel:
             "SimilarRewardModel.from_pretrained(DIR), or copy DIR's files into that folder."
         )
     return SimilarRewardModel.from_pretrained(DEFAULT_MODEL_DIR, device=device)
+
+
+def load_model(spec: str, device: str | None = None) -> SimilarRewardModel:
+    """``"default"`` -> the shipped model (:func:`load_default_model`); anything else -> a checkpoint folder.
+
+    Raises:
+        FileNotFoundError: ``spec`` is neither ``"default"`` nor a folder (the message says what to pass).
+    """
+    if spec == "default":
+        return load_default_model(device=device)
+    if not Path(spec).is_dir():
+        raise FileNotFoundError(
+            f"model {spec!r} is not a folder; pass 'default' (the shipped model) or a folder written by "
+            "`similar-rl train` / SimilarRewardModel.save_pretrained"
+        )
+    return SimilarRewardModel.from_pretrained(spec, device=device)

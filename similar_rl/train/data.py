@@ -181,13 +181,16 @@ def build_step_table(steps: Sequence[StepRecord], factory: InputFactory) -> Step
     return StepTable(inputs, labels, tasks)
 
 
-def load_records(source: str | os.PathLike[str]) -> tuple[list[StepRecord], list[PairRecord], Path]:
-    """Step records, pairs and the screenshot root of a dataset folder or an SRMEval-layout CSV file."""
+def load_records(
+    source: str | os.PathLike[str], encoding: str | None = None
+) -> tuple[list[StepRecord], list[PairRecord], Path]:
+    """Step records, pairs and the screenshot root of a dataset folder or an SRMEval-layout CSV file
+    (``encoding``: the CSV's, see :func:`similar_rl.data.srm_csv.read_srm_csv`)."""
     path = Path(source)
     if path.is_file() and path.suffix.lower() in (".csv", ".tsv"):
         from similar_rl.data import srm_csv
 
-        loaded = srm_csv.read_srm_csv(path)
+        loaded = srm_csv.read_srm_csv(path, encoding=encoding)
         pairs = list(loaded if isinstance(loaded, list | tuple) else loaded.pairs)
         return [], pairs, path.parent
     if not path.exists():
