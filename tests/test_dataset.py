@@ -270,9 +270,9 @@ def test_training_inputs_load_only_pngs_inside_the_data_folder(tmp_path):
     factory = InputFactory(folder)
     assert factory.image("shots/ok.png").shape == (4, 4, 3)
     for rel, problem in [
-        ("../secret.png", "outside the data folder"),
+        ("../secret.png", "outside the dataset folder"),
         (str(tmp_path / "secret.png"), "is absolute"),
-        ("shots/link.png", "outside the data folder"),
+        ("shots/link.png", "outside the dataset folder"),
         ("shots/photo.jpg", "not a readable PNG"),
         ("shots/wide.png", "5000x1"),
     ]:

@@ -110,8 +110,12 @@ def test_to_action_string_and_task_name():
     assert adapter.to_action_string({"action_type": 5, "ref": 3, "text": 'say "hi"'}) == (
         'type(ref=3, text="say \\"hi\\"")'
     )
-    with pytest.raises(ValueError, match="no action string"):
-        adapter.to_action_string({"action_type": "SCROLL_UP_COORDS", "coords": np.zeros(2)})
+    # a kind outside the grammar is named, not refused: the wrappers score native actions of any action space
+    assert adapter.to_action_string({"action_type": "SCROLL_UP_COORDS", "coords": np.zeros(2)}) == (
+        "scroll_up_xy(x=0, y=0)"
+    )
+    with pytest.raises(ValueError, match="not an index into this env's 6 action types"):
+        adapter.to_action_string({"action_type": 9})
     assert task_name("miniwob/use-autocomplete-v1") == "use-autocomplete"
 
 

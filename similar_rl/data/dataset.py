@@ -703,11 +703,14 @@ def screenshot_path(root: str | os.PathLike[str], rel_path: str) -> Path:
     if not isinstance(rel_path, str) or not rel_path:
         raise ValueError(f"screenshot path must be a non-empty string, got {rel_path!r}")
     if Path(rel_path).is_absolute():
-        raise ValueError(f"screenshot path {rel_path!r} is absolute; records hold paths relative to their folder")
+        raise ValueError(
+            f"screenshot path {rel_path!r} is absolute: it points outside the dataset folder (records hold paths "
+            "relative to their folder)"
+        )
     base = Path(root).resolve()
     path = (base / rel_path).resolve()
     if not path.is_relative_to(base) or path == base:
-        raise ValueError(f"screenshot path {rel_path!r} points outside the data folder {base}")
+        raise ValueError(f"screenshot path {rel_path!r} points outside the dataset folder {base}")
     return path
 
 
