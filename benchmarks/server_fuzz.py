@@ -50,6 +50,15 @@ def _png(side: int, seed: int) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _solid_png(side: int, shade: int) -> str:
+    """A side x side PNG of one colour: a few KiB of body that decodes to side**2 pixels."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), (shade, 255 - shade, 7)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def _random_json(rng: random.Random, depth: int = 0):
     kind = rng.randrange(7 if depth < 3 else 4)
     if kind == 0:
@@ -69,7 +78,7 @@ def _request(method: str, body: bytes, length: str | None = None) -> bytes:
         f"{method} /score HTTP/1.1\r\nHost: fuzz\r\nContent-Type: application/json\r\nConnection: close\r\n"
     )
     head += f"Content-Length: {len(body) if length is None else length}\r\n\r\n"
-    return head.encode("ascii") + body
+    return head.encode("utf-8") + body  # non-ASCII header bytes are hostile input too
 
 
 class Cases:
@@ -174,7 +183,7 @@ def main() -> None:
     rss_start = rss_mib()
     model = tiny_model()
     steps = toy_steps(48)
-    cases = Cases(steps, big=[_png(3000, i) for i in range(6)], small=_png(160, 99))
+    cases = Cases(steps, big=[_solid_png(4096, 40 * i) for i in range(4)], small=_png(160, 99))
     rss_ready = rss_mib()
     server = RewardServer(Scorer(model), port=0, request_deadline_s=2.0, socket_timeout_s=2.0).start()
     host, port = server.bind().server_address[:2]
