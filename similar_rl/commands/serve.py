@@ -32,6 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=60.0, help="seconds a request may wait for scores (504)"
     )
     parser.add_argument("--cache-size", type=int, default=4096, help="scores kept in the scorer's LRU cache")
+    parser.add_argument("--max-connections", type=int, default=64, help="most open connections; more get 503")
+    parser.add_argument(
+        "--request-deadline", type=float, default=30.0, help="seconds to receive one request (then 408/close)"
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=2**25,
+        help="most decoded screenshot pixels per request; more get 413",
+    )
     parser.add_argument("--allowed-root", help="folder that screenshot_path values may point into")
     parser.add_argument(
         "--token-env", help="name of an environment variable holding the bearer token to require"
@@ -63,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
             max_queue=args.max_queue,
             max_body_bytes=int(args.max_body_mb * 2**20),
             request_timeout_s=args.timeout,
+            max_connections=args.max_connections,
+            request_deadline_s=args.request_deadline,
+            max_pixels_per_request=args.max_pixels,
             allowed_root=args.allowed_root,
             token=token,
         )
