@@ -83,6 +83,29 @@ def test_elements_fold_text_skip_wrappers_and_label_checkboxes():
         parse_action(c)
 
 
+def test_candidates_type_values_read_off_the_page():
+    long_text = "x" * 70
+    dom = [
+        _el(1, 0, "body"),
+        _el(4, 1, "div", text="12 x 3 ="),
+        _el(5, 1, "textarea", value=long_text, focused=1),
+        _el(6, 1, "input_text"),
+        _el(7, 1, "input_time"),
+        _el(8, 1, "button", text="Submit"),
+    ]
+    state = MiniWoBAdapter().observe({"utterance": "Solve it", "dom_elements": dom, "fields": (("w", "Go"),)})
+    cands = MiniWoBAdapter().candidates(state)
+    assert (
+        'type(ref=6, text="36")' in cands and 'type(ref=7, text="go")' in cands
+    )  # computed; input_time types
+    assert not any("Submit" in c for c in cands if c.startswith("type"))  # button labels are not values
+    assert 'press(key="Control+c")' in cands  # the textarea holds more than one type action can carry
+    plain = MiniWoBAdapter(page_values=False).candidates(state)
+    assert (
+        not any(c.startswith("type") and "36" in c for c in plain) and 'press(key="Control+c")' not in plain
+    )
+
+
 def test_observation_text_is_capped():
     dom = [_el(i, 0, "div", text=f"item {i} " + "x" * 200, top=10 + i) for i in range(1, 100)]
     state = MiniWoBAdapter(max_elements=20, max_text_chars=50).observe(

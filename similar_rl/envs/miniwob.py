@@ -25,6 +25,7 @@ import dataclasses
 import importlib
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -57,10 +58,13 @@ TYPEABLE_TAGS = frozenset(
         "input_tel",
         "input_url",
         "input_date",
+        "input_time",
         "textarea",
         "select",
     }
 )
+#: Longest text one ``type`` action may carry (miniwob's ``text_max_len``).
+TYPE_MAX_CHARS = 64
 #: Milliseconds to wait after each action before observing, for tasks whose page changes asynchronously
 #: (jQuery UI autocomplete opens its menu 300 ms after the last keystroke). Without it the observation after
 #: an action depends on timing and replay is not deterministic.
@@ -133,6 +137,8 @@ class MiniWoBAdapter(BaseAdapter):
         max_elements: most elements listed in the observation text (the rest is summarised in one line).
         max_text_chars: longest quoted text per element in the observation text.
         max_clicks: most click candidates per state.
+        max_type_candidates: most ``type`` candidates per state (split over its typeable elements).
+        page_values: also offer typing texts read off the page (see :meth:`type_values`), not only task fields.
     """
 
     name = "miniwob"
@@ -145,6 +151,8 @@ class MiniWoBAdapter(BaseAdapter):
         max_elements: int = 60,
         max_text_chars: int = 80,
         max_clicks: int = 40,
+        max_type_candidates: int = 24,
+        page_values: bool = True,
     ):
         self.chrome_binary = chrome_binary
         self.chromedriver = chromedriver
@@ -152,6 +160,8 @@ class MiniWoBAdapter(BaseAdapter):
         self.max_elements = max_elements
         self.max_text_chars = max_text_chars
         self.max_clicks = max_clicks
+        self.max_type_candidates = max_type_candidates
+        self.page_values = page_values
 
     # ------------------------------------------------------------------ env
     def make_env(self, env_id: str, **kwargs: Any) -> Any:
@@ -470,17 +480,70 @@ class MiniWoBAdapter(BaseAdapter):
         raise ValueError(f"miniwob action type {name!r} is unknown to this adapter")
 
     def candidates(self, state: GUIState) -> list[str]:
-        """Click each clickable element, type each task field value into each typeable one, Enter if focused."""
+        """Click each clickable element; type into each typeable one the values of :meth:`type_values`; Enter if
+        a typeable element is focused."""
         out: list[str] = []
         clicks = [el for el in state.elements if el.clickable][: self.max_clicks]
         out += [format_action(Action("click", ref=el.ref)) for el in clicks]
-        values = list(dict.fromkeys(v for v in state.fields.values() if v and len(v) <= 64))
-        for el in state.elements:
-            if el.typeable:
-                out += [format_action(Action("type", ref=el.ref, text=v)) for v in values]
+        values = self.type_values(state)
+        typeable = [el for el in state.elements if el.typeable]
+        for el in typeable:
+            per_element = values[: max(1, self.max_type_candidates // len(typeable))]
+            out += [format_action(Action("type", ref=el.ref, text=v)) for v in per_element if v != el.value]
         if any(el.focused and el.typeable for el in state.elements):
             out.append('press(key="Enter")')
+            if self.page_values and any(len(el.value) > TYPE_MAX_CHARS for el in typeable):
+                # a value too long to retype: select, copy and paste it with the keyboard
+                out += ['press(key="Control+a")', 'press(key="Control+c")', 'press(key="Control+v")']
         return list(dict.fromkeys(out)) or ["noop()"]
+
+    def type_values(self, state: GUIState) -> list[str]:
+        """Texts worth typing, most likely first: the task fields' values, their lower/upper-case forms, and, with
+        ``page_values``, what the page shows (short element texts, the words of short sentences, the value held
+        by another field, the result of an arithmetic expression such as ``3 + 4 =``), at most 64 characters each.
+
+        Example:
+            >>> from similar_rl.types import Element
+            >>> page = [Element(ref=4, tag="div", text="3 + 4 ="), Element(ref=5, tag="input_text", text="")]
+            >>> MiniWoBAdapter().type_values(GUIState("Solve it", elements=tuple(page), fields={"x": "Ab"}))
+            ['Ab', 'ab', 'AB', '3 + 4 =', '7', '3', '4']
+        """
+        values: list[str] = []
+        for v in state.fields.values():
+            if v:
+                values += [v, v.lower(), v.upper()]
+        if self.page_values:
+            for el in state.elements:
+                if el.typeable:
+                    if el.value and el.tag != "select":
+                        values.append(el.value)  # copy one field into another
+                    continue
+                text = el.text.strip()
+                if not text or el.tag in ("button", "select") or text.startswith("options: "):
+                    continue
+                values.append(text)
+                result = _arithmetic(text)
+                if result is not None:
+                    values.append(result)
+                words = _WORDS.findall(text)
+                if 1 < len(words) <= 16:
+                    values += words
+        return [v for v in dict.fromkeys(values) if 0 < len(v) <= TYPE_MAX_CHARS]
+
+
+_WORDS = re.compile(r"[\w'-]+")
+_ARITHMETIC = re.compile(r"^\s*(-?\d+)\s*([-+*x/])\s*(-?\d+)\s*=?\s*\??\s*$")
+
+
+def _arithmetic(text: str) -> str | None:
+    """The result of ``"3 + 4 ="`` style text (integers; division only when exact), else None."""
+    match = _ARITHMETIC.match(text)
+    if match is None:
+        return None
+    a, op, b = int(match.group(1)), match.group(2), int(match.group(3))
+    if op == "/":
+        return str(a // b) if b and a % b == 0 else None
+    return str(a + b if op == "+" else a - b if op == "-" else a * b)
 
 
 def _mark_dead(env: Any) -> None:
