@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint clean
 
 setup: $(STAMP)
 

@@ -53,7 +53,7 @@ def parse_policy(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from similar_rl.commands.collect import parse_seeds
+    from similar_rl.harness.settings import parse_seeds
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="search YAML (envs and settings)")
@@ -119,16 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
 
-    from similar_rl.commands.search import load_settings, run_search
     from similar_rl.model import load_model
+    from similar_rl.search_job import run_search, search_settings
 
     torch.set_num_threads(args.threads)
-    flags = argparse.Namespace(
-        config=args.config, envs=args.envs, seeds=args.seeds, n=args.n, method=args.method, model=args.model,
-        max_steps=args.max_steps, policy=None, policy_kwargs=None, depth=None, beam=None, objective=None,
-        use_env_reward=None, env_kwargs=None, seed=None, batch_size=None,
-    )  # fmt: skip
-    settings = load_settings(flags)
+    overrides = {
+        "envs": args.envs, "seeds": args.seeds, "n": args.n, "method": args.method, "model": args.model,
+        "max_steps": args.max_steps,
+    }  # fmt: skip
+    settings = search_settings(args.config, overrides)
     model = tiny_model() if args.tiny_model else load_model(settings["model"])
     model_name = "tiny untrained (smoke run)" if args.tiny_model else settings["model"]
     runs: dict[str, Any] = {}

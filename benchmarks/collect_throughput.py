@@ -18,7 +18,7 @@ from pathlib import Path
 
 from similar_rl.collect.config import CollectConfig
 from similar_rl.collect.runner import collect
-from similar_rl.commands.collect import parse_seeds
+from similar_rl.harness.settings import parse_seeds
 
 RESULTS = Path(__file__).parent / "results"
 

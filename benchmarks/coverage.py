@@ -31,6 +31,8 @@ from typing import Any
 
 from _common import RESULTS, ROOT, machine_info
 
+from similar_rl.harness.settings import parse_seeds
+
 
 def parse_arm(text: str) -> dict[str, Any]:
     """``"more=heuristic:20:{...}"`` -> ``{"name": "more", "policy": "heuristic", "n_calibration": 20, ...}``."""
@@ -169,14 +171,6 @@ def markdown(result: dict[str, Any]) -> str:
             + f" | {f['why_pruned']} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-3"`` or ``"0,2,5"`` -> a list of ints."""
-    if "-" in text:
-        lo, hi = text.split("-", 1)
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def main() -> int:

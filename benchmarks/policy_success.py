@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from similar_rl.commands.demo import env_id_for, run_episode
+from similar_rl.demo.episodes import run_episode
 from similar_rl.envs import make_env
 from similar_rl.envs.base import EnvFailure
+from similar_rl.envs.miniwob import env_id_for
 from similar_rl.policies import make_policy
 
 RESULTS = Path(__file__).parent / "results"

@@ -71,16 +71,6 @@ __all__ = [
     "step_inputs_from_columns",
 ]
 
-#: Dataset columns the reward functions read (besides ``prompts`` and ``completions``).
-STATE_COLUMNS: tuple[str, ...] = (
-    "instruction",
-    "history",
-    "observation_text",
-    "screenshot",
-    "image",
-    "images",
-)
-
 _INSTRUCTION_LINE = re.compile(r"^\s*(?:instruction|task)\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 
 

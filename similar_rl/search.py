@@ -42,6 +42,7 @@ import numpy as np
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, validate_weights
 from similar_rl.envs.actions import ActionParseError, normalize_action
 from similar_rl.envs.base import BaseAdapter, EnvFailure, InvalidActionError
+from similar_rl.scoring import as_scorer
 from similar_rl.types import DimensionScores, GUIState
 
 logger = logging.getLogger(__name__)
@@ -112,12 +113,6 @@ def _check_positive(value: Any, name: str) -> int:
     return value
 
 
-def _as_scorer(model_or_scorer: Any) -> Any:
-    from similar_rl.scoring import as_scorer
-
-    return as_scorer(model_or_scorer)
-
-
 @dataclass(frozen=True)
 class ScoredAction:
     """A candidate action with its scores and the objective value used to rank it."""
@@ -162,7 +157,7 @@ class BestOfN(_SelectorPolicy):
         if not callable(getattr(policy, "propose", None)):
             raise TypeError(f"policy must have propose(state, history, n, rng), got {type(policy).__name__}")
         self.policy = policy
-        self.scorer = _as_scorer(scorer)
+        self.scorer = as_scorer(scorer)
         self.n = _check_positive(n, "n")
         self.objective = objective
         self._value = objective_fn(objective)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -155,19 +154,6 @@ class StepInput:
     def with_action(self, action: str) -> StepInput:
         """The same state with another candidate action."""
         return StepInput(self.instruction, action, self.history, self.screenshot, self.observation_text)
-
-
-def check_scores(scores: DimensionScores) -> DimensionScores:
-    """Raise ValueError if a score dict misses a key or holds a non-finite value."""
-    from similar_rl.dimensions import SCORE_KEYS
-
-    missing = [k for k in SCORE_KEYS if k not in scores]
-    if missing:
-        raise ValueError(f"scores miss keys {missing}")
-    bad = {k: v for k, v in scores.items() if not math.isfinite(v)}
-    if bad:
-        raise ValueError(f"non-finite scores: {bad}")
-    return scores
 
 
 @dataclass(frozen=True)

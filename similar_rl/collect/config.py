@@ -195,11 +195,6 @@ class CollectConfig:
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
 
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        """Field name -> help text."""
-        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
-
 
 def _as_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):

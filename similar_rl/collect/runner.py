@@ -417,15 +417,3 @@ def tasks_from_file(path: str | Path) -> list[str]:
         if line not in envs:
             envs.append(line)
     return envs
-
-
-def iter_step_labels(records: Iterable[StepRecord]) -> dict[str, tuple[float, float]]:
-    """(min, max) of each labelled dimension over records (for summaries)."""
-    ranges: dict[str, tuple[float, float]] = {}
-    for rec in records:
-        for key, value in rec.labels.items():
-            if value is None:
-                continue
-            lo, hi = ranges.get(key, (value, value))
-            ranges[key] = (min(lo, value), max(hi, value))
-    return ranges

@@ -16,6 +16,8 @@ import json
 import sys
 from typing import Any
 
+from similar_rl.harness.settings import parse_json_dict, parse_seeds
+
 #: CLI flag destination -> CollectConfig field.
 _OVERRIDES = {
     "seeds": "seeds",
@@ -36,41 +38,6 @@ _OVERRIDES = {
     "step_timeout": "step_timeout_s",
     "max_tasks": "max_tasks",
 }
-
-
-def parse_seeds(text: str) -> list[int]:
-    """Parse ``"0-4"``, ``"1,3,7"`` or ``"0-2,10"`` into a list of seeds.
-
-    Example:
-        >>> parse_seeds("0-2,10")
-        [0, 1, 2, 10]
-    """
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        lo, sep, hi = part.partition("-")
-        try:
-            values = range(int(lo), int(hi) + 1) if sep and lo else [int(part)]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--seeds takes '0-4' or '1,3,7', got {text!r}") from None
-        seeds.extend(v for v in values if v not in seeds)
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"--seeds names no seed: {text!r}")
-    return seeds
-
-
-def _json_dict(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected a JSON object, e.g. '{{\"temperature\": 0.5}}': {exc}"
-        ) from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,11 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exploration", type=float, help="uct: exploration constant (default 1.0)")
     parser.add_argument("--policy", help="policy name: heuristic, random, hf (default heuristic)")
     parser.add_argument(
-        "--policy-kwargs", type=_json_dict, help="policy options as JSON, e.g. '{\"temperature\": 0.5}'"
+        "--policy-kwargs", type=parse_json_dict, help="policy options as JSON, e.g. '{\"temperature\": 0.5}'"
     )
     parser.add_argument("--judge", help="judge name: rule, openai, local_vlm (default rule)")
-    parser.add_argument("--judge-kwargs", type=_json_dict, help="judge options as JSON")
-    parser.add_argument("--env-kwargs", type=_json_dict, help="make_env options as JSON")
+    parser.add_argument("--judge-kwargs", type=parse_json_dict, help="judge options as JSON")
+    parser.add_argument("--env-kwargs", type=parse_json_dict, help="make_env options as JSON")
     parser.add_argument("--workers", type=int, help="parallel env worker processes (default 1)")
     parser.add_argument("--seed", type=int, help="base random seed (default 0)")
     parser.add_argument("--max-retries", type=int, help="retries of a failing env operation (default 2)")

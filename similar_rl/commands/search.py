@@ -20,35 +20,13 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from similar_rl.commands.collect import _json_dict, parse_seeds
+from similar_rl.harness.settings import parse_json_dict, parse_seeds
+from similar_rl.search_job import DEFAULTS, METHODS, run_search, search_settings
 
 logger = logging.getLogger(__name__)
-
-#: Settings and their defaults (also the keys a --config YAML may hold).
-DEFAULTS: dict[str, Any] = {
-    "envs": [],
-    "seeds": list(range(30)),
-    "policy": "random",
-    "policy_kwargs": {},
-    "n": 5,
-    "method": "best_of_n",
-    "depth": 2,
-    "beam": 2,
-    "objective": "total",
-    "use_env_reward": False,
-    "model": "default",
-    "max_steps": 20,
-    "env_kwargs": {},
-    "seed": 0,
-    "batch_size": 32,
-}
-METHODS = ("best_of_n", "tree")
-#: YAML keys that document the config but are not settings of this command.
-INFO_KEYS = frozenset({"held_out_families", "notes", "benchmark"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=parse_seeds, help="env seeds: '0-29' or '1,3,7' (default 0-29)")
     parser.add_argument("--policy", help="base policy: random, heuristic, hf (default random)")
     parser.add_argument(
-        "--policy-kwargs", type=_json_dict, help="policy options as JSON, e.g. '{\"temperature\": 2.0}'"
+        "--policy-kwargs", type=parse_json_dict, help="policy options as JSON, e.g. '{\"temperature\": 2.0}'"
     )
     parser.add_argument("--n", type=int, help="candidates sampled per step (default 5)")
     parser.add_argument(
@@ -81,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", help="reward model: a checkpoint folder, or 'default' (the shipped model)")
     parser.add_argument("--max-steps", type=int, help="step budget per episode (default 20)")
-    parser.add_argument("--env-kwargs", type=_json_dict, help="make_env options as JSON")
+    parser.add_argument("--env-kwargs", type=parse_json_dict, help="make_env options as JSON")
     parser.add_argument("--seed", type=int, help="random seed of the policies' sampling (default 0)")
     parser.add_argument("--batch-size", type=int, help="scorer batch size (default 32)")
     parser.add_argument(
@@ -92,100 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Defaults, then the --config YAML, then the flags; validated."""
-    settings = dict(DEFAULTS)
-    if args.config:
-        import yaml
-
-        data = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{args.config}: a search config must be a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - set(DEFAULTS) - INFO_KEYS)
-        if unknown:
-            raise ValueError(f"{args.config}: unknown key(s) {unknown}; known keys: {sorted(DEFAULTS)}")
-        settings.update({k: v for k, v in data.items() if k in DEFAULTS})
-    for key in DEFAULTS:
-        value = getattr(args, key, None)
-        if value is not None:
-            settings[key] = value
+    """The command's settings: defaults, then the --config YAML, then the flags (see :func:`search_settings`)."""
+    overrides = {key: getattr(args, key, None) for key in DEFAULTS}
     positional = list(getattr(args, "env_ids", None) or [])
     if positional:
-        settings["envs"] = [*(args.envs or []), *positional]
-    if isinstance(settings["seeds"], str):
-        settings["seeds"] = parse_seeds(settings["seeds"])
-    if isinstance(settings["objective"], str) and settings["objective"].lstrip().startswith("{"):
-        settings["objective"] = _json_dict(settings["objective"])
-    if not settings["envs"]:
-        raise ValueError(
-            "no env ids: pass them (as arguments or --envs ENV [ENV ...]) or a --config YAML with 'envs'"
-        )
-    if settings["method"] not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {settings['method']!r}")
-    for key in ("n", "depth", "beam", "max_steps", "batch_size"):
-        value = settings[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{key} must be a positive integer, got {value!r}")
-    return settings
-
-
-def build_agents(settings: dict[str, Any], scorer: Any) -> tuple[Any, Any]:
-    """Factories ``f(adapter)`` of the base policy and the scaled selector."""
-    from similar_rl.policies import get_policy_class, make_policy
-    from similar_rl.search import BestOfN, RewardGuidedSearch
-
-    name, kwargs = settings["policy"], dict(settings["policy_kwargs"])
-    get_policy_class(name)  # an unknown name fails here, before any env starts
-
-    def base(adapter: Any) -> Any:
-        return make_policy(name, adapter, **kwargs)
-
-    def scaled(adapter: Any) -> Any:
-        if settings["method"] == "best_of_n":
-            return BestOfN(base(adapter), scorer, n=settings["n"], objective=settings["objective"])
-        return RewardGuidedSearch(
-            base(adapter),
-            scorer,
-            adapter,
-            n=settings["n"],
-            depth=settings["depth"],
-            beam=settings["beam"],
-            objective=settings["objective"],
-            use_env_reward=settings["use_env_reward"],
-        )
-
-    return base, scaled
-
-
-def run_search(settings: dict[str, Any], model: Any = None, progress: bool = True) -> dict[str, Any]:
-    """Run the comparison for validated settings; ``model`` (or ``settings['model']``) scores the candidates."""
-    from similar_rl.scoring import Scorer, as_scorer
-    from similar_rl.search import compare
-
-    if model is None:
-        from similar_rl.model import load_model
-
-        model = load_model(settings["model"])
-    scorer = as_scorer(model, batch_size=settings["batch_size"]) if not isinstance(model, Scorer) else model
-    base, scaled = build_agents(settings, scorer)
-    start = time.perf_counter()
-    result = compare(
-        settings["envs"],
-        settings["seeds"],
-        base,
-        scaled,
-        max_steps=settings["max_steps"],
-        env_kwargs=settings["env_kwargs"],
-        progress=progress,
-        rng_seed=settings["seed"],
-    )
-    result["config"] = {k: settings[k] for k in DEFAULTS}
-    result["scorer"] = {
-        "forward_calls": getattr(scorer, "forward_calls", None),
-        "steps_scored": getattr(scorer, "steps_scored", None),
-        "cache_hits": getattr(scorer, "cache_hits", None),
-    }
-    result["total_wall_time_s"] = time.perf_counter() - start
-    return result
+        overrides["envs"] = [*(args.envs or []), *positional]
+    return search_settings(args.config, overrides)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig.from_dict(data, **overrides)
     except ValueError as exc:
         raise SystemExit(f"similar-rl train: {args.config or 'config'}: {exc}") from None
-    result = train(args.data, args.out, config, eval_data=args.eval_data)
+    result = train(args.data, args.out, config)
     summary = result.summary
     print(f"saved the model to {result.out}")
     if "stage2" in summary:
@@ -97,8 +97,12 @@ def run(args: argparse.Namespace) -> int:
             f"train pair accuracy {s2['start_accuracy']:.3f} -> {s2['end_accuracy']:.3f}"
         )
     print("timings (s): " + json.dumps({k: round(v, 1) for k, v in summary["timings"].items()}))
-    if "eval" in summary:
-        from similar_rl.evaluation import format_table
+    if args.eval_data:
+        from similar_rl.evaluation import evaluate, format_table
 
-        print(format_table({"similar": summary["eval"]["accuracy"]}, summary["eval"]["count"]))
+        report = evaluate(
+            result.model, args.eval_data, cache_dir=config.cache_dir, use_cache=config.use_cache
+        )
+        (Path(args.out) / "eval.json").write_text(json.dumps(report, indent=2))
+        print(format_table({"similar": report["accuracy"]}, report["count"]))
     return 0

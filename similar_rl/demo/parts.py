@@ -34,7 +34,7 @@ def run_best_of_n(
         :func:`similar_rl.search.compare`'s layout (``base``, ``scaled``, ``per_env``, ``delta``, ``env_ids``,
         ``seeds``, ``max_steps``) over the envs that finished, plus ``n``, ``policy``, ``failures`` and ``skipped``.
     """
-    from similar_rl.commands.collect import parse_seeds
+    from similar_rl.harness.settings import parse_seeds
     from similar_rl.policies import get_policy_class, make_policy
     from similar_rl.search import BestOfN, EpisodeResult, compare, results_table, summarize
 

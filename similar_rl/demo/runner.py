@@ -97,9 +97,9 @@ def run_demo(
 
     scorer = None
     if model is not None:
-        from similar_rl.scoring import Scorer, as_scorer
+        from similar_rl.scoring import as_scorer
 
-        scorer = model if isinstance(model, Scorer) else as_scorer(model, batch_size=config.batch_size)
+        scorer = as_scorer(model, batch_size=config.batch_size)
 
     failures: list[dict[str, str]] = []
     tracker = _open_tracker(config, out_dir, failures, echo)

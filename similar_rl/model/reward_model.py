@@ -96,8 +96,6 @@ class SimilarRewardModel(nn.Module):
             config = SimilarConfig.from_dict({**config.to_dict(), **overrides})
         return cls(config)
 
-    from_config = build
-
     # -- features and scores ----------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:

@@ -290,15 +290,6 @@ class TrainConfig:
 
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
-    @classmethod
-    def help(cls) -> str:
-        """One line per option: name, default and help text."""
-        lines = []
-        for f in dataclasses.fields(cls):
-            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            lines.append(f"{f.name} (default {default!r}): {f.metadata.get('help', '')}")
-        return "\n".join(lines)
-
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)

@@ -3,7 +3,8 @@
 Everything runs through an ``accelerate.Accelerator`` (CPU here; the same code on one or several GPUs).
 Outputs in ``out``: ``config.json`` + ``model.safetensors`` (``model.save_pretrained``), ``train_config.yaml``
 (the full :class:`TrainConfig`), ``metrics.jsonl`` (one JSON object per logged event) and
-``train_summary.json`` (stage metrics, counts, timings, seed); with ``eval_data`` also ``eval.json``.
+``train_summary.json`` (stage metrics, counts, timings, seed). Evaluation is not part of training:
+``similar-rl train --eval-data`` runs :func:`similar_rl.evaluation.evaluate` afterwards and writes ``eval.json``.
 
 Example (CLI): ``similar-rl train --data runs/toy --out runs/model --config configs/train_default.yaml``.
 """
@@ -98,7 +99,6 @@ def train(
     data: str | os.PathLike[str],
     out: str | os.PathLike[str] | None,
     config: TrainConfig | None = None,
-    eval_data: str | os.PathLike[str] | None = None,
     model: Any = None,
 ) -> TrainResult:
     """Train a Similar reward model on a dataset folder (steps for stage 1, pairs for stages 2-3).
@@ -107,7 +107,6 @@ def train(
         data: dataset folder (``steps.jsonl``, ``pairs.jsonl``, ``images/``).
         out: output folder (None: nothing is written; for tests and benchmarks).
         config: training options (default :class:`TrainConfig`).
-        eval_data: optional held-out dataset folder or SRMEval CSV, evaluated after training.
         model: an already built model to train (overrides ``config.model``/``init_from``).
     """
     import torch
@@ -233,14 +232,6 @@ def train(
         summary["pairs_per_second"] = len(pair_table) / timings["total_s"] if timings["total_s"] > 0 else None
         if out_path is not None and accelerator.is_main_process:
             model.save_pretrained(out_path)
-        if eval_data is not None and accelerator.is_main_process:
-            from similar_rl.evaluation import evaluate
-
-            report = evaluate(model, eval_data, cache_dir=config.cache_dir, use_cache=config.use_cache)
-            summary["eval"] = report
-            metrics.log({"event": "eval", **{f"eval/{k}": v for k, v in report["accuracy"].items()}})
-            if out_path is not None:
-                (out_path / "eval.json").write_text(json.dumps(report, indent=2))
         if out_path is not None and accelerator.is_main_process:
             (out_path / "train_summary.json").write_text(json.dumps(summary, indent=2, default=float))
         metrics.log({"event": "done", **{f"time/{k}": v for k, v in timings.items()}})
