@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -226,14 +227,55 @@ def no_gate_scores(model_scores: np.ndarray, total_weights: Mapping[str, float])
 
 
 # -- the entry point ------------------------------------------------------------------------------------------------
+#: Pair types whose order comes from rollout outcomes (and so carries rollout noise); the others come from the
+#: judge (task relevance, coherence) or from whole recorded trajectories (traj) and are kept by the filter.
+ROLLOUT_TYPES = frozenset({"helpfulness", "odds_of_success", "efficiency", "total"})
+
+
+def clear_margin_pairs(pairs: Sequence[Any], steps: Sequence[Any], z: float) -> list[Any]:
+    """The pairs whose order is clear given the children's rollout counts (a filter for evaluation sets).
+
+    A pair of a rollout type is kept when its two children's odds of success differ by more than ``z`` pooled
+    standard errors, ``|p1 - p2| > z * sqrt(p (1 - p) (1/k1 + 1/k2))`` with ``k`` rollouts each and ``p`` the
+    pooled success rate: two children with equal odds (both always or never succeeding) are ordered by rollout
+    lengths or noise alone and are dropped. Pairs of other types, and pairs whose records or rollout counts are
+    unknown, are kept. ``z = 1`` keeps pairs one standard error apart; ``z = 2`` about 95% one-sided.
+
+    Example (5 rollouts per child: 5/5 against 1/5 is clear at z=2, 3/5 against 2/5 is not):
+        >>> from types import SimpleNamespace as R
+        >>> steps = [R(record_id=i, rollout_success=p, meta={"rollouts": [{}] * 5}) for i, p in enumerate([1, .2, .6, .4])]
+        >>> pairs = [R(type="total", chosen_record=0, rejected_record=1), R(type="total", chosen_record=2, rejected_record=3)]
+        >>> [p.chosen_record for p in clear_margin_pairs(pairs, steps, z=2.0)]
+        [0]
+    """
+    by_id = {s.record_id: s for s in steps}
+    kept = []
+    for pair in pairs:
+        a, b = by_id.get(pair.chosen_record), by_id.get(pair.rejected_record)
+        counts = [len((r.meta or {}).get("rollouts") or []) if r is not None else 0 for r in (a, b)]
+        if pair.type not in ROLLOUT_TYPES or a is None or b is None or min(counts) == 0:
+            kept.append(pair)
+            continue
+        p1, p2 = float(a.rollout_success or 0.0), float(b.rollout_success or 0.0)
+        pooled = (p1 * counts[0] + p2 * counts[1]) / (counts[0] + counts[1])
+        se = math.sqrt(pooled * (1 - pooled) * (1 / counts[0] + 1 / counts[1]))
+        if abs(p1 - p2) > z * se and p1 != p2:
+            kept.append(pair)
+    return kept
+
+
 def load_eval_table(
     data: str | os.PathLike[str],
     use_images: bool = True,
     pair_types: Sequence[str] | None = None,
     encoding: str | None = None,
+    clear_margin: float | None = None,
 ) -> PairTable:
-    """The pairs of a dataset folder or SRMEval CSV (of text ``encoding``) as a :class:`PairTable`."""
+    """The pairs of a dataset folder or SRMEval CSV (of text ``encoding``) as a :class:`PairTable`; with
+    ``clear_margin`` only the pairs :func:`clear_margin_pairs` keeps at that ``z``."""
     steps, pairs, root = load_records(data, encoding)
+    if clear_margin is not None:
+        pairs = clear_margin_pairs(pairs, steps, clear_margin)
     if not pairs:
         raise ValueError(f"{data} holds no preference pairs to evaluate")
     return build_pair_table(pairs, steps, InputFactory(root, use_images=use_images), pair_types)
@@ -252,6 +294,7 @@ def evaluate(
     use_cache: bool = True,
     progress: bool = False,
     encoding: str | None = None,
+    clear_margin: float | None = None,
 ) -> dict[str, Any]:
     """Pairwise accuracy of ``model`` per type on ``data`` (a dataset folder, an SRMEval CSV or a PairTable).
 
@@ -264,6 +307,8 @@ def evaluate(
         ties: ``"half"`` or ``"wrong"`` (see the module docstring).
         seed: seed of the random baseline.
         encoding: text encoding of an SRMEval CSV (default: UTF-8, else GB18030).
+        clear_margin: evaluate only the pairs whose order is clear at this ``z`` (:func:`clear_margin_pairs`);
+            the report's ``count`` then holds the kept pairs and ``clear_margin`` the ``z``.
     """
     names = list(BASELINES) if baselines is True else list(baselines or [])
     unknown = [b for b in names if b not in BASELINES]
@@ -276,10 +321,14 @@ def evaluate(
         if isinstance(data, PairTable):
             return data
         if use_images not in tables:
-            tables[use_images] = load_eval_table(data, use_images, encoding=encoding)
+            tables[use_images] = load_eval_table(
+                data, use_images, encoding=encoding, clear_margin=clear_margin
+            )
         return tables[use_images]
 
     report: dict[str, Any] = {"ties": ties}
+    if clear_margin is not None:
+        report["clear_margin"] = clear_margin
     model_scores = None
     if model is not None:
         table = table_for(bool(getattr(model.config, "use_image", True)))

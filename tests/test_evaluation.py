@@ -10,6 +10,8 @@ from similar_rl.data.dataset import load_dataset_folder
 from similar_rl.data.records import PairRecord
 from similar_rl.dimensions import SCORE_KEYS
 from similar_rl.evaluation import (
+    ROLLOUT_TYPES,
+    clear_margin_pairs,
     evaluate,
     format_table,
     no_gate_scores,
@@ -110,3 +112,28 @@ def test_evaluate_baselines_only_and_table(toy_pairs):
     assert text.splitlines()[0].startswith("| model | helpfulness")
     with pytest.raises(ValueError, match="unknown baseline"):
         evaluate(None, folder, baselines=["oracle"])
+
+
+def test_clear_margin_filter_keeps_judge_pairs_and_drops_unclear_rollout_pairs(tmp_path):
+    from similar_rl.collect.config import CollectConfig
+    from similar_rl.collect.runner import collect
+
+    folder = tmp_path / "r3"
+    cfg = CollectConfig(
+        envs=["toy/login-form", "toy/checkboxes"], seeds=[0, 1, 2], n_children=4, rollouts_per_child=3,
+        policy="heuristic", policy_kwargs={"temperature": 2.0}, max_steps=8, save_screenshots=False,
+    )  # fmt: skip
+    collect(cfg, folder, progress=False)
+    every = evaluate(None, folder, baselines=["rule_judge"])["baselines"]["rule_judge"]["count"]
+    clear = evaluate(None, folder, baselines=["rule_judge"], clear_margin=1.0)
+    kept = clear["baselines"]["rule_judge"]["count"]
+    assert clear["clear_margin"] == 1.0
+    for ptype in ("task_relevance", "coherence", "traj"):
+        assert kept.get(ptype) == every.get(ptype)  # no rollout noise: all kept
+    assert sum(kept.get(t, 0) for t in ROLLOUT_TYPES) < sum(every.get(t, 0) for t in ROLLOUT_TYPES)
+    data = load_dataset_folder(folder)
+    by_id = {s.record_id: s for s in data.steps}
+    for pair in clear_margin_pairs(data.pairs, data.steps, 1.0):
+        if pair.type in ROLLOUT_TYPES:
+            a, b = by_id[pair.chosen_record], by_id[pair.rejected_record]
+            assert a.rollout_success != b.rollout_success

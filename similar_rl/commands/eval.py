@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--json", help="write the report to this JSON file")
     parser.add_argument(
+        "--clear-margin",
+        type=float,
+        metavar="Z",
+        help="only pairs whose children's odds of success differ by more than Z pooled standard errors "
+        "(rollout-count aware; judge and traj pairs are kept)",
+    )
+    parser.add_argument(
         "--encoding",
         help="text encoding of an SRMEval CSV (default: UTF-8 with or without BOM, else GB18030)",
     )
@@ -75,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         progress=True,
         encoding=args.encoding,
+        clear_margin=args.clear_margin,
     )
     print(format_table(report_rows(report), report.get("count")))
     if args.json:
