@@ -34,7 +34,8 @@ class CollectConfig:
         metadata={"help": "env ids to collect on, e.g. miniwob/click-test-2 or toy/login-form"},
     )
     seeds: list[int] = field(
-        default_factory=lambda: [0], metadata={"help": "env seeds; one task = (env id, seed)"}
+        default_factory=lambda: [0],
+        metadata={"help": "env seeds ('0-39' or a list); one task = (env id, seed)"},
     )
     n_children: int = field(
         default=5, metadata={"help": "N: children expanded per node (authors: 5 web, 8 others)"}
@@ -119,6 +120,13 @@ class CollectConfig:
             )
         if isinstance(self.seeds, int):
             self.seeds = [self.seeds]
+        if isinstance(self.seeds, str):  # "0-39" or "1,3,7", as on the command line
+            from similar_rl.harness.settings import parse_seeds
+
+            try:
+                self.seeds = parse_seeds(self.seeds)
+            except ValueError as exc:
+                raise ValueError(f"CollectConfig.seeds: {exc}") from None
         self.seeds = [_as_int(s, "seeds") for s in self.seeds]
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"CollectConfig.seeds has duplicates: {self.seeds}; list each seed once")
