@@ -3,7 +3,7 @@
 ``--split family`` (default) splits the env ids (task families) of the folder into K folds and trains each fold's
 model on the other families (``exclude_envs``): it measures transfer to unseen families. ``--split task`` splits
 the task ids (one env id and seed) instead, so every family is seen in training but no fold task is
-(``exclude_tasks``): the task split of METHOD.md. Each fold is scored on its pairs beside the zero-shot
+(``exclude_tasks``): the task split of docs/method.md. Each fold is scored on its pairs beside the zero-shot
 text-similarity baseline on the same pairs. Features are cached, so each fold costs stage 1 + stage 2 only.
 
 Usage:

@@ -28,7 +28,7 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "wandb": "track",
     "tensorboard": "track",
     "matplotlib": "track",
-    "ray": "ray",
+    "ray": "distributed",
 }
 
 

@@ -1,4 +1,4 @@
-"""Rollout labels (METHOD.md section 2) against hand-computed values."""
+"""Rollout labels (docs/method.md section 2) against hand-computed values."""
 
 import math
 

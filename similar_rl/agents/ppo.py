@@ -76,7 +76,7 @@ class PPOArgs:
     num_steps: int = field(default=64, metadata={"help": "steps per env per rollout"})
     max_episode_steps: int = field(default=10, metadata={"help": "episode cut (treated as terminal)"})
     # reward
-    reward: str = field(default="total", metadata={"help": "sparse | total | dims"})
+    reward: str = field(default="total", metadata={"help": "sparse | total | dims | potential"})
     reward_coef: float = field(default=0.1, metadata={"help": "scale of the Similar term"})
     potential_key: str = field(
         default="odds_of_success", metadata={"help": "score of noop() used as Phi for reward=potential"}

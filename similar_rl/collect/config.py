@@ -27,7 +27,7 @@ SEARCH_MODES = ("greedy", "uct")
 
 @dataclass
 class CollectConfig:
-    """Hyper-parameters of MCTS-P collection (METHOD.md sections 2-3)."""
+    """Hyper-parameters of MCTS-P collection (docs/method.md sections 2-3)."""
 
     envs: list[str] = field(
         default_factory=list,

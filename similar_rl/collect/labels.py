@@ -1,4 +1,4 @@
-"""Rollout labels of MCTS-P children (METHOD.md section 2): pure functions, no env.
+"""Rollout labels of MCTS-P children (docs/method.md section 2): pure functions, no env.
 
 Notation: a node at depth ``t`` (0-based) has children; the labelled step is ``i = t + 1``; each child has one or
 more rollouts, each a ``(success, length)`` pair where ``length`` is the whole episode length counted from the

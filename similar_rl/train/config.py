@@ -36,7 +36,7 @@ DEFAULT_ALPHAS = tuple(float(10.0**e) for e in range(-4, 5))
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of Triple-M training (METHOD.md section 5)."""
+    """Hyper-parameters of Triple-M training (docs/method.md section 5)."""
 
     model: dict[str, Any] = field(
         default_factory=dict,

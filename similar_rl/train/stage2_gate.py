@@ -2,7 +2,7 @@
 
 Loss per pair: ``-log sigmoid(R(chosen) - R(rejected))`` with ``R`` the model's ``total`` (for a ``traj`` pair,
 the mean ``total`` over each trajectory's steps). Pairs of every type in ``config.pair_types`` are used.
-AdamW with a linear warm-up then cosine decay; no verbosity penalty (METHOD.md section 5). Each batch
+AdamW with a linear warm-up then cosine decay; no verbosity penalty (docs/method.md section 5). Each batch
 computes the gate once per distinct step in it. With several accelerate processes each draws its own
 batches and the gate gradients are averaged across processes.
 """
