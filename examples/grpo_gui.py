@@ -12,8 +12,8 @@ via PEFT, per-dimension reward curves in TensorBoard / offline W&B, greedy evalu
 import json
 import logging
 
-from similar_rl.agents.config import args_from_cli
 from similar_rl.agents.grpo import GRPOArgs, train
+from similar_rl.harness.settings import args_from_cli
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -11,8 +11,8 @@ rollout, GAE, clipped update, ``charts/`` and ``losses/`` metrics, ``--track`` f
 import json
 import logging
 
-from similar_rl.agents.config import args_from_cli
 from similar_rl.agents.ppo import PPOArgs, evaluate, train
+from similar_rl.harness.settings import args_from_cli
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -10,9 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
-from similar_rl.agents.config import build_args, load_yaml
 from similar_rl.agents.ppo import PPOArgs, evaluate, train
 from similar_rl.dimensions import SCORE_KEYS
+from similar_rl.harness.settings import build_args, load_yaml
 
 QUIET = {"progress": False, "tensorboard": False}
 

@@ -50,6 +50,8 @@ def test_no_import_runs_up_a_floor():
 
 def test_only_the_command_floor_imports_commands():
     offenders = sorted(
-        src for src, dst in _imports() if dst.startswith("similar_rl.commands") and _floor(src) != len(FLOORS) - 1
+        src
+        for src, dst in _imports()
+        if dst.startswith("similar_rl.commands") and _floor(src) != len(FLOORS) - 1
     )
     assert not offenders, offenders

@@ -291,17 +291,17 @@ def test_ppo_args_refuse_out_of_range_values(kwargs):
 
 
 def test_build_args_refuses_text_for_a_number():
-    from similar_rl.agents.config import build_args
     from similar_rl.agents.ppo import PPOArgs
+    from similar_rl.harness.settings import build_args
 
     with pytest.raises(ValueError, match="learning_rate must be a number"):
         build_args(PPOArgs, {"learning_rate": "fast"})
 
 
 def test_agent_args_refuse_unknown_keys_and_bad_choices():
-    from similar_rl.agents.config import build_args
     from similar_rl.agents.grpo import GRPOArgs
     from similar_rl.agents.ppo import PPOArgs
+    from similar_rl.harness.settings import build_args
 
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['lr'\] for PPOArgs"):
         build_args(PPOArgs, {"lr": 1})

@@ -1,6 +1,6 @@
 """Example agent trainers rewarded by Similar: PPO (the project's own loop over Gymnasium GUI envs) and GRPO
 (TRL's GRPOTrainer on step-level prompts). Settings are dataclasses (:class:`PPOArgs`, :class:`GRPOArgs`) read
-from YAML plus command-line overrides (:func:`similar_rl.agents.config.args_from_cli`).
+from YAML plus command-line overrides (:func:`similar_rl.harness.settings.args_from_cli`).
 
 Importing this package is light: the trainers' heavy modules load on first use.
 

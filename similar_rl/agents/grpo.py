@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from similar_rl.agents.config import check_range, save_args
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
 from similar_rl.envs.actions import ActionParseError, extract_action, format_action
 from similar_rl.envs.base import InvalidActionError
+from similar_rl.harness.settings import check_range, save_args
 from similar_rl.policies.hf import SYSTEM_PROMPT, build_prompt
 from similar_rl.types import GUIState
 

@@ -49,10 +49,10 @@ from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
 from similar_rl.agents.common import RunLogger, load_checkpoint, load_scorer, save_checkpoint
-from similar_rl.agents.config import check_range, save_args
 from similar_rl.agents.features import FEATURIZERS, make_featurizer
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
+from similar_rl.harness.settings import check_range, save_args
 from similar_rl.types import GUIState
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from similar_rl.agents.config import add_dataclass_arguments, build_args, load_yaml
+from similar_rl.harness.settings import add_dataclass_arguments, build_args, load_yaml
 
 
 def _args_classes() -> dict[str, type]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from similar_rl.agents.config import build_args
+from similar_rl.harness.settings import build_args
 
 #: The parts of the demo, in the order they run.
 PARTS = ("episodes", "search", "ppo")
@@ -216,7 +216,7 @@ def load_demo_config(
 ) -> DemoConfig:
     """Read the YAML at ``path`` (default: configs/demo.yaml when it exists), apply its ``quick`` section when
     ``quick``, then ``overrides``."""
-    from similar_rl.agents.config import load_yaml
+    from similar_rl.harness.settings import load_yaml
 
     data: dict[str, Any] = {}
     if path is not None:

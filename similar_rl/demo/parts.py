@@ -127,8 +127,8 @@ def run_ppo(
         the trainer's summary plus ``args``, ``episode_log`` (from ``episodes.jsonl``), ``curve`` (rolling success)
         and the success rates of the first and second half of the episodes.
     """
-    from similar_rl.agents.config import build_args
     from similar_rl.agents.ppo import PPOArgs, train
+    from similar_rl.harness.settings import build_args
 
     fixed = {"output_dir": str(out_dir), "run_name": "ppo", "track": False, "progress": progress}
     layer = {"seed": seed, **part.args, **fixed}

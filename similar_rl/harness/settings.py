@@ -1,9 +1,26 @@
-"""Parsers of command-line and config values shared by every command: seed lists and JSON options.
+"""Settings for every command and trainer: YAML files, command-line overrides and dataclass validation, plus the
+parsers of seed lists and JSON options.
 
-Both raise :class:`argparse.ArgumentTypeError` (a ``ValueError`` to argparse users) whose message says what to
-write instead, so they work as argparse ``type=`` functions and as plain validators of YAML values.
+A job keeps its settings in a dataclass. :func:`add_dataclass_arguments` exposes every field as
+``--field-name VALUE`` (values are read as YAML, so ``--reward-weights '{helpfulness: 1.0}'`` and ``--track true``
+work), and :func:`build_args` merges, in order, the dataclass defaults, the YAML file and the overrides, rejecting
+unknown keys by name and coercing scalars to the field's type. :func:`save_args` records the resolved settings
+next to a run's outputs. :func:`parse_seeds` and :func:`parse_json_dict` raise
+:class:`argparse.ArgumentTypeError` (a ``ValueError``) whose message says what to write instead, so they serve as
+argparse ``type=`` functions and as validators of YAML values.
 
 Example:
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Args:
+    ...     lr: float = 0.1
+    ...     steps: int = 10
+    >>> build_args(Args, {"steps": 4}, {"lr": 1})
+    Args(lr=1.0, steps=4)
+    >>> build_args(Args, {"step": 4})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown key(s) ['step'] for Args; valid keys: ['lr', 'steps']
     >>> parse_seeds("0-2,10")
     [0, 1, 2, 10]
     >>> parse_json_dict('{"temperature": 0.5}')
@@ -13,8 +30,163 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-from typing import Any
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+def _yaml_value(text: str) -> Any:
+    """Read one command-line value as YAML (``"3"`` -> 3, ``"true"`` -> True, ``"[a, b]"`` -> list)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add ``--field-name`` for every field of dataclass ``cls``; unset options stay out of the namespace."""
+    for f in dataclasses.fields(cls):
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=_yaml_value,
+            default=argparse.SUPPRESS,
+            metavar=str(f.type).replace(" ", ""),
+            help=f.metadata.get("help", ""),
+        )
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict (an empty file gives ``{}``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"config file {str(path)!r} must hold a mapping of keys to values, got {type(data).__name__}"
+        )
+    return data
+
+
+def _coerce(name: str, annotation: str, value: Any) -> Any:
+    """Convert YAML scalars to the field's simple type (int, float, str, bool); leave the rest as is."""
+    base = annotation.replace(" ", "").split("|")
+    if value is None:
+        if "None" in base:
+            return None
+        raise ValueError(f"{name} may not be null (it is {annotation})")
+    kind = base[0]
+    if kind == "float":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if kind == "int":
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    if kind == "bool" and not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if kind == "str" and not isinstance(value, str):
+        if isinstance(value, list | tuple) and any(b.startswith("list") for b in base):
+            return list(value)
+        return str(value)
+    if kind.startswith("dict") and not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a mapping such as '{{key: value}}', got {value!r}")
+    if kind.startswith("dict"):
+        return dict(value)
+    if kind.startswith(("list", "tuple")):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{name} must be a list such as '[a, b]', got {value!r}")
+        return list(value)
+    return value
+
+
+def check_range(
+    owner: str,
+    name: str,
+    value: float | None,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Refuse a settings value that is not a finite number in ``[low, high]`` (ends open where asked).
+
+    Args:
+        owner: the settings class, named in the message (``"PPOArgs"``).
+        name: the field, named in the message.
+        value: the value to check.
+        low: lower bound (None: unbounded); ``low_open`` excludes it.
+        high: upper bound (None: unbounded); ``high_open`` excludes it.
+
+    Raises:
+        ValueError: naming ``owner.name``, the allowed range and the value.
+
+    Example:
+        >>> check_range("Args", "gamma", 0.9, 0.0, 1.0)
+        >>> check_range("Args", "gamma", 2.0, 0.0, 1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Args.gamma must be a finite number in [0.0, 1.0], got 2.0
+    """
+    left = "-inf" if low is None else str(low)
+    right = "inf" if high is None else str(high)
+    interval = (
+        f"{'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+    )
+    bad = (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or (low is not None and (value <= low if low_open else value < low))
+        or (high is not None and (value >= high if high_open else value > high))
+    )
+    if bad:
+        raise ValueError(f"{owner}.{name} must be a finite number in {interval}, got {value!r}")
+
+
+def build_args(cls: type[T], *layers: Mapping[str, Any] | None) -> T:
+    """Merge mappings of field values (later ones win) over the defaults of dataclass ``cls``."""
+    names = {f.name: str(f.type) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for layer in layers:
+        if not layer:
+            continue
+        unknown = sorted(set(layer) - set(names))
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}")
+        for key, value in layer.items():
+            values[key] = _coerce(key, names[key], value)
+    return cls(**values)
+
+
+def args_from_cli(cls: type[T], argv: list[str] | None = None, description: str = "") -> T:
+    """Parse ``[--config FILE] [--field VALUE ...]`` into ``cls`` (what the example scripts call)."""
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
+    parser.add_argument(
+        "--config", default=None, help="YAML file of settings (command-line options override it)"
+    )
+    add_dataclass_arguments(parser, cls)
+    ns = vars(parser.parse_args(argv))
+    config = ns.pop("config")
+    return build_args(cls, load_yaml(config) if config else None, ns)
+
+
+def save_args(args: Any, path: str | Path) -> None:
+    """Write a dataclass of settings to ``path`` as JSON (recorded next to every run's outputs)."""
+    Path(path).write_text(json.dumps(dataclasses.asdict(args), indent=2, sort_keys=True) + "\n")
 
 
 def parse_seeds(text: str) -> list[int]:
