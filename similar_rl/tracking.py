@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 from transformers import TrainerCallback
 
-from similar_rl._optional import require
 from similar_rl.dimensions import SCORE_KEYS
+from similar_rl.harness.run_log import start_wandb, tensorboard_writer
 
 logger = logging.getLogger(__name__)
 
@@ -72,20 +72,14 @@ class _Sinks:
 
     def open(self) -> None:
         if "wandb" in self.backends and self._wandb is None:
-            wandb = require("wandb", "W&B logging")
-            if wandb.run is None:
-                init = {"project": "similar_rl", **self.wandb_init}
-                if self.log_dir and "dir" not in init:
-                    os.makedirs(self.log_dir, exist_ok=True)
-                    init["dir"] = self.log_dir
-                wandb.init(**init)
-                self._own_run = True
+            init = {"project": "similar_rl", **self.wandb_init}
+            folder = init.pop("dir", self.log_dir)
+            _, self._own_run = start_wandb(folder=folder, reuse=True, **init)
+            import wandb
+
             self._wandb = wandb
         if "tensorboard" in self.backends and self._tb is None:
-            require("tensorboard", "TensorBoard logging")
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(log_dir=os.path.join(self.log_dir or "runs", "similar"))
+            self._tb = tensorboard_writer(os.path.join(self.log_dir or "runs", "similar"))
 
     def write(
         self,

@@ -9,8 +9,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "similar_rl"
 FLOORS = [
     ("ground", {"envs", "types", "dimensions", "_optional"}),
     ("model and data", {"model", "data", "policies", "testing"}),
-    ("faces", {"scoring", "rewards", "wrappers", "tracking", "search", "serving"}),
-    ("harness", {"harness"}),
+    ("faces", {"scoring", "rewards", "wrappers", "search", "serving"}),
+    ("harness", {"harness", "tracking"}),
     ("applications", {"collect", "train", "agents", "demo", "search_job", "evaluation"}),
     ("commands", {"commands", "cli"}),
 ]

@@ -47,65 +47,6 @@ def load_scorer(
     return Scorer(load_model(reward_model), batch_size=batch_size, cache_size=cache_size, device=device)
 
 
-class RunLogger:
-    """Scalars to TensorBoard (``<run_dir>/tb``) and, with ``track=True``, to a W&B run (offline by default).
-
-    Args:
-        run_dir: the run's output folder.
-        config: the run's settings (recorded in W&B).
-        track: also log to W&B.
-        project / name / wandb_mode: W&B project, run name and mode (``"offline"`` makes no connection).
-        tensorboard: write TensorBoard event files.
-    """
-
-    def __init__(
-        self,
-        run_dir: str | Path,
-        config: dict[str, Any],
-        *,
-        track: bool = False,
-        project: str = "similar-rl",
-        name: str | None = None,
-        wandb_mode: str = "offline",
-        tensorboard: bool = True,
-    ) -> None:
-        self.run_dir = Path(run_dir)
-        self.writer = None
-        self.wandb_run = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(self.run_dir / "tb"))
-            self.writer.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```")
-        if track:
-            from similar_rl._optional import require
-
-            wandb = require("wandb", "--track")
-            os.environ.setdefault("WANDB_MODE", wandb_mode)
-            self.wandb_run = wandb.init(
-                project=project,
-                name=name,
-                dir=str(self.run_dir),
-                config=config,
-                mode=wandb_mode,
-                reinit="finish_previous",
-            )
-
-    def log(self, metrics: dict[str, float], step: int) -> None:
-        """Log scalars (namespaced keys like ``charts/success_rate``, ``losses/value``) at env step ``step``."""
-        if self.writer is not None:
-            for key, value in metrics.items():
-                self.writer.add_scalar(key, value, step)
-        if self.wandb_run is not None:
-            self.wandb_run.log({**metrics, "global_step": step}, step=step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        if self.wandb_run is not None:
-            self.wandb_run.finish()
-
-
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
     state = optimizer.state_dict()
     tensors = {}

@@ -48,10 +48,11 @@ from torch import nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
-from similar_rl.agents.common import RunLogger, load_checkpoint, load_scorer, save_checkpoint
+from similar_rl.agents.common import load_checkpoint, load_scorer, save_checkpoint
 from similar_rl.agents.features import FEATURIZERS, make_featurizer
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
+from similar_rl.harness.run_log import RunLogger
 from similar_rl.harness.settings import check_range, save_args
 from similar_rl.types import GUIState
 
@@ -365,11 +366,11 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
         run_logger = RunLogger(
             run_dir,
             dataclasses.asdict(args),
-            track=args.track,
+            tensorboard=args.tensorboard,
+            wandb=args.track,
             project=args.wandb_project,
             name=run_name,
             wandb_mode=args.wandb_mode,
-            tensorboard=args.tensorboard,
         )
         cleanup.callback(run_logger.close)
         similar_logger = None

@@ -11,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +40,19 @@ class DemoTracker:
         self._wandb: Any = None
         if not enabled:
             return
-        from similar_rl._optional import require
+        from similar_rl.harness.run_log import start_wandb
 
-        wandb = require("wandb", "the demo's W&B logging (or pass --no-wandb)")
-        os.environ.setdefault("WANDB_MODE", mode)
-        os.environ.setdefault("WANDB_SILENT", "true")
-        self._wandb = wandb
-        self.run = wandb.init(
-            project=project, name=name, dir=str(out_dir), config=config, mode=mode, reinit="finish_previous"
+        self.run, _ = start_wandb(
+            project=project,
+            name=name,
+            folder=out_dir,
+            config=config,
+            mode=mode,
+            feature="the demo's W&B logging (or pass --no-wandb)",
         )
+        import wandb
+
+        self._wandb = wandb
         self.run_dir = Path(self.run.dir).parent
         self.run.define_metric("episodes/step_index")
         self.run.define_metric("episodes/*", step_metric="episodes/step_index")

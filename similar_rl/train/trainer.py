@@ -21,41 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from similar_rl.harness.run_log import RunLogger
 from similar_rl.train.config import TrainConfig
 from similar_rl.train.data import InputFactory, build_pair_table, build_step_table, load_records
 
 logger = logging.getLogger(__name__)
-
-
-class MetricsLogger:
-    """Appends metrics to ``<out>/metrics.jsonl`` and, if enabled, to W&B (offline unless WANDB_MODE says otherwise)."""
-
-    def __init__(
-        self, out: Path | None, use_wandb: bool = False, project: str = "similar-rl", config: Any = None
-    ):
-        self.path = None if out is None else Path(out) / "metrics.jsonl"
-        self.run = None
-        self.start = time.time()
-        if use_wandb:
-            from similar_rl._optional import require
-
-            wandb = require("wandb", "W&B logging")
-            os.environ.setdefault("WANDB_MODE", "offline")
-            self.run = wandb.init(project=project, config=config, dir=str(out) if out else None, reinit=True)
-
-    def log(self, metrics: dict[str, Any]) -> None:
-        row = {"time_s": round(time.time() - self.start, 3), **metrics}
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row, default=float) + "\n")
-        if self.run is not None:
-            self.run.log({k: v for k, v in metrics.items() if isinstance(v, int | float)})
-
-    def close(self) -> None:
-        if self.run is not None:
-            self.run.finish()
-            self.run = None
 
 
 @dataclass
@@ -126,11 +96,12 @@ def train(
         out_path.mkdir(parents=True, exist_ok=True)
         (out_path / "metrics.jsonl").unlink(missing_ok=True)
         config.save_yaml(out_path / "train_config.yaml")
-    metrics = MetricsLogger(
+    metrics = RunLogger(
         out_path if accelerator.is_main_process else None,
-        config.wandb and accelerator.is_main_process,
-        config.wandb_project,
         config.to_dict(),
+        jsonl=True,
+        wandb=config.wandb and accelerator.is_main_process,
+        project=config.wandb_project,
     )
     try:
         steps, pairs, root = load_records(data)
