@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -42,6 +41,7 @@ import numpy as np
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, validate_weights
 from similar_rl.envs.actions import ActionParseError, normalize_action
 from similar_rl.envs.base import BaseAdapter, EnvFailure, InvalidActionError
+from similar_rl.harness import episodes
 from similar_rl.scoring import as_scorer
 from similar_rl.types import DimensionScores, GUIState
 
@@ -467,33 +467,19 @@ def run_episode(
     """
     _check_positive(max_steps, "max_steps")
     rng = np.random.default_rng(seed) if rng is None else rng
-    start = time.perf_counter()
-    state, _ = adapter.reset(env, seed)
-    history: list[str] = []
-    success, total_reward, invalid = False, 0.0, 0
-    for _ in range(max_steps):
-        action = _choose(selector_or_policy, state, history, rng, env, seed)
-        try:
-            outcome = adapter.step(env, action)
-        except (ActionParseError, InvalidActionError) as exc:
-            logger.debug("seed %s: skipping non-executable action %r: %s", seed, action, exc)
-            invalid += 1
-            history.append(action)
-            continue
-        history.append(action)
-        total_reward += outcome.reward
-        if outcome.done:
-            success = outcome.success
-            break
-        state = outcome.state
+
+    def choose(state: GUIState, history: Sequence[str]) -> str:
+        return _choose(selector_or_policy, state, list(history), rng, env, seed)
+
+    episode = episodes.run(env, adapter, choose, seed, max_steps, invalid="skip")
     return EpisodeResult(
-        success=bool(success),
-        steps=len(history),
-        reward=float(total_reward),
-        wall_time=time.perf_counter() - start,
-        actions=history,
+        success=episode.success,
+        steps=episode.steps,
+        reward=float(episode.reward),
+        wall_time=episode.wall_time,
+        actions=episode.actions,
         seed=seed,
-        invalid_actions=invalid,
+        invalid_actions=episode.invalid_actions,
     )
 
 

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 DimensionScores = dict[str, float]
 
 MAX_IMAGE_SIDE = 4096
+#: ``info`` keys that :class:`similar_rl.wrappers.SimilarRewardWrapper` adds to each step's info by default: the
+#: step's Similar scores, and the env's own reward (the returned reward may be shaped).
+INFO_SCORES = "similar"
+INFO_ENV_REWARD = "similar_env_reward"
 
 
 def as_rgb_array(image: Any, field_name: str = "screenshot") -> np.ndarray:

@@ -45,7 +45,7 @@ from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, validate_weights
 from similar_rl.envs.actions import ActionParseError, normalize_action
 from similar_rl.envs.base import BaseAdapter
 from similar_rl.scoring import as_scorer
-from similar_rl.types import DimensionScores, GUIState
+from similar_rl.types import INFO_ENV_REWARD, INFO_SCORES, DimensionScores, GUIState
 
 logger = logging.getLogger(__name__)
 
@@ -212,8 +212,8 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         dimensions_weights: Mapping[str, float] | None = None,
         gamma: float = 0.99,
         potential_key: str = "odds_of_success",
-        info_key: str = "similar",
-        env_reward_key: str = "similar_env_reward",
+        info_key: str = INFO_SCORES,
+        env_reward_key: str = INFO_ENV_REWARD,
     ) -> None:
         gym.utils.RecordConstructorArgs.__init__(
             self,
@@ -335,8 +335,8 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
         dimensions_weights: Mapping[str, float] | None = None,
         gamma: float = 0.99,
         potential_key: str = "odds_of_success",
-        info_key: str = "similar",
-        env_reward_key: str = "similar_env_reward",
+        info_key: str = INFO_SCORES,
+        env_reward_key: str = INFO_ENV_REWARD,
     ) -> None:
         super().__init__(env)
         self._init_reward(

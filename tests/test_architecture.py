@@ -9,9 +9,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "similar_rl"
 FLOORS = [
     ("ground", {"envs", "types", "dimensions", "_optional"}),
     ("model and data", {"model", "data", "policies", "testing"}),
-    ("faces", {"scoring", "rewards", "wrappers", "search", "serving"}),
+    ("faces", {"scoring", "rewards", "wrappers", "serving"}),
     ("harness", {"harness", "tracking"}),
-    ("applications", {"collect", "train", "agents", "demo", "search_job", "evaluation"}),
+    ("applications", {"collect", "train", "agents", "demo", "search", "search_job", "evaluation"}),
     ("commands", {"commands", "cli"}),
 ]
 

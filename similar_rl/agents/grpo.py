@@ -32,6 +32,7 @@ from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
 from similar_rl.envs.actions import ActionParseError, extract_action, format_action
 from similar_rl.envs.base import InvalidActionError
+from similar_rl.harness import episodes as episodes_loop
 from similar_rl.harness.settings import check_range, save_args
 from similar_rl.policies.hf import SYSTEM_PROMPT, build_prompt
 from similar_rl.types import GUIState
@@ -188,16 +189,16 @@ def rollout_states(args: GRPOArgs) -> list[dict[str, Any]]:
     rng = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
     seed = args.state_seed
+
+    def choose(state: Any, history: Any) -> str:
+        return policy.propose(state, list(history), 1, rng)[0]
+
     try:
         while len(rows) < args.num_states:
-            state, _ = adapter.reset(env, seed=seed)
-            history: list[str] = []
-            while state is not None and len(history) < args.max_episode_steps and len(rows) < args.num_states:
-                rows.append(state_row(state, history, args.env_id, seed))
-                action = policy.propose(state, history, 1, rng)[0]
-                outcome = adapter.step(env, action)
-                history.append(action)
-                state = None if outcome.done else outcome.state
+            for step in episodes_loop.play(env, adapter, choose, seed, args.max_episode_steps):
+                rows.append(state_row(step.state, list(step.history), args.env_id, seed))
+                if len(rows) >= args.num_states:
+                    break
             seed += 1
     finally:
         env.close()
@@ -402,28 +403,20 @@ def evaluate_policy(
     episodes = args.eval_episodes if episodes is None else episodes
     env, adapter = make_env(args.env_id, **args.env_kwargs)
     model.eval()
+
+    def choose(state: Any, history: Any) -> str | None:
+        return act(model, processing, state, list(history), args)
+
     successes, lengths, invalid, steps = [], [], 0, 0
     try:
         for ep in range(episodes):
-            state, _ = adapter.reset(env, seed=args.eval_seed + ep)
-            history: list[str] = []
-            success = False
-            while state is not None and len(history) < args.max_episode_steps:
-                action = act(model, processing, state, history, args)
-                steps += 1
-                if action is None:
-                    invalid += 1
-                    action = "noop()"
-                try:
-                    outcome = adapter.step(env, action)
-                except InvalidActionError:
-                    invalid += 1
-                    outcome = adapter.step(env, "noop()")
-                history.append(action)
-                success = outcome.success
-                state = None if outcome.done else outcome.state
-            successes.append(float(success))
-            lengths.append(len(history))
+            episode = episodes_loop.run(
+                env, adapter, choose, args.eval_seed + ep, args.max_episode_steps, invalid="noop"
+            )
+            successes.append(float(episode.success))
+            lengths.append(episode.steps)
+            invalid += episode.invalid_actions
+            steps += episode.steps
     finally:
         env.close()
     return {

@@ -52,6 +52,7 @@ from similar_rl.agents.common import load_checkpoint, load_scorer, save_checkpoi
 from similar_rl.agents.features import FEATURIZERS, make_featurizer
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
+from similar_rl.harness import episodes as episodes_loop
 from similar_rl.harness.run_log import RunLogger
 from similar_rl.harness.settings import check_range, save_args
 from similar_rl.types import GUIState
@@ -576,25 +577,23 @@ def evaluate(
     """Greedy success rate and mean episode length of a saved policy on fresh seeds."""
     agent, featurizer, args = load_policy(checkpoint)
     env, adapter = make_env(env_id or args.env_id, **args.env_kwargs)
+
+    def choose(state: Any, history: Any) -> str:
+        cands = adapter.candidates(state)[: args.max_candidates] or ["noop()"]
+        with torch.no_grad():
+            action, *_ = agent.get_action_and_value(
+                *pad_features([featurizer.featurize(state, list(history), cands)]), greedy=True
+            )
+        return cands[int(action[0])]
+
     successes, lengths = [], []
-    for ep in range(episodes):
-        state, _ = adapter.reset(env, seed=seed + ep)
-        history: list[str] = []
-        success = False
-        while state is not None and len(history) < args.max_episode_steps:
-            cands = adapter.candidates(state)[: args.max_candidates] or ["noop()"]
-            with torch.no_grad():
-                action, *_ = agent.get_action_and_value(
-                    *pad_features([featurizer.featurize(state, history, cands)]), greedy=True
-                )
-            history.append(cands[int(action[0])])
-            outcome = adapter.step(env, history[-1])
-            state, success = outcome.state, outcome.success
-            if outcome.done:
-                break
-        successes.append(float(success))
-        lengths.append(len(history))
-    env.close()
+    try:
+        for ep in range(episodes):
+            episode = episodes_loop.run(env, adapter, choose, seed + ep, args.max_episode_steps)
+            successes.append(float(episode.success))
+            lengths.append(episode.steps)
+    finally:
+        env.close()
     return {
         "success_rate": float(np.mean(successes)),
         "episodic_length": float(np.mean(lengths)),

@@ -28,6 +28,7 @@ import numpy as np
 from similar_rl.dimensions import SCORE_KEYS
 from similar_rl.envs.base import EnvFailure
 from similar_rl.envs.miniwob import env_id_for
+from similar_rl.harness import episodes
 from similar_rl.types import GUIState
 
 logger = logging.getLogger(__name__)
@@ -71,31 +72,28 @@ def run_episode(
     ``env`` may be wrapped in :class:`~similar_rl.wrappers.SimilarRewardWrapper`; success is judged on the env's
     own reward, so a shaped reward never turns a failure into a success.
     """
-    state, _ = adapter.reset(env, seed=seed)
-    history: list[str] = []
-    for step in range(1, max_steps + 1):
-        action = policy.propose(state, history, 1, rng)[0]
-        outcome = adapter.step(env, action)
-        scores = outcome.info.get("similar")
-        env_reward = float(outcome.info.get("similar_env_reward", outcome.reward))
+
+    def choose(state: Any, history: Any) -> str:
+        return policy.propose(state, list(history), 1, rng)[0]
+
+    for step in episodes.play(env, adapter, choose, seed, max_steps):
+        outcome = step.outcome
+        assert outcome is not None  # invalid="raise": every yielded step was executed
+        scores = step.scores
         yield StepRow(
             env_id=env_id,
             seed=seed,
-            step=step,
-            instruction=state.instruction,
-            state=state,
-            history=tuple(history),
-            action=action,
-            reward=env_reward,
+            step=step.index,
+            instruction=step.state.instruction,
+            state=step.state,
+            history=step.history,
+            action=step.action,
+            reward=step.env_reward,
             done=outcome.done,
-            success=adapter.is_success(env_reward, outcome.terminated, outcome.info),
-            scores=dict(scores) if scores is not None else None,
+            success=outcome.success,
+            scores=scores,
             shaped_reward=outcome.reward if scores is not None else None,
         )
-        if outcome.done:
-            return
-        history.append(action)
-        state = outcome.state
 
 
 def action_label(row: StepRow, width: int = 46) -> str:

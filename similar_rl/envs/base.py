@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from similar_rl.types import GUIState
+from similar_rl.types import INFO_ENV_REWARD, GUIState
 
 
 class InvalidActionError(ValueError):
@@ -99,7 +99,7 @@ class BaseAdapter(ABC):
             terminated=bool(terminated),
             truncated=bool(truncated),
             # Judge success on the env's own reward: a SimilarRewardWrapper keeps it in info when it shapes the reward.
-            success=self.is_success(float(info.get("similar_env_reward", reward)), bool(terminated), info),
+            success=self.is_success(float(info.get(INFO_ENV_REWARD, reward)), bool(terminated), info),
             info=info,
         )
 
