@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Sequence
 from functools import lru_cache
@@ -29,16 +28,11 @@ from functools import lru_cache
 import numpy as np
 
 from similar_rl.envs.actions import Action, ActionParseError, parse_action
+from similar_rl.text import words
 from similar_rl.types import Element, GUIState
 
-_WORD = re.compile(r"[a-z0-9]+")
 N_SCALARS = 18
 FEATURIZERS = ("hashed", "minilm")
-
-
-def tokens(text: str) -> list[str]:
-    """Lower-case alphanumeric words of ``text``."""
-    return _WORD.findall(text.lower())
 
 
 @lru_cache(maxsize=1 << 16)
@@ -92,11 +86,11 @@ def scalar_features(state: GUIState, history: Sequence[str], candidate: str) -> 
     action = _parse(candidate)
     el = _target(state, action)
     instr = state.instruction.lower()
-    instr_words = set(tokens(instr))
+    instr_words = set(words(instr))
     kinds = ("click", "type", "press", "noop", "click_xy")
     if action is not None and action.kind in kinds:
         out[kinds.index(action.kind)] = 1.0
-    el_words = set(tokens(f"{el.text} {el.value}")) if el is not None else set()
+    el_words = set(words(f"{el.text} {el.value}")) if el is not None else set()
     if el_words:
         shared = el_words & instr_words
         out[5] = len(shared) / len(el_words)
@@ -108,8 +102,8 @@ def scalar_features(state: GUIState, history: Sequence[str], candidate: str) -> 
         out[8] = float(typed.lower() in instr)
         out[9] = float(el is not None and el.value == typed)
         keys = [k for k, v in state.fields.items() if v == typed]
-        label = set(tokens(f"{el.text} {el.tag} {el.id}")) if el is not None else set()
-        out[16] = float(any(set(tokens(k)) & label for k in keys))
+        label = set(words(f"{el.text} {el.tag} {el.id}")) if el is not None else set()
+        out[16] = float(any(set(words(k)) & label for k in keys))
     out[10] = float(candidate in history)
     if action is not None and action.ref is not None:
         out[11] = float(any(f"ref={action.ref}," in h or f"ref={action.ref})" in h for h in history))
@@ -140,10 +134,10 @@ class HashedFeaturizer:
         return bag
 
     def featurize(self, state: GUIState, history: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
-        instr = self._bag(tokens(state.instruction))
+        instr = self._bag(words(state.instruction))
         rows = []
         for cand in candidates:
-            cand_bag = self._bag(tokens(describe(state, cand)))
+            cand_bag = self._bag(words(describe(state, cand)))
             rows.append(
                 np.concatenate([instr, cand_bag, instr * cand_bag, scalar_features(state, history, cand)])
             )

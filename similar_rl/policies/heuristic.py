@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +27,7 @@ import numpy as np
 from similar_rl.envs.actions import ActionParseError, parse_action
 from similar_rl.envs.base import BaseAdapter
 from similar_rl.policies.random import FALLBACK_ACTION, _check_n
+from similar_rl.text import words as text_words
 from similar_rl.types import Element, GUIState
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ STOPWORDS = frozenset(
     | {"tabs", "field", "fields", "box", "boxes", "link", "text"}
 )
 TICKED_VALUES = frozenset({"on", "true", "checked", "1", "yes"})
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 def words(text: str) -> list[str]:
@@ -48,7 +47,7 @@ def words(text: str) -> list[str]:
         >>> words('Click on the "Sign in" button.')
         ['click', 'sign']
     """
-    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    return text_words(text, STOPWORDS)
 
 
 class HeuristicPolicy:

@@ -35,10 +35,10 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from similar_rl.envs.actions import Action, ActionParseError, parse_action
+from similar_rl.text import words
 from similar_rl.types import Element, GUIState, JudgeVerdict
 
 #: Words that name no particular element (verbs, articles, UI words); ignored by the overlap rule.
@@ -161,8 +161,6 @@ GENERIC_CONTROLS = frozenset(
 #: Tags that are containers whatever their size.
 CONTAINER_TAGS = frozenset({"body", "html", "form"})
 
-_TOKEN = re.compile(r"[a-z0-9]+")
-
 
 def content_words(text: str) -> set[str]:
     """Lower-case alphanumeric words of ``text`` without :data:`STOPWORDS`.
@@ -171,7 +169,7 @@ def content_words(text: str) -> set[str]:
         >>> sorted(content_words('Click the "Cancel" button, then OK'))
         ['cancel', 'ok']
     """
-    return {t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS}
+    return set(words(text, STOPWORDS))
 
 
 def _contains(outer: Element, inner: Element) -> bool:
@@ -281,13 +279,13 @@ class RuleJudge:
     def _overlap(self, state: GUIState, el: Element) -> tuple[bool, str]:
         if el.typeable:
             return True, f"focuses text field {el.ref}"
-        words = content_words(f"{el.text} {el.value}")
-        if not words:
+        el_words = content_words(f"{el.text} {el.value}")
+        if not el_words:
             return True, f"{el.tag} {el.ref} has no text to compare"
         wanted = content_words(state.instruction)
-        if words & wanted:
+        if el_words & wanted:
             return True, f"{el.tag} {el.ref} text matches the instruction"
-        if words & self.generic_controls and not wanted & self.generic_controls:
+        if el_words & self.generic_controls and not wanted & self.generic_controls:
             return True, f"{el.tag} {el.ref} is a generic control and the instruction names none"
         named = [
             other

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from similar_rl.envs.actions import Action, parse_action
+from similar_rl.text import words
 
 ACTION_KINDS: tuple[str, ...] = ("click", "click_xy", "type", "press", "noop", "invalid")
 _LINE = re.compile(r'^\s*\[(\d+)\]\s*([^\s"]*)\s*(.*)$')
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def describe_action(
 
 
 def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
+    return set(words(text))
 
 
 #: Names of the values returned by :func:`structural_features`, in order.
