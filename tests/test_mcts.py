@@ -18,7 +18,7 @@ from similar_rl.collect.mcts import (
     node_id_for,
 )
 from similar_rl.envs import get_adapter
-from similar_rl.envs.base import EnvFailure
+from similar_rl.envs.base import EnvFailure, InvalidActionError
 from similar_rl.envs.toy import ToyAdapter, ToyEnv
 from similar_rl.policies import make_policy
 
@@ -248,3 +248,21 @@ def test_env_that_keeps_failing_fails_the_task():
 
 def test_rng_is_seedsequence_generator():
     assert isinstance(make_rng(0, "x"), np.random.Generator)
+
+
+class _UnreplayablePrefix(ToyAdapter):
+    """Replaying any non-empty prefix finds another page (a non-deterministic page): its refs are gone."""
+
+    def rebuild(self, env, seed, prefix):
+        if prefix:
+            raise InvalidActionError("ref 271 is not an element of the current page")
+        return super().rebuild(env, seed, prefix)
+
+
+def test_a_prefix_that_cannot_be_replayed_fails_the_task_not_the_collection():
+    cfg = CollectConfig(envs=["toy/login-form"], n_children=2, n_calibration=1, max_retries=1)
+    session = EnvSession("toy/login-form", _UnreplayablePrefix(), max_retries=1)
+    r = TaskSearch(cfg, session, LoginOracle(), make_judge("rule"), SEED).run()  # returns, does not raise
+    assert r.status == "failed" and "failed 2 times" in r.error
+    assert [f["attempt"] for f in r.failures] == [0, 1]
+    assert all("replaying the prefix" in f["error"] and "ref 271" in f["error"] for f in r.failures)

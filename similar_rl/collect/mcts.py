@@ -319,7 +319,12 @@ class TaskSearch:
 
     # -- env operations (each is retried as a whole by the session) ------------------------------------------------
     def _rebuild(self, env: Any, prefix: Sequence[str]) -> GUIState | None:
-        state, outcome = self.adapter.rebuild(env, self.seed, list(prefix))
+        try:
+            state, outcome = self.adapter.rebuild(env, self.seed, list(prefix))
+        except (ActionParseError, InvalidActionError) as exc:
+            # the replayed page differs from the one the prefix was chosen on (timing, animation): an env fault,
+            # retried on a fresh env and recorded, never a crash of the whole collection
+            raise EnvFailure(f"replaying the prefix {list(prefix)} of {self.task_id} failed: {exc}") from exc
         self.session.steps += len(prefix)
         if prefix and outcome is not None and outcome.done:
             return None
