@@ -6,33 +6,30 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from similar_rl.envs.actions import Action, ActionParseError, extract_action, format_action, parse_action
 from similar_rl.envs.base import BaseAdapter, EnvFailure, InvalidActionError, StepOutcome
+from similar_rl.registry import Registry
 
-# env-id prefix -> "module:AdapterClass"; adapters are imported only when used.
-_ADAPTERS: dict[str, str] = {
-    "miniwob/": "similar_rl.envs.miniwob:MiniWoBAdapter",
-    "toy/": "similar_rl.envs.toy:ToyAdapter",
-}
+#: env-id prefix -> adapter class (or "module:AdapterClass", imported only when used).
+ADAPTERS = Registry(
+    "adapter",
+    {"miniwob/": "similar_rl.envs.miniwob:MiniWoBAdapter", "toy/": "similar_rl.envs.toy:ToyAdapter"},
+)
 
 
-def register_adapter(prefix: str, target: str) -> None:
-    """Register an adapter class (``"package.module:ClassName"``) for env ids starting with ``prefix``."""
-    if ":" not in target:
-        raise ValueError(f"adapter target must look like 'package.module:ClassName', got {target!r}")
-    _ADAPTERS[prefix] = target
+def register_adapter(prefix: str, target: Any) -> None:
+    """Register an adapter class (or ``"package.module:ClassName"``) for env ids starting with ``prefix``."""
+    ADAPTERS.register(prefix, target)
 
 
 def get_adapter(env_id: str, **kwargs: Any) -> BaseAdapter:
     """Instantiate the adapter registered for ``env_id``'s prefix."""
-    for prefix, target in _ADAPTERS.items():
+    for prefix in ADAPTERS:
         if env_id.startswith(prefix):
-            module, _, cls = target.partition(":")
-            return getattr(importlib.import_module(module), cls)(**kwargs)
-    raise ValueError(f"no adapter for env id {env_id!r}; known prefixes: {sorted(_ADAPTERS)}")
+            return ADAPTERS.get(prefix)(**kwargs)
+    raise ValueError(f"no adapter for env id {env_id!r}; known prefixes: {sorted(ADAPTERS)}")
 
 
 def make_env(env_id: str, **kwargs: Any) -> tuple[Any, BaseAdapter]:

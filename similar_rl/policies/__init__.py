@@ -22,38 +22,34 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from similar_rl.policies.heuristic import HeuristicPolicy
 from similar_rl.policies.mixed import MixedPolicy
 from similar_rl.policies.random import UniformRandomPolicy
+from similar_rl.registry import Registry
 
 #: Policy name -> class, or ``"module:Class"`` imported on first use.
-POLICIES: dict[str, type | str] = {
-    "random": UniformRandomPolicy,
-    "heuristic": HeuristicPolicy,
-    "mixed": MixedPolicy,
-    "hf": "similar_rl.policies.hf:HFPolicy",
-}
+POLICIES = Registry(
+    "policy",
+    {
+        "random": UniformRandomPolicy,
+        "heuristic": HeuristicPolicy,
+        "mixed": MixedPolicy,
+        "hf": "similar_rl.policies.hf:HFPolicy",
+    },
+    listing="choose one of",
+)
 
 
 def register_policy(name: str, target: type | str) -> None:
     """Register a policy class (or ``"package.module:ClassName"``) under ``name``."""
-    if isinstance(target, str) and ":" not in target:
-        raise ValueError(f"policy target must look like 'package.module:ClassName', got {target!r}")
-    POLICIES[name] = target
+    POLICIES.register(name, target)
 
 
 def get_policy_class(name: str) -> type:
     """The class registered under ``name`` (importing it if registered by path)."""
-    if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r}; choose one of {sorted(POLICIES)}")
-    target = POLICIES[name]
-    if isinstance(target, str):
-        module, _, cls = target.partition(":")
-        target = getattr(importlib.import_module(module), cls)
-    return target
+    return POLICIES.get(name)
 
 
 def make_policy(name: str, adapter: Any, **kwargs: Any) -> Any:

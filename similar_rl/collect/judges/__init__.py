@@ -25,25 +25,26 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
+from similar_rl.registry import Registry, resolve
 from similar_rl.types import Judge, JudgeVerdict
 
-#: Judge name -> "module:ClassName" (imported on first use) or a factory callable.
-JUDGES: dict[str, str | Callable[..., Judge]] = {
-    "rule": "similar_rl.collect.judges.rule:RuleJudge",
-    "openai": "similar_rl.collect.judges.openai_chat:OpenAIChatJudge",
-    "local_vlm": "similar_rl.collect.judges.local_vlm:LocalVLMJudge",
-}
+#: Judge name -> a factory callable or "module:ClassName" (imported on first use).
+JUDGES = Registry(
+    "judge",
+    {
+        "rule": "similar_rl.collect.judges.rule:RuleJudge",
+        "openai": "similar_rl.collect.judges.openai_chat:OpenAIChatJudge",
+        "local_vlm": "similar_rl.collect.judges.local_vlm:LocalVLMJudge",
+    },
+)
 
 
 def register_judge(name: str, factory: str | Callable[..., Judge], *, overwrite: bool = False) -> None:
     """Register a judge factory (a callable or a ``"module:attr"`` path) under ``name``."""
-    if name in JUDGES and not overwrite:
-        raise ValueError(f"a judge named {name!r} is already registered; pass overwrite=True to replace it")
-    JUDGES[name] = factory
+    JUDGES.register(name, factory, overwrite=overwrite)
 
 
 def make_judge(name: str, **kwargs: Any) -> Judge:
@@ -52,14 +53,11 @@ def make_judge(name: str, **kwargs: Any) -> Judge:
     Raises:
         ValueError: unknown name (the message lists the registered ones).
     """
-    factory = JUDGES.get(name, name if ":" in name else None)
-    if factory is None:
+    if name not in JUDGES and ":" not in name:
         raise ValueError(
             f"unknown judge {name!r}; registered judges: {sorted(JUDGES)} (or pass 'module:attr')"
         )
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
+    factory = JUDGES.get(name) if name in JUDGES else resolve(name)
     judge = factory(**kwargs)
     if not isinstance(judge, Judge):
         raise TypeError(

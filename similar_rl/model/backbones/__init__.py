@@ -12,29 +12,28 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from similar_rl.registry import Registry
 
 if TYPE_CHECKING:
     from similar_rl.model.backbones.base import Backbone
 
-#: kind -> "module:ClassName"
-BACKBONES: dict[str, str] = {
-    "default": "similar_rl.model.backbones.default:DefaultBackbone",
-    "hf": "similar_rl.model.backbones.hf:HFBackbone",
-}
+#: kind -> backbone class (or "module:ClassName", imported on first use)
+BACKBONES = Registry(
+    "backbone",
+    {
+        "default": "similar_rl.model.backbones.default:DefaultBackbone",
+        "hf": "similar_rl.model.backbones.hf:HFBackbone",
+    },
+)
 
 
-def register_backbone(kind: str, target: str) -> None:
-    """Register a backbone class given as ``"package.module:ClassName"`` under ``kind``."""
-    if ":" not in target:
-        raise ValueError(f"backbone target must look like 'package.module:ClassName', got {target!r}")
-    BACKBONES[kind] = target
+def register_backbone(kind: str, target: Any) -> None:
+    """Register a backbone class (or ``"package.module:ClassName"``) under ``kind``."""
+    BACKBONES.register(kind, target)
 
 
 def get_backbone_class(kind: str) -> type[Backbone]:
     """The class registered for ``kind``."""
-    if kind not in BACKBONES:
-        raise ValueError(f"unknown backbone {kind!r}; registered: {sorted(BACKBONES)}")
-    module, name = BACKBONES[kind].split(":")
-    return getattr(importlib.import_module(module), name)
+    return BACKBONES.get(kind)
