@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, validate_weights
+from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, total_score, validate_weights
 from similar_rl.envs.actions import ActionParseError, extract_action, format_action
 from similar_rl.scoring import as_scorer
 from similar_rl.types import DimensionScores, StepInput
@@ -347,7 +347,7 @@ class SimilarBatchScores:
         if self.weights is None:
             return scores
         out = dict(scores)
-        out["total"] = float(sum(self.weights[k] * scores[k] for k in DIMENSIONS))
+        out["total"] = total_score(scores, self.weights)
         return out
 
     def _record(

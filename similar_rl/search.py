@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, validate_weights
+from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, total_score, validate_weights
 from similar_rl.envs.actions import ActionParseError, normalize_action
 from similar_rl.envs.base import BaseAdapter, EnvFailure, InvalidActionError
 from similar_rl.harness import episodes
@@ -94,7 +94,7 @@ def objective_fn(objective: Objective) -> Callable[[DimensionScores], float]:
             raise ValueError(
                 f"objective weights are all zero: {dict(objective)}; give at least one dimension a weight"
             )
-        return lambda scores: float(sum(w * scores[k] for k, w in weights.items() if w))
+        return lambda scores: total_score(scores, weights)
     raise TypeError(
         f"objective must be a string or a dict of dimension weights, got {type(objective).__name__}"
     )

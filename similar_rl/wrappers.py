@@ -41,7 +41,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, validate_weights
+from similar_rl.dimensions import SCORE_KEYS, total_score, validate_weights
 from similar_rl.envs.actions import ActionParseError, normalize_action
 from similar_rl.envs.base import BaseAdapter
 from similar_rl.scoring import as_scorer
@@ -121,7 +121,7 @@ class _Shaping:
     def shaped(self, scores: DimensionScores) -> float:
         if self.weights is None:
             return scores["total"]
-        return float(sum(self.weights[k] * scores[k] for k in DIMENSIONS))
+        return total_score(scores, self.weights)
 
     def reward(self, env_reward: float, scores: DimensionScores, phi: float, phi_next: float) -> float:
         if self.reward_mode == "add":
