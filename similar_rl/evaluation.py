@@ -194,7 +194,7 @@ def text_similarity_scores(table: PairTable, batch_size: int = 64) -> np.ndarray
     import torch
 
     from similar_rl.model.backbones.action_text import describe_action
-    from similar_rl.model.backbones.default import load_text_encoder
+    from similar_rl.model.backbones.default import load_text_encoder, mean_pool
 
     tokenizer, encoder = load_text_encoder()
     texts = sorted(
@@ -206,9 +206,7 @@ def text_similarity_scores(table: PairTable, batch_size: int = 64) -> np.ndarray
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             enc = tokenizer(chunk, padding=True, truncation=True, max_length=128, return_tensors="pt")
-            hidden = encoder(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
+            pooled = mean_pool(encoder(**enc).last_hidden_state, enc["attention_mask"])
             vectors.update(zip(chunk, pooled, strict=True))
     return np.array(
         [

@@ -167,15 +167,14 @@ class MiniLMFeaturizer:
         """Unit-norm mean-pooled embeddings, one row per text (cached)."""
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if todo:
+            from similar_rl.model.backbones.default import mean_pool
+
             torch = self._torch
             with torch.no_grad():
                 batch = self.tokenizer(
                     todo, padding=True, truncation=True, max_length=128, return_tensors="pt"
                 )
-                hidden = self.encoder(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-                pooled = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+                pooled = mean_pool(self.encoder(**batch).last_hidden_state, batch["attention_mask"]).numpy()
             if len(self._cache) + len(todo) > self.cache_size:
                 self._cache.clear()
             self._cache.update(zip(todo, pooled, strict=True))

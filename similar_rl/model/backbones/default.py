@@ -97,6 +97,13 @@ def image_to_tensor(image: np.ndarray, size: int = 224) -> torch.Tensor:
 SIMILARITY_FEATURES: tuple[str, ...] = ("instruction", "observation", "last", "history")
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Unit-norm mean of the token states under the attention mask: MiniLM's sentence embedding ``(B, D)``."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return torch.nn.functional.normalize(pooled.float(), dim=-1)
+
+
 class DefaultBackbone(Backbone):
     """Frozen MiniLM + EfficientNet-Lite0 features with cached prompt side. See the module docstring.
 
@@ -216,10 +223,7 @@ class DefaultBackbone(Backbone):
             texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
         )
         batch = {k: v.to(device) for k, v in batch.items()}
-        hidden = self.text_model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return torch.nn.functional.normalize(pooled.float(), dim=-1).cpu()
+        return mean_pool(self.text_model(**batch).last_hidden_state, batch["attention_mask"]).cpu()
 
     @torch.no_grad()
     def embed_images(self, images: Sequence[np.ndarray | None]) -> torch.Tensor:
