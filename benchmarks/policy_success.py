@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from similar_rl.demo.episodes import run_episode
+from similar_rl.demo.episodes import step_rows
 from similar_rl.envs import make_env
 from similar_rl.envs.base import EnvFailure
 from similar_rl.envs.miniwob import env_id_for
@@ -51,7 +51,7 @@ def play(family: str, policies: list[str], episodes: int, seed: int, max_steps: 
             for episode in range(episodes):
                 rows = []
                 try:
-                    rows = list(run_episode(env, adapter, policy, env_id, seed + episode, max_steps, rng))
+                    rows = list(step_rows(env, adapter, policy, env_id, seed + episode, max_steps, rng))
                 except EnvFailure as exc:  # a crashed browser: count the episode as failed, start a new one
                     errors += 1
                     print(f"  {family} {name} seed {seed + episode}: {exc}", flush=True)

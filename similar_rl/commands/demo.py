@@ -13,8 +13,8 @@ Examples::
 
 Exit status: 0 when every part ran cleanly, 1 when some part failed (the report says what), 2 for bad input.
 
-The episode loop (:func:`run_episode`, a generator of :class:`StepRow`) lives in :mod:`similar_rl.demo.episodes`
-and is re-exported here.
+The demo's step rows come from :func:`similar_rl.demo.episodes.step_rows` (a generator of :class:`StepRow`, re-exported
+here) over the harness's one episode loop.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-from similar_rl.demo.episodes import StepRow, run_episode
+from similar_rl.demo.episodes import StepRow
 from similar_rl.envs.miniwob import env_id_for
 
-__all__ = ["StepRow", "add_arguments", "env_id_for", "run", "run_episode"]
+__all__ = ["StepRow", "add_arguments", "env_id_for", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """Part 1 of the demo: a few episodes played through :class:`~similar_rl.wrappers.SimilarRewardWrapper`, every
 step shown as a table row (action, env reward, the five scores and total).
 
-The episode loop is :func:`run_episode`, a generator of :class:`StepRow` (the state before the action is kept in
+The demo's rows come from :func:`step_rows`, a generator of :class:`StepRow` over the harness's episode loop (the state before the action is kept in
 the row). With a wrapped env the row carries the wrapper's scores; without one, ``scores`` is None.
 
 Example:
@@ -10,7 +10,7 @@ Example:
     >>> from similar_rl.policies import make_policy
     >>> env, adapter = make_env("toy/click-button")
     >>> policy = make_policy("heuristic", adapter, temperature=0)
-    >>> rows = list(run_episode(env, adapter, policy, "toy/click-button", 0, 5, np.random.default_rng(0)))
+    >>> rows = list(step_rows(env, adapter, policy, "toy/click-button", 0, 5, np.random.default_rng(0)))
     >>> [(r.step, r.action, r.success, r.scores) for r in rows]
     [(1, 'click(ref=5)', True, None)]
 """
@@ -64,7 +64,7 @@ class StepRow:
     shaped_reward: float | None = None  # what the wrapper returned (None without a wrapper)
 
 
-def run_episode(
+def step_rows(
     env: Any, adapter: Any, policy: Any, env_id: str, seed: int, max_steps: int, rng: np.random.Generator
 ) -> Iterator[StepRow]:
     """Reset ``env`` with ``seed`` and yield one :class:`StepRow` per step until done or ``max_steps``.
@@ -197,7 +197,7 @@ def _one_episode(
 ) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     instruction, success = "", False
-    for row in run_episode(env, adapter, policy, env_id, seed, part.max_steps, rng):
+    for row in step_rows(env, adapter, policy, env_id, seed, part.max_steps, rng):
         if row.step == 1:
             instruction = row.instruction
             echo(f"episode {index + 1} (seed {seed}): {row.instruction}")
@@ -229,6 +229,6 @@ __all__ = [
     "StepRow",
     "format_row",
     "play_scored_episodes",
-    "run_episode",
+    "step_rows",
     "table_header",
 ]
