@@ -55,3 +55,34 @@ def test_only_the_command_floor_imports_commands():
         if dst.startswith("similar_rl.commands") and _floor(src) != len(FLOORS) - 1
     )
     assert not offenders, offenders
+
+
+def test_no_import_cycles_at_module_level():
+    """Imports run when a module loads (not those inside functions, nor TYPE_CHECKING blocks) form no cycle."""
+    modules = {
+        ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in PACKAGE.rglob("*.py")
+    }
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            edges[module] |= {t for t in targets if t in modules and t != module}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(module) :], module]))
+        if module in done:
+            return
+        for target in sorted(edges[module]):
+            visit(target, [*path, module])
+        done.add(module)
+
+    for module in sorted(modules):
+        visit(module, [])
