@@ -212,3 +212,21 @@ def test_a_plain_gymnasium_miniwob_env_takes_its_native_actions(scorer):
                 break
     finally:
         env.close()
+
+
+def test_a_wrapped_step_observes_the_page_once(scorer):
+    from similar_rl.envs.toy import ToyAdapter
+
+    class Counting(ToyAdapter):
+        calls = 0
+
+        def observe(self, obs, info=None):
+            type(self).calls += 1
+            return super().observe(obs, info)
+
+    adapter = Counting()
+    env = SimilarRewardWrapper(adapter.make_env("toy/login-form"), scorer, adapter)
+    env.reset(seed=0)
+    before = Counting.calls
+    outcome = adapter.step(env, "noop()")  # the wrapper reads the new state; the adapter reuses it
+    assert Counting.calls == before + 1 and outcome.state is env.state

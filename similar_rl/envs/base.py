@@ -88,11 +88,18 @@ class BaseAdapter(ABC):
         obs, info = env.reset(seed=seed)
         return self.observe(obs, info), info
 
+    def _state_after_step(self, env: Any, obs: Any, info: dict[str, Any]) -> GUIState:
+        """The new state: the one a Similar reward wrapper with this adapter has just read, else observed here."""
+        known = getattr(env, "state", None)
+        if isinstance(known, GUIState) and getattr(env, "adapter", None) is self:
+            return known
+        return self.observe(obs, info)
+
     def step(self, env: Any, action: str) -> StepOutcome:
         """Execute one action string in ``env``."""
         obs, reward, terminated, truncated, info = env.step(self.to_env_action(env, action))
         done = terminated or truncated
-        state = None if done else self.observe(obs, info)
+        state = None if done else self._state_after_step(env, obs, info)
         return StepOutcome(
             state=state,
             reward=float(reward),
