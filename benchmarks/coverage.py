@@ -185,6 +185,19 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--train-data", type=Path, default=ROOT / "data" / "default_train")
     parser.add_argument("--out", default="coverage", help="result file stem under benchmarks/results/")
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="run nothing: summarise what the cache holds (an arm not run on every family it was due on is partial)",
+    )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=STEM",
+        help="add the first arm of another coverage run (runs/coverage/STEM.jsonl, e.g. one with another adapter) "
+        "as a further arm NAME, on the families it covered",
+    )
     args = parser.parse_args()
     from tqdm import tqdm
 
@@ -217,7 +230,9 @@ def main() -> int:
             key = hashlib.blake2b(
                 json.dumps([arm, settings], sort_keys=True).encode(), digest_size=8
             ).hexdigest()
-            todo = [f for f in actable if f not in searched and (f, key) not in done]
+            todo = (
+                [] if args.cached_only else [f for f in actable if f not in searched and (f, key) not in done]
+            )
             jobs = [{"family": f, "arm": arm, **settings} for f in todo]
             for row in tqdm(pool.imap_unordered(calibrate_family, jobs), total=len(jobs), desc=arm["name"]):
                 row["key"] = key
@@ -230,6 +245,15 @@ def main() -> int:
                 for f in actable
                 if (f, key) in done and any(t["successes"] for t in done[(f, key)]["tasks"])
             }
+    for spec in args.also:  # arms of other runs (another adapter version): their first arm's rows
+        name, _, stem = spec.partition("=")
+        other = [json.loads(line) for line in (cache_path.parent / f"{stem}.jsonl").read_text().splitlines()]
+        first = other[0]["key"]
+        for row in other:
+            if row["key"] == first:
+                done[(row["family"], f"also:{name}")] = {**row, "arm": name}
+        arms.append({"name": name, "policy": f"(run {stem})", "n_calibration": other[0]["episodes_per_task"],
+                     "policy_kwargs": {}, "key": f"also:{name}"})  # fmt: skip
     pairs, have_pairs = pairs_per_family(args.train_data)
     out_families: dict[str, Any] = {}
     for family in families:
