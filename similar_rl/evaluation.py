@@ -147,7 +147,7 @@ _STATIC = (
 
 
 def _elements_from_text(observation_text: str | None) -> tuple[Element, ...]:
-    from similar_rl.model.backbones.action_text import parse_observation
+    from similar_rl.envs.render import parse_observation
 
     out = []
     for line in parse_observation(observation_text).values():

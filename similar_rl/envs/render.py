@@ -1,21 +1,30 @@
-"""Compact text rendering of GUI elements for language models and logs (shared by all adapters).
+"""The observation-text grammar: GUI elements rendered as text for language models and logs, and parsed back.
 
-One element per line: ``[ref] tag "text"`` followed, when set, by ``(value="...", focused)``.
+One element per line: ``[ref] tag "text"`` followed, when set, by ``(value="...", focused)``; texts and values are
+JSON-quoted. Every adapter renders with :func:`render_elements`; the reward model and the baselines read the text
+back with :func:`parse_observation` (lines that are not element lines are ignored).
 
-Example:
+Example (a round trip):
     >>> from similar_rl.types import Element
-    >>> print(render_elements([
-    ...     Element(ref=1, tag="input_text", text="Username", value="bob", focused=True, typeable=True),
+    >>> page = [
+    ...     Element(ref=1, tag="input_text", text='Say "hi"', value="bob", focused=True, typeable=True),
     ...     Element(ref=2, tag="button", text="Login"),
-    ... ]))
-    [1] input_text "Username" (value="bob", focused)
+    ... ]
+    >>> print(render_elements(page))
+    [1] input_text "Say \\"hi\\"" (value="bob", focused)
     [2] button "Login"
+    >>> lines = [render_elements(page), "... (3 more elements not shown)"]
+    >>> back = parse_observation(chr(10).join(lines))
+    >>> [(e.ref, e.tag, e.text, e.value, e.focused) for e in back.values()]
+    [(1, 'input_text', 'Say "hi"', 'bob', True), (2, 'button', 'Login', '', False)]
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from similar_rl.types import Element
 
@@ -41,3 +50,52 @@ def render_element(element: Element, max_chars: int = 80) -> str:
 def render_elements(elements: Sequence[Element], max_chars: int = 80) -> str:
     """Render elements one per line; texts and values are JSON-quoted and cut at ``max_chars`` characters."""
     return "\n".join(render_element(el, max_chars) for el in elements)
+
+
+_LINE = re.compile(r'^\s*\[(\d+)\]\s*([^\s"]*)\s*(.*)$')
+
+
+@dataclass(frozen=True)
+class ElementLine:
+    """One parsed ``[ref] tag "text" (value=..., focused)`` line of an observation text."""
+
+    ref: int
+    tag: str
+    text: str
+    value: str
+    focused: bool
+
+
+def _json_prefix(raw: str) -> tuple[str, str]:
+    """Split a leading JSON string off ``raw``; return (decoded, rest). Falls back to the raw text."""
+    raw = raw.strip()
+    if raw.startswith('"'):
+        try:
+            value, end = json.JSONDecoder().raw_decode(raw)
+            if isinstance(value, str):
+                return value, raw[end:]
+        except json.JSONDecodeError:
+            pass
+    return raw, ""
+
+
+def parse_observation(observation_text: str | None) -> dict[int, ElementLine]:
+    """Parse element lines out of an observation text; lines that do not match are ignored.
+
+    Example:
+        >>> parse_observation('[1] link "Home"\\nsome other line')[1].text
+        'Home'
+    """
+    elements: dict[int, ElementLine] = {}
+    for line in (observation_text or "").splitlines():
+        match = _LINE.match(line)
+        if not match:
+            continue
+        text, rest = _json_prefix(match.group(3))
+        value = ""
+        vmatch = re.search(r"value=", rest)
+        if vmatch:
+            value, _ = _json_prefix(rest[vmatch.end() :])
+        ref = int(match.group(1))
+        elements.setdefault(ref, ElementLine(ref, match.group(2), text, value, "focused" in rest))
+    return elements

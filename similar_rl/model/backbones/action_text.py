@@ -18,61 +18,13 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from similar_rl.envs.actions import Action, parse_action
+from similar_rl.envs.render import ElementLine, parse_observation
 from similar_rl.text import words
 
 ACTION_KINDS: tuple[str, ...] = ("click", "click_xy", "type", "press", "noop", "invalid")
-_LINE = re.compile(r'^\s*\[(\d+)\]\s*([^\s"]*)\s*(.*)$')
-
-
-@dataclass(frozen=True)
-class ElementLine:
-    """One parsed ``[ref] tag "text" (value=..., focused)`` line of an observation text."""
-
-    ref: int
-    tag: str
-    text: str
-    value: str
-    focused: bool
-
-
-def _json_prefix(raw: str) -> tuple[str, str]:
-    """Split a leading JSON string off ``raw``; return (decoded, rest). Falls back to the raw text."""
-    raw = raw.strip()
-    if raw.startswith('"'):
-        try:
-            value, end = json.JSONDecoder().raw_decode(raw)
-            if isinstance(value, str):
-                return value, raw[end:]
-        except json.JSONDecodeError:
-            pass
-    return raw, ""
-
-
-def parse_observation(observation_text: str | None) -> dict[int, ElementLine]:
-    """Parse element lines out of an observation text; lines that do not match are ignored.
-
-    Example:
-        >>> parse_observation('[1] link "Home"\\nsome other line')[1].text
-        'Home'
-    """
-    elements: dict[int, ElementLine] = {}
-    for line in (observation_text or "").splitlines():
-        match = _LINE.match(line)
-        if not match:
-            continue
-        text, rest = _json_prefix(match.group(3))
-        value = ""
-        vmatch = re.search(r"value=", rest)
-        if vmatch:
-            value, _ = _json_prefix(rest[vmatch.end() :])
-        ref = int(match.group(1))
-        elements.setdefault(ref, ElementLine(ref, match.group(2), text, value, "focused" in rest))
-    return elements
 
 
 def try_parse(action: str) -> Action | None:
