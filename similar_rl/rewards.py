@@ -58,6 +58,7 @@ from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, total_score, validate_
 from similar_rl.envs.actions import ActionParseError, extract_action, format_action
 from similar_rl.scoring import as_scorer
 from similar_rl.types import DimensionScores, StepInput
+from similar_rl.types import Scorer as ScorerLike
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +273,7 @@ class SimilarBatchScores:
 
     def __init__(
         self,
-        scorer: Any,
+        scorer: ScorerLike,
         weights: Mapping[str, float] | None = None,
         log_metrics: bool = True,
         metric_prefix: str = "similar",

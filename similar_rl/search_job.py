@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from similar_rl.harness.settings import parse_json_dict, parse_seeds
+from similar_rl.types import Scorer
 
 #: Settings and their defaults (also the keys a --config YAML may hold).
 DEFAULTS: dict[str, Any] = {
@@ -80,7 +81,7 @@ def search_settings(config: str | Path | None, overrides: Mapping[str, Any] | No
     return settings
 
 
-def build_agents(settings: dict[str, Any], scorer: Any) -> tuple[Any, Any]:
+def build_agents(settings: dict[str, Any], scorer: Scorer) -> tuple[Any, Any]:
     """Factories ``f(adapter)`` of the base policy and the scaled selector."""
     from similar_rl.policies import get_policy_class, make_policy
     from similar_rl.search import BestOfN, RewardGuidedSearch

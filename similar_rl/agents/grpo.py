@@ -35,7 +35,7 @@ from similar_rl.envs.base import InvalidActionError
 from similar_rl.harness import episodes as episodes_loop
 from similar_rl.harness.settings import check_range, save_args
 from similar_rl.policies.hf import SYSTEM_PROMPT, build_prompt
-from similar_rl.types import GUIState
+from similar_rl.types import GUIState, Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ class EnvVerifiedReward:
         self._envs.clear()
 
 
-def reward_functions(args: GRPOArgs, scorer: Any) -> tuple[list[Any], list[float]]:
+def reward_functions(args: GRPOArgs, scorer: Scorer) -> tuple[list[Any], list[float]]:
     """The reward callables and their weights, in the order TRL gets them."""
     from similar_rl.rewards import similar_reward_funcs
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from similar_rl.envs.base import EnvFailure
+from similar_rl.types import Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ Echo = Callable[[str], None]
 
 
 def run_best_of_n(
-    part: Any, scorer: Any, seed: int, echo: Echo, deadline: float | None = None, progress: bool = True
+    part: Any, scorer: Scorer, seed: int, echo: Echo, deadline: float | None = None, progress: bool = True
 ) -> dict[str, Any]:
     """Base policy vs :class:`~similar_rl.search.BestOfN` on ``part.envs`` x ``part.seeds``.
 
@@ -116,7 +117,7 @@ def success_curve(episodes: list[dict[str, Any]], window: int = 8) -> dict[str, 
 
 
 def run_ppo(
-    part: Any, scorer: Any, seed: int, out_dir: Path, echo: Echo, progress: bool = True
+    part: Any, scorer: Scorer, seed: int, out_dir: Path, echo: Echo, progress: bool = True
 ) -> dict[str, Any]:
     """A short PPO run (:func:`similar_rl.agents.ppo.train`) with dense Similar rewards from ``scorer``.
 

@@ -21,9 +21,9 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from similar_rl.types import DimensionScores, StepInput
+from similar_rl.types import Scorer as ScorerLike
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class DynamicBatcher:
     """
 
     def __init__(
-        self, scorer: Any, max_batch: int = 64, max_wait_s: float = 0.005, max_queue: int = 4096
+        self, scorer: ScorerLike, max_batch: int = 64, max_wait_s: float = 0.005, max_queue: int = 4096
     ) -> None:
         if not callable(getattr(scorer, "score", None)):
             raise TypeError(f"scorer must have a score(steps) method, got {type(scorer).__name__}")
