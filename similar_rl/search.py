@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -40,8 +41,9 @@ import numpy as np
 
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, total_score, validate_weights
 from similar_rl.envs.actions import ActionParseError, normalize_action
-from similar_rl.envs.base import BaseAdapter, EnvFailure, InvalidActionError
+from similar_rl.envs.base import BaseAdapter, InvalidActionError
 from similar_rl.harness import episodes
+from similar_rl.harness.env_session import EnvSession
 from similar_rl.scoring import as_scorer
 from similar_rl.types import DimensionScores, GUIState
 
@@ -520,10 +522,10 @@ def _bind(agent_or_factory: Any, adapter: BaseAdapter) -> Any:
     )
 
 
-def _close(env: Any) -> None:
-    close = getattr(env, "close", None)
-    if callable(close):
-        close()
+def _seeded_episode(
+    env: Any, *, adapter: BaseAdapter, agent: Any, seed: int, max_steps: int, rng_key: list[int]
+) -> EpisodeResult:
+    return run_episode(env, adapter, agent, seed, max_steps, rng=np.random.default_rng(rng_key))
 
 
 def compare(
@@ -545,8 +547,9 @@ def compare(
     or a selector) or factories ``f(adapter) -> agent``, called once per env (needed when the envs use different
     adapters, or for a tree search, which holds its adapter).
 
-    An episode that hits an :class:`~similar_rl.envs.base.EnvFailure` (a crashed or hung browser) is replayed
-    from scratch in a restarted env, up to ``max_retries`` times.
+    An episode that hits an env error (a crashed browser, see :class:`~similar_rl.harness.env_session.EnvSession`)
+    is replayed from scratch in a restarted env, up to ``max_retries`` times; then
+    :class:`~similar_rl.harness.env_session.TaskFailed` (an ``EnvFailure``) is raised.
 
     Returns:
         ``{"base": summary, "scaled": summary, "per_env": {env_id: {"base": ..., "scaled": ...}}, "delta": ...}``
@@ -554,7 +557,7 @@ def compare(
         ``episodes``, ...); with ``keep_episodes`` each per-env summary also lists its episodes. ``delta`` holds
         the scaled-minus-base success rate and the scaled/base wall-time ratio.
     """
-    from similar_rl.envs import make_env
+    from similar_rl.envs import get_adapter
 
     env_ids, seeds = list(env_ids), list(seeds)
     if not env_ids:
@@ -568,30 +571,28 @@ def compare(
     everything: dict[str, list[EpisodeResult]] = {"base": [], "scaled": []}
     try:
         for env_id in env_ids:
-            env, adapter = make_env(env_id, **dict(env_kwargs or {}))
+            adapter = get_adapter(env_id)
+            session = EnvSession(env_id, adapter, env_kwargs, max_retries=max_retries)
             try:
                 arms = {"base": _bind(base_policy, adapter), "scaled": _bind(scaled_selector, adapter)}
                 results: dict[str, list[EpisodeResult]] = {"base": [], "scaled": []}
                 for seed in seeds:
                     for arm, agent in arms.items():
                         bar.set_postfix_str(f"{env_id} seed {seed} {arm}")
-                        for attempt in range(max_retries + 1):
-                            rng = np.random.default_rng([rng_seed, seed, 0 if arm == "base" else 1])
-                            try:
-                                result = run_episode(env, adapter, agent, seed, max_steps, rng=rng)
-                                break
-                            except EnvFailure as exc:
-                                if attempt == max_retries:
-                                    raise
-                                logger.warning(
-                                    "%s seed %s: %s; restarting the env and retrying", env_id, seed, exc
-                                )
-                                _close(env)
-                                env = adapter.make_env(env_id, **dict(env_kwargs or {}))
-                        results[arm].append(result)
+
+                        rng_key = [rng_seed, seed, 0 if arm == "base" else 1]  # the same stream on a retry
+                        play = functools.partial(
+                            _seeded_episode,
+                            adapter=adapter,
+                            agent=agent,
+                            seed=seed,
+                            max_steps=max_steps,
+                            rng_key=rng_key,
+                        )
+                        results[arm].append(session.call(f"{arm} episode of {env_id} seed {seed}", play))
                         bar.update(1)
             finally:
-                _close(env)
+                session.close()
             per_env[env_id] = {}
             for arm, arm_results in results.items():
                 everything[arm].extend(arm_results)

@@ -10,7 +10,7 @@ Two schedules share one node expansion (:meth:`TaskSearch.expand`):
   successes up to the root (visit counts and values). AC is tracked per tree node, i.e. per path.
 
 GUI envs have no snapshot: every child is reached by ``adapter.rebuild(env, seed, prefix)``. Env operations run
-through :class:`EnvSession`, which enforces a wall-clock deadline, rebuilds the env after an env failure
+through :class:`~similar_rl.harness.env_session.EnvSession`, which enforces a wall-clock deadline, rebuilds the env after an env failure
 (:class:`~similar_rl.envs.base.EnvFailure`, Selenium's ``WebDriverException``, timeouts, lost connections) and
 retries the operation a bounded number of times, keeping a log of the failures. Each operation draws its random
 numbers from a generator derived from (config seed, task id, operation key), so a retried operation, a resumed
@@ -19,15 +19,12 @@ run and a run with more workers all produce the same tree.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -36,69 +33,15 @@ import numpy as np
 from similar_rl.collect.config import CollectConfig
 from similar_rl.collect.labels import ChildLabels, best_child, calibrate_l0, label_children
 from similar_rl.envs.actions import ActionParseError, normalize_action
-from similar_rl.envs.base import BaseAdapter, EnvFailure, InvalidActionError
+from similar_rl.envs.base import EnvFailure, InvalidActionError
+from similar_rl.harness.env_session import EnvSession, EnvTimeout, TaskFailed, deadline, env_errors
+
+#: re-exported: the session lives in the harness (collection, search and the demo share it)
+__all__ = ["EnvSession", "EnvTimeout", "TaskFailed", "TaskSearch", "deadline", "env_errors", "task_id_for"]
 from similar_rl.types import GUIState, Judge, JudgeVerdict, Policy
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class EnvTimeout(EnvFailure):
-    """An env operation ran past its deadline (a hung browser)."""
-
-
-class TaskFailed(RuntimeError):
-    """An env operation kept failing after all retries; the task is recorded as failed."""
-
-
-def env_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean "the env broke": rebuild it and retry."""
-    errors: list[type[BaseException]] = [EnvFailure, TimeoutError, ConnectionError, BrokenPipeError]
-    try:
-        from selenium.common.exceptions import WebDriverException
-    except ImportError:
-        pass
-    else:
-        errors.append(WebDriverException)
-    try:
-        from urllib3.exceptions import HTTPError as Urllib3Error
-    except ImportError:
-        pass
-    else:
-        errors.append(Urllib3Error)
-    return tuple(errors)
-
-
-@contextlib.contextmanager
-def deadline(seconds: float, what: str) -> Iterator[None]:
-    """Raise :class:`EnvTimeout` in the main thread if the block runs longer than ``seconds`` (0: no limit).
-
-    Uses ``SIGALRM``, so it only acts in the main thread on POSIX (each collection worker is a process whose
-    main thread runs the env); elsewhere it is a no-op. Deadlines nest: an inner one never outlasts the outer
-    one, and on exit it re-arms what remains of the outer deadline (an operation that first creates its env keeps
-    its own deadline for the rest of the operation).
-    """
-    usable = (
-        seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
-        yield
-        return
-
-    def _on_alarm(signum: int, frame: Any) -> None:
-        raise EnvTimeout(f"{what} took longer than {seconds:g} s (hung environment?)")
-
-    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
-    started = time.monotonic()
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left) if outer_left > 0 else seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer_left > 0:  # re-arm the outer deadline with what is left of it (fires at once if spent)
-            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - started), 1e-3))
 
 
 def task_id_for(env_id: str, seed: int) -> str:
@@ -228,70 +171,6 @@ class TaskResult:
             "env_steps": self.env_steps,
             "seconds": round(self.seconds, 3),
         }
-
-
-class EnvSession:
-    """One env owned by one worker: created lazily, rebuilt after failures, operations retried and timed.
-
-    Args:
-        env_id: the env to create.
-        adapter: its adapter.
-        env_kwargs: keyword arguments of ``adapter.make_env``.
-        max_retries: retries of a failing operation (each on a freshly made env).
-        timeout_s: deadline of one operation (0: none).
-    """
-
-    def __init__(
-        self,
-        env_id: str,
-        adapter: BaseAdapter,
-        env_kwargs: dict[str, Any] | None = None,
-        max_retries: int = 2,
-        timeout_s: float = 0.0,
-    ) -> None:
-        self.env_id = env_id
-        self.adapter = adapter
-        self.env_kwargs = dict(env_kwargs or {})
-        self.max_retries = max_retries
-        self.timeout_s = timeout_s
-        self.failures: list[dict[str, Any]] = []
-        self.steps = 0  # env steps (replays included)
-        self._env: Any = None
-        self._errors = env_errors()
-
-    @property
-    def env(self) -> Any:
-        if self._env is None:
-            with deadline(self.timeout_s * 2, f"creating {self.env_id}"):
-                self._env = self.adapter.make_env(self.env_id, **self.env_kwargs)
-        return self._env
-
-    def close(self) -> None:
-        """Close the env (errors while closing a broken env are logged, not raised)."""
-        env, self._env = self._env, None
-        if env is None:
-            return
-        try:
-            env.close()
-        except (*self._errors, OSError, RuntimeError) as exc:
-            logger.warning("closing %s failed: %s", self.env_id, exc)
-
-    def call(self, what: str, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(env)``; on an env error close the env, make a new one and retry (at most ``max_retries``)."""
-        for attempt in range(self.max_retries + 1):
-            try:
-                with deadline(self.timeout_s, what):
-                    return fn(self.env)
-            except self._errors as exc:
-                entry = {"op": what, "attempt": attempt, "error": f"{type(exc).__name__}: {exc}"[:500]}
-                self.failures.append(entry)
-                logger.warning(
-                    "%s: %s failed (attempt %d): %s", self.env_id, what, attempt + 1, entry["error"]
-                )
-                self.close()
-        raise TaskFailed(
-            f"{what} failed {self.max_retries + 1} times; last error: {self.failures[-1]['error']}"
-        )
 
 
 class TaskSearch:
