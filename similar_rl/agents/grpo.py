@@ -337,24 +337,16 @@ def reward_functions(args: GRPOArgs, scorer: Scorer) -> tuple[list[Any], list[fl
 # ----------------------------------------------------------------------------------------- model loading
 def load_policy(args: GRPOArgs) -> tuple[Any, Any]:
     """(model, processing class) from ``args.model_path`` (local files only; a VLM gets its processor)."""
-    import transformers
+    from similar_rl.policies.hf import load_local_lm
 
     if not args.model_path or not Path(args.model_path).is_dir():
         raise FileNotFoundError(
             f"model_path {args.model_path!r} is not a local folder; point it at a causal LM or VLM saved with "
             "save_pretrained (nothing is downloaded)"
         )
-    dtype = "bfloat16" if args.bf16 else "float32"
-    if args.vlm:
-        model = transformers.AutoModelForImageTextToText.from_pretrained(
-            args.model_path, local_files_only=True, dtype=dtype
-        )
-        processing = transformers.AutoProcessor.from_pretrained(args.model_path, local_files_only=True)
-    else:
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            args.model_path, local_files_only=True, dtype=dtype
-        )
-        processing = transformers.AutoTokenizer.from_pretrained(args.model_path, local_files_only=True)
+    model, processing, _ = load_local_lm(
+        args.model_path, "bfloat16" if args.bf16 else "float32", vlm=args.vlm
+    )
     if args.resume:
         from peft import PeftModel
 

@@ -277,24 +277,40 @@ def parse_completions(
     return actions, failures
 
 
-def _load(path: str | os.PathLike, tokenizer: Any, processor: Any, dtype: str | None) -> tuple[Any, Any, Any]:
-    """Load a model folder offline: a causal LM + tokenizer, or (config with a vision part) a VLM + processor."""
+def load_local_lm(
+    path: str | os.PathLike,
+    dtype: str | None = None,
+    vlm: bool | None = None,
+    *,
+    load_processing: bool = True,
+) -> tuple[Any, Any, bool]:
+    """Load a model folder offline: ``(model, tokenizer or processor, is_vlm)``; the one loader of LM policies
+    (:class:`HFPolicy`, the GRPO trainer). ``vlm=None`` reads it off the config (a vision part: a VLM, loaded
+    with its processor; else a causal LM with its tokenizer)."""
     import transformers
 
     path = os.fspath(path)
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"HFPolicy model_path {path!r} is not a local folder (nothing is downloaded)")
-    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+        raise FileNotFoundError(f"model path {path!r} is not a local folder (nothing is downloaded)")
+    if vlm is None:
+        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+        vlm = getattr(config, "vision_config", None) is not None
     kwargs: dict[str, Any] = {"local_files_only": True}
     if dtype is not None:
         kwargs["dtype"] = dtype
-    is_vlm = getattr(config, "vision_config", None) is not None
+    auto_model = transformers.AutoModelForImageTextToText if vlm else transformers.AutoModelForCausalLM
+    auto_processing = transformers.AutoProcessor if vlm else transformers.AutoTokenizer
+    model = auto_model.from_pretrained(path, **kwargs)
+    return model, auto_processing.from_pretrained(path, local_files_only=True), vlm
+
+
+def _load(path: str | os.PathLike, tokenizer: Any, processor: Any, dtype: str | None) -> tuple[Any, Any, Any]:
+    """HFPolicy's loading: :func:`load_local_lm`; a tokenizer or processor passed in is kept."""
+    if not os.path.isdir(os.fspath(path)):
+        raise FileNotFoundError(
+            f"HFPolicy model_path {os.fspath(path)!r} is not a local folder (nothing is downloaded)"
+        )
+    model, processing, is_vlm = load_local_lm(path, dtype)
     if is_vlm:
-        model = transformers.AutoModelForImageTextToText.from_pretrained(path, **kwargs)
-        if processor is None and tokenizer is None:
-            processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
-    else:
-        model = transformers.AutoModelForCausalLM.from_pretrained(path, **kwargs)
-        if tokenizer is None:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-    return model, tokenizer, processor
+        return model, tokenizer, processor if processor is not None or tokenizer is not None else processing
+    return model, tokenizer if tokenizer is not None else processing, processor
