@@ -135,6 +135,16 @@ def summarise(family: str, rows: list[dict[str, Any]], pairs: int, have_pairs: b
     }
 
 
+def _due(fams: dict[str, Any], arms: list[str], index: int) -> int:
+    """Actable families that no arm before ``arms[index]`` searched."""
+    earlier = arms[:index]
+    return sum(
+        1
+        for f in fams.values()
+        if f["arms"] and not any(f["arms"].get(a, {}).get("searched", 0) for a in earlier)
+    )
+
+
 def markdown(result: dict[str, Any]) -> str:
     fams = result["families"]
     arms = [a["name"] for a in result["arms"]]
@@ -159,6 +169,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"- with pairs in `{result['train_data']}`: {with_pairs}",
         "- bought per arm: "
         + ", ".join(f"{a}: {sum(f.get('bought_by') == a for f in fams.values())}" for a in arms),
+        "- families each arm ran on, of those due (not searched by an earlier arm): "
+        + ", ".join(
+            f"{a}: {sum(a in f.get('arms', {}) for f in fams.values())}/{_due(fams, arms, i)}"
+            for i, a in enumerate(arms)
+        )
+        + " (an arm short of its due families was stopped early: its zeros there are not measured)",
         "",
         "| family | tasks | searched | pairs | policy success | " + " | ".join(arms) + " | why no pairs |",
         "|---|---|---|---|---|" + "---|" * len(arms) + "---|",
