@@ -8,7 +8,12 @@ and scores all sub-envs in one batch. Both score each step as (state before the 
   "coherence": ..., "total": ...}`` (for the vector wrapper each value is an array over sub-envs, with the mask
   ``info["_similar"]`` telling which sub-envs were scored this step: a sub-env being auto-reset is not);
 - ``info["similar_env_reward"]``: the env's own reward (the returned reward may be shaped);
-- ``info["similar_potential"]`` (``reward_mode="potential"`` only): the potential of the state after the step.
+- ``info["similar_potential"]`` (potential modes only): the potential of the state after the step;
+- ``info["vector_reward"]``: the five dimension scores as a float32 array in ``DIMENSIONS`` order, and
+  ``info["reward_weights"]`` the weights that scalarise it (MO-Gymnasium's convention; the vector wrapper gives
+  ``(num_envs, 5)`` arrays): ``dimensions_weights`` when given (then the shaped term is exactly
+  ``vector_reward @ reward_weights``), else the label weights of ``total`` (5, 5, 3, 1, 1). The model's own
+  ``total`` comes from its gate, so without ``dimensions_weights`` it is not that dot product.
 
 Reward modes (``shaped`` is ``total``, or ``sum_k w_k * score_k`` when ``dimensions_weights`` is given):
 
@@ -18,7 +23,12 @@ Reward modes (``shaped`` is ``total``, or ``sum_k w_k * score_k`` when ``dimensi
   which keeps the optimal policy of the env reward. ``Phi(s)`` is the model's ``potential_key`` score
   (default ``odds_of_success``: the predicted probability of completing the task from ``s``) of the no-op action
   ``noop()`` in ``s``: doing nothing leaves the state as it is, so it reads as a value of the state itself.
-  ``Phi`` of the state after the last step of an episode (terminated or truncated) is 0.
+  ``Phi`` of the state after the last step of an episode (terminated or truncated) is 0, so over an episode the
+  shaping sums to ``coef * (gamma**T * 0 - Phi(s_0))`` discounted: a bounded amount that repeating steps cannot
+  farm.
+- ``"potential_penalty"``: ``"potential"`` minus ``penalty * (max(0, 1 - TR) + max(0, 1 - C))``: the steps the model
+  judges irrelevant or incoherent cost a little, and nothing is ever paid for relevance or coherence (the term is
+  never positive). The env's outcome reward stays the dominant term at the default ``coef`` and ``penalty``.
 
 The wrappers refuse to overwrite an info key the env already writes (pass other ``info_key``/``env_reward_key``).
 
@@ -41,7 +51,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from similar_rl.dimensions import SCORE_KEYS, total_score, validate_weights
+from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, TOTAL_WEIGHTS, total_score, validate_weights
 from similar_rl.envs.actions import ActionParseError, normalize_action
 from similar_rl.envs.base import BaseAdapter
 from similar_rl.scoring import as_scorer
@@ -51,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["REWARD_MODES", "SimilarRewardWrapper", "SimilarVectorRewardWrapper", "resolve_adapter"]
 
-REWARD_MODES = ("add", "replace", "potential")
+REWARD_MODES = ("add", "replace", "potential", "potential_penalty")
 NOOP = "noop()"
 
 
@@ -99,6 +109,7 @@ class _Shaping:
         dimensions_weights: Mapping[str, float] | None,
         gamma: float,
         potential_key: str,
+        penalty: float = 0.05,
     ) -> None:
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
@@ -108,6 +119,9 @@ class _Shaping:
             raise ValueError(f"gamma must lie in [0, 1], got {gamma!r}")
         if potential_key not in SCORE_KEYS:
             raise ValueError(f"potential_key must be one of {SCORE_KEYS}, got {potential_key!r}")
+        if not np.isfinite(penalty) or penalty < 0:
+            raise ValueError(f"penalty must be a finite number >= 0, got {penalty!r}")
+        self.penalty = float(penalty)
         self.reward_mode = reward_mode
         self.coef = float(coef)
         self.weights = None if dimensions_weights is None else validate_weights(dimensions_weights)
@@ -116,7 +130,18 @@ class _Shaping:
 
     @property
     def uses_potential(self) -> bool:
-        return self.reward_mode == "potential"
+        return self.reward_mode in ("potential", "potential_penalty")
+
+    @property
+    def total_weights(self) -> np.ndarray:
+        """The weights that make ``total`` from the dimensions, in ``DIMENSIONS`` order."""
+        weights = TOTAL_WEIGHTS if self.weights is None else self.weights
+        return np.asarray([weights[k] for k in DIMENSIONS], dtype=np.float32)
+
+    def cost(self, scores: DimensionScores) -> float:
+        """The penalty-only term (>= 0, subtracted): steps judged irrelevant or incoherent."""
+        lack = max(0.0, 1.0 - scores["task_relevance"]) + max(0.0, 1.0 - scores["coherence"])
+        return self.penalty * lack
 
     def shaped(self, scores: DimensionScores) -> float:
         if self.weights is None:
@@ -128,7 +153,10 @@ class _Shaping:
             return float(env_reward) + self.coef * self.shaped(scores)
         if self.reward_mode == "replace":
             return self.coef * self.shaped(scores)
-        return float(env_reward) + self.coef * (self.gamma * phi_next - phi)
+        shaped = float(env_reward) + self.coef * (self.gamma * phi_next - phi)
+        if self.reward_mode == "potential_penalty":
+            shaped -= self.cost(scores)
+        return shaped
 
 
 def _check_keys(info: Mapping[str, Any], keys: tuple[str, ...]) -> None:
@@ -159,13 +187,14 @@ class _RewardSetup:
         potential_key: str,
         info_key: str,
         env_reward_key: str,
+        penalty: float,
     ) -> None:
         self.scorer = as_scorer(model_or_scorer)
         self.adapter = self._resolve_adapter(adapter)
-        self.shaping = _Shaping(reward_mode, coef, dimensions_weights, gamma, potential_key)
+        self.shaping = _Shaping(reward_mode, coef, dimensions_weights, gamma, potential_key, penalty)
         self.info_key = info_key
         self.env_reward_key = env_reward_key
-        self._keys = (info_key, env_reward_key) + (
+        self._keys = (info_key, env_reward_key, "vector_reward", "reward_weights") + (
             (f"{info_key}_potential",) if self.shaping.uses_potential else ()
         )
 
@@ -214,6 +243,7 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         potential_key: str = "odds_of_success",
         info_key: str = INFO_SCORES,
         env_reward_key: str = INFO_ENV_REWARD,
+        penalty: float = 0.05,
     ) -> None:
         gym.utils.RecordConstructorArgs.__init__(
             self,
@@ -224,6 +254,7 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
             potential_key=potential_key,
             info_key=info_key,
             env_reward_key=env_reward_key,
+            penalty=penalty,
         )
         gym.Wrapper.__init__(self, env)
         self._init_reward(
@@ -236,6 +267,7 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
             potential_key,
             info_key,
             env_reward_key,
+            penalty,
         )
         self._state: GUIState | None = None
         self._history: list[str] = []
@@ -295,6 +327,8 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         )
         reward = self.shaping.reward(float(env_reward), scores, phi or 0.0, phi_next)
         info[self.info_key] = dict(scores)
+        info["vector_reward"] = np.asarray([scores[k] for k in DIMENSIONS], dtype=np.float32)
+        info["reward_weights"] = self.shaping.total_weights
         info[self.env_reward_key] = float(env_reward)
         if uses_potential:
             info[f"{self.info_key}_potential"] = phi_next
@@ -337,6 +371,7 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
         potential_key: str = "odds_of_success",
         info_key: str = INFO_SCORES,
         env_reward_key: str = INFO_ENV_REWARD,
+        penalty: float = 0.05,
     ) -> None:
         super().__init__(env)
         self._init_reward(
@@ -349,6 +384,7 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
             potential_key,
             info_key,
             env_reward_key,
+            penalty,
         )
         self.autoreset_mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
         n = self.num_envs
@@ -488,6 +524,10 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
             mask[i] = True
         info[self.info_key] = table
         info[f"_{self.info_key}"] = mask
+        info["vector_reward"] = np.stack([table[k] for k in DIMENSIONS], axis=1).astype(np.float32)
+        info["_vector_reward"] = mask.copy()
+        info["reward_weights"] = np.tile(self.shaping.total_weights, (n, 1))
+        info["_reward_weights"] = np.ones(n, dtype=bool)
         info[self.env_reward_key] = np.asarray(env_rewards, dtype=np.float64)
         info[f"_{self.env_reward_key}"] = np.ones(n, dtype=bool)
         if potential:

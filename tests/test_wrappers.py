@@ -9,6 +9,7 @@ from gymnasium.utils.env_checker import check_env
 from trl_helpers import build_reward_model
 
 from similar_rl import SCORE_KEYS
+from similar_rl.dimensions import DIMENSIONS
 from similar_rl.envs import EnvFailure, make_env
 from similar_rl.envs.toy import ToyEnv
 from similar_rl.scoring import Scorer
@@ -230,3 +231,64 @@ def test_a_wrapped_step_observes_the_page_once(scorer):
     before = Counting.calls
     outcome = adapter.step(env, "noop()")  # the wrapper reads the new state; the adapter reuses it
     assert Counting.calls == before + 1 and outcome.state is env.state
+
+
+def _episode(scorer, mode, seed=0, **kw):
+    env = SimilarRewardWrapper(ToyEnv(task="login-form"), scorer, reward_mode=mode, **kw)
+    env.reset(seed=seed)
+    phi0 = env._phi
+    rows = []
+    for action in ["noop()", 'type(ref=2, text="x")', "noop()", "click(ref=4)", "noop()", "noop()"]:
+        _, reward, term, trunc, info = env.step(action)
+        rows.append((reward, info))
+        if term or trunc:
+            break
+    return phi0, rows
+
+
+def test_potential_shaping_sums_to_the_discounted_potential_difference(scorer):
+    gamma = 0.9
+    phi0, rows = _episode(scorer, "potential", gamma=gamma, coef=1.0)
+    shaping = [reward - info["similar_env_reward"] for reward, info in rows]
+    discounted = sum(gamma**t * f for t, f in enumerate(shaping))
+    last_phi = rows[-1][1]["similar_potential"]  # 0 once the episode ended
+    assert discounted == pytest.approx(gamma ** len(rows) * last_phi - phi0, abs=1e-6)
+
+
+def test_penalties_are_never_positive_and_vector_reward_matches_info(scorer):
+    _, plain = _episode(scorer, "potential", coef=1.0)
+    _, guarded = _episode(scorer, "potential_penalty", coef=1.0, penalty=0.5)
+    assert len(plain) == len(guarded)
+    for (r_plain, _), (r_guarded, info) in zip(plain, guarded, strict=True):
+        cost = 0.5 * (
+            max(0.0, 1 - info["similar"]["task_relevance"]) + max(0.0, 1 - info["similar"]["coherence"])
+        )
+        assert r_guarded - r_plain == pytest.approx(-cost, abs=1e-6) and r_guarded - r_plain <= 0
+        assert info["vector_reward"].dtype == np.float32 and info["vector_reward"].shape == (5,)
+        assert info["vector_reward"].tolist() == pytest.approx(
+            [info["similar"][k] for k in DIMENSIONS], abs=1e-6
+        )
+    with pytest.raises(ValueError, match="penalty must be"):
+        SimilarRewardWrapper(ToyEnv(task="login-form"), scorer, reward_mode="potential_penalty", penalty=-1)
+    # reward_weights scalarise vector_reward as the wrapper does when dimension weights are given
+    env = SimilarRewardWrapper(
+        ToyEnv(task="login-form"), scorer, dimensions_weights={"helpfulness": 2.0}, coef=0.5
+    )
+    env.reset(seed=0)
+    _, reward, *_, info = env.step("noop()")
+    assert info["reward_weights"].tolist() == [2.0, 0.0, 0.0, 0.0, 0.0]
+    assert reward == pytest.approx(
+        info["similar_env_reward"] + 0.5 * float(info["vector_reward"] @ info["reward_weights"])
+    )
+
+
+def test_the_vector_wrapper_batches_vector_rewards(scorer):
+    envs = gym.vector.SyncVectorEnv([lambda: ToyEnv(task="login-form")] * 2)
+    vec = SimilarVectorRewardWrapper(envs, scorer, reward_mode="potential_penalty")
+    vec.reset(seed=1)
+    _, _, _, _, info = vec.step(("noop()", "click(ref=1)"))
+    assert info["vector_reward"].shape == (2, 5) and info["reward_weights"].shape == (2, 5)
+    for i in range(2):
+        assert info["vector_reward"][i].tolist() == pytest.approx(
+            [info["similar"][k][i] for k in DIMENSIONS], abs=1e-6
+        )
