@@ -196,3 +196,14 @@ def test_a_kill_during_a_checkpoint_save_leaves_the_previous_pair(tmp_path, monk
     assert sorted(p.name for p in link.iterdir()) == ["policy.safetensors", "trainer_state.json"]
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("checkpoint.") and p.is_dir()]
     assert len(kept) == 1 and link.resolve() == kept[0].resolve()  # older saves are removed
+
+
+def test_ppo_trains_with_the_potential_penalty_reward(tmp_path, scorer):
+    args = PPOArgs(
+        env_id="toy/login-form", reward="potential_penalty", reward_coef=0.5, penalty=0.2, num_envs=2, num_steps=8,
+        total_timesteps=16, num_minibatches=2, output_dir=str(tmp_path), run_name="guarded", **QUIET,
+    )  # fmt: skip
+    summary = train(args, scorer=scorer)
+    assert summary["global_step"] == 16
+    with pytest.raises(ValueError, match="penalty"):
+        PPOArgs(reward="potential_penalty", penalty=-0.1)

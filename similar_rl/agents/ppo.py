@@ -11,7 +11,9 @@ reward the agent learns from is chosen by ``reward``:
 - ``total``: env reward + ``reward_coef`` * Similar ``total``;
 - ``dims``: env reward + ``reward_coef`` * sum of ``reward_weights[dim]`` * that dimension's score;
 - ``potential``: env reward + ``reward_coef`` * (gamma * Phi(s') - Phi(s)), potential-based shaping with
-  Phi = the model's ``potential_key`` score of ``noop()`` in a state (one more scored step per env step).
+  Phi = the model's ``potential_key`` score of ``noop()`` in a state (one more scored step per env step);
+- ``potential_penalty``: ``potential`` minus ``penalty`` * (how irrelevant + how incoherent the model judges the
+  step), a cost that is never a bonus (:mod:`similar_rl.wrappers`).
 
 Then GAE over env steps, the clipped surrogate objective, a (clipped) value loss, an entropy bonus, advantage
 normalisation, minibatches and epochs. Metrics go to TensorBoard and, with ``track``, to an offline W&B run:
@@ -59,7 +61,7 @@ from similar_rl.types import GUIState
 
 logger = logging.getLogger(__name__)
 
-REWARD_MODES = ("sparse", "total", "dims", "potential")
+REWARD_MODES = ("sparse", "total", "dims", "potential", "potential_penalty")
 
 
 # --------------------------------------------------------------------------------------------------- settings
@@ -78,8 +80,14 @@ class PPOArgs:
     num_steps: int = field(default=64, metadata={"help": "steps per env per rollout"})
     max_episode_steps: int = field(default=10, metadata={"help": "episode cut (treated as terminal)"})
     # reward
-    reward: str = field(default="total", metadata={"help": "sparse | total | dims | potential"})
+    reward: str = field(
+        default="total", metadata={"help": "sparse | total | dims | potential | potential_penalty"}
+    )
     reward_coef: float = field(default=0.1, metadata={"help": "scale of the Similar term"})
+    penalty: float = field(
+        default=0.05,
+        metadata={"help": "reward=potential_penalty: cost per unit of irrelevance or incoherence"},
+    )
     potential_key: str = field(
         default="odds_of_success", metadata={"help": "score of noop() used as Phi for reward=potential"}
     )
@@ -166,6 +174,7 @@ class PPOArgs:
         check_range("PPOArgs", "gae_lambda", self.gae_lambda, 0.0, 1.0)
         check_range("PPOArgs", "clip_coef", self.clip_coef, 0.0, low_open=True)
         check_range("PPOArgs", "reward_coef", self.reward_coef)
+        check_range("PPOArgs", "penalty", self.penalty, 0.0)
         check_range("PPOArgs", "ent_coef", self.ent_coef, 0.0)
         check_range("PPOArgs", "vf_coef", self.vf_coef, 0.0)
         check_range("PPOArgs", "max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
@@ -261,11 +270,12 @@ def make_envs(args: PPOArgs, scorer: Any) -> list[tuple[Any, Any]]:
                 env,
                 scorer,
                 adapter=adapter,
-                reward_mode="potential" if args.reward == "potential" else "add",
+                reward_mode=args.reward if args.reward.startswith("potential") else "add",
                 coef=args.reward_coef,
                 dimensions_weights=args.reward_weights if args.reward == "dims" else None,
                 gamma=args.gamma,
                 potential_key=args.potential_key,
+                penalty=args.penalty,
             )
         envs.append((env, adapter))
     return envs
