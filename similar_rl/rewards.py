@@ -70,6 +70,7 @@ __all__ = [
     "similar_reward_funcs",
     "async_similar_reward_funcs",
     "step_inputs_from_columns",
+    "trajectory_score",
 ]
 
 _INSTRUCTION_LINE = re.compile(r"^\s*(?:instruction|task)\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
@@ -474,3 +475,23 @@ def similar_reward_funcs(
 def async_similar_reward_funcs(model_or_scorer: Any, **kwargs: Any) -> list[Callable[..., Any]]:
     """:func:`similar_reward_funcs` with ``asynchronous=True``."""
     return similar_reward_funcs(model_or_scorer, asynchronous=True, **kwargs)
+
+
+def trajectory_score(step_scores: Sequence[Mapping[str, float]], key: str = "total", form: str = "min") -> float:
+    """One scalar for a whole episode from its per-step scores (e.g. ``info["similar"]`` of each step).
+
+    ``form="min"`` (the default) is the episode's weakest step: a single bad step cannot be bought back by many
+    good ones, so an episode is not rewarded for padding itself with well-scored steps. ``"mean"`` is the average.
+
+    Example:
+        >>> trajectory_score([{"total": 2.0}, {"total": -1.0}, {"total": 3.0}])
+        -1.0
+        >>> trajectory_score([{"total": 2.0}, {"total": 4.0}], form="mean")
+        3.0
+    """
+    if form not in ("min", "mean"):
+        raise ValueError(f"form must be 'min' or 'mean', got {form!r}")
+    if not step_scores:
+        raise ValueError("an episode with no scored step has no trajectory score")
+    values = [float(s[key]) for s in step_scores]
+    return min(values) if form == "min" else sum(values) / len(values)
