@@ -477,7 +477,9 @@ def async_similar_reward_funcs(model_or_scorer: Any, **kwargs: Any) -> list[Call
     return similar_reward_funcs(model_or_scorer, asynchronous=True, **kwargs)
 
 
-def trajectory_score(step_scores: Sequence[Mapping[str, float]], key: str = "total", form: str = "min") -> float:
+def trajectory_score(
+    step_scores: Sequence[Mapping[str, float]], key: str = "total", form: str = "min"
+) -> float:
     """One scalar for a whole episode from its per-step scores (e.g. ``info["similar"]`` of each step).
 
     ``form="min"`` (the default) is the episode's weakest step: a single bad step cannot be bought back by many

@@ -248,7 +248,12 @@ class GymRewardLogger:
     - ``similar/step/<key>``: mean score per step since the last dump;
     - ``similar/episode/<key>_sum`` and ``_mean``: per-episode sum and mean of each score, averaged over the
       episodes that ended since the last dump; ``similar/episode/length``, ``env_return``, ``success_rate``
-      and ``similar/episodes`` (their count).
+      (with ``reward=`` given to :meth:`record`, also ``shaped_return``) and ``similar/episodes`` (their count);
+    - hack alarms, ``similar/alarm/...``: ``irrelevant_steps`` and ``incoherent_steps`` (the share of steps the
+      model scores below 0.5 on task relevance / coherence), ``early_failures`` (the share of episodes the env
+      ended without success), ``repeated_actions`` (the share of steps that repeat the previous action, with
+      ``action=`` given), and ``shaped_up_success_flat`` (1 when the mean shaped return rose since the previous
+      dump while the success rate did not: the signature of reward farming).
 
     Success is ``info["success"]`` when the env reports it, else ``terminated and env_reward > 0``.
 
@@ -276,15 +281,29 @@ class GymRewardLogger:
         self._running: dict[int, dict[str, float]] = {}
         self._step_values: dict[str, list[float]] = {k: [] for k in SCORE_KEYS}
         self._episodes: list[dict[str, float]] = []
+        self._last_action: dict[int, str] = {}
+        self._repeats: list[float] = []
+        self._previous: tuple[float, float] | None = None  # (shaped return, success rate) of the last dump
 
     def _acc(self, env_id: int) -> dict[str, float]:
         if env_id not in self._running:
-            self._running[env_id] = {**{k: 0.0 for k in SCORE_KEYS}, "length": 0.0, "env_return": 0.0}
+            self._running[env_id] = {
+                **{k: 0.0 for k in SCORE_KEYS},
+                "length": 0.0,
+                "env_return": 0.0,
+                "shaped_return": 0.0,
+                "early_failure": 0.0,
+            }
         return self._running[env_id]
 
-    def record(self, info: Mapping[str, Any], terminated: Any, truncated: Any) -> None:
-        """Add one step (single env) or one vector step (arrays with ``info["_similar"]`` masks)."""
+    def record(
+        self, info: Mapping[str, Any], terminated: Any, truncated: Any, reward: Any = None, action: Any = None
+    ) -> None:
+        """Add one step (single env) or one vector step (arrays with ``info["_similar"]`` masks); ``reward`` (the
+        shaped reward the agent got) and ``action`` (the action string) feed the hack alarms."""
         terminated, truncated = np.atleast_1d(terminated), np.atleast_1d(truncated)
+        rewards = None if reward is None else np.atleast_1d(np.asarray(reward, dtype=np.float64))
+        actions = None if action is None else np.atleast_1d(np.asarray(action, dtype=object))
         vector = f"_{self.info_key}" in info
         if self.info_key not in info:
             raise KeyError(
@@ -306,18 +325,30 @@ class GymRewardLogger:
             acc["length"] += 1
             env_reward = float(env_rewards[i]) if env_rewards.size > i else 0.0
             acc["env_return"] += env_reward
+            acc["shaped_return"] += float(rewards[i]) if rewards is not None else env_reward
+            if actions is not None:
+                self._repeats.append(float(self._last_action.get(i) == actions[i]))
+                self._last_action[i] = actions[i]
             if terminated[i] or truncated[i]:
                 if success_info is not None and (not vector or bool(info.get("_success", mask)[i])):
                     success = bool(np.atleast_1d(success_info)[i])
                 else:
                     success = bool(terminated[i] and env_reward > 0)
+                acc["early_failure"] = float(bool(terminated[i]) and not success)
+                self._last_action.pop(i, None)
                 self._finish(i, success)
 
     def _finish(self, env_id: int, success: bool) -> None:
         acc = self._running.pop(env_id)
         episode = {f"{k}_sum": acc[k] for k in SCORE_KEYS}
         episode.update({f"{k}_mean": acc[k] / acc["length"] for k in SCORE_KEYS})
-        episode.update(length=acc["length"], env_return=acc["env_return"], success_rate=float(success))
+        episode.update(
+            length=acc["length"],
+            env_return=acc["env_return"],
+            shaped_return=acc["shaped_return"],
+            success_rate=float(success),
+            early_failure=acc["early_failure"],
+        )
         self._episodes.append(episode)
 
     def dump(self, step: int) -> dict[str, float]:
@@ -327,13 +358,37 @@ class GymRewardLogger:
             for name in self._episodes[0]:
                 metrics[f"{self.prefix}/episode/{name}"] = float(np.mean([e[name] for e in self._episodes]))
         metrics[f"{self.prefix}/episodes"] = float(len(self._episodes))
+        metrics.update(self._alarms())
         if self.sinks.backends:
             histograms = {f"{self.prefix}/hist/{k}": v for k, v in self._step_values.items()}
             self.sinks.write(step, metrics, histograms)
         self._step_values = {k: [] for k in SCORE_KEYS}
         self._episodes = []
+        self._repeats = []
         self.history.append(metrics)
         return metrics
+
+    def _alarms(self) -> dict[str, float]:
+        alarm = f"{self.prefix}/alarm"
+        out: dict[str, float] = {}
+        if self._step_values["task_relevance"]:
+            out[f"{alarm}/irrelevant_steps"] = float(
+                np.mean(np.asarray(self._step_values["task_relevance"]) < 0.5)
+            )
+            out[f"{alarm}/incoherent_steps"] = float(
+                np.mean(np.asarray(self._step_values["coherence"]) < 0.5)
+            )
+        if self._repeats:
+            out[f"{alarm}/repeated_actions"] = float(np.mean(self._repeats))
+        if self._episodes:
+            out[f"{alarm}/early_failures"] = float(np.mean([e["early_failure"] for e in self._episodes]))
+            shaped = float(np.mean([e["shaped_return"] for e in self._episodes]))
+            success = float(np.mean([e["success_rate"] for e in self._episodes]))
+            if self._previous is not None:
+                rising = shaped > self._previous[0] + 1e-9 and success <= self._previous[1] + 1e-9
+                out[f"{alarm}/shaped_up_success_flat"] = float(rising)
+            self._previous = (shaped, success)
+        return out
 
     def close(self) -> None:
         """Close the TensorBoard writer and finish a W&B run this logger started."""

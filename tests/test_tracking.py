@@ -4,6 +4,7 @@ import glob
 import json
 import os
 
+import numpy as np
 import pytest
 from trl_helpers import build_reward_model, save_policy, toy_dataset, trainer_args
 
@@ -89,3 +90,38 @@ def test_gym_reward_logger(scorer, tmp_path):
     assert glob.glob(str(tmp_path / "similar" / "events.out.tfevents.*"))
     with pytest.raises(KeyError, match="SimilarRewardWrapper"):
         log.record({}, False, False)
+
+
+def test_gym_reward_logger_raises_the_hack_alarms(scorer):
+    env, adapter = make_env("toy/click-button")
+    env = SimilarRewardWrapper(env, scorer, adapter, reward_mode="add", coef=1.0)
+    log = GymRewardLogger(backends=())
+    scores, rewards = [], []
+
+    def play(seed):
+        env.reset(seed=seed)
+        for action in ["noop()", "noop()", env.unwrapped.solution[-1]]:
+            _, reward, term, trunc, info = env.step(action)
+            scores.append(info["similar"])
+            rewards.append(reward)
+            log.record(info, term, trunc, reward=reward, action=action)
+            if term or trunc:
+                return
+
+    play(seed=0)
+    first = log.dump(step=3)
+    assert first["similar/alarm/repeated_actions"] == pytest.approx(
+        1 / 3
+    )  # the second noop() repeats the first
+    assert first["similar/alarm/early_failures"] == 0.0  # the episode was solved
+    irrelevant = np.mean([s["task_relevance"] < 0.5 for s in scores])
+    assert first["similar/alarm/irrelevant_steps"] == pytest.approx(irrelevant)
+    assert first["similar/episode/shaped_return"] == pytest.approx(sum(rewards))
+    assert "similar/alarm/shaped_up_success_flat" not in first  # needs a previous dump
+    log._previous = (
+        first["similar/episode/shaped_return"] - 100.0,
+        1.0,
+    )  # as if the shaped return had been lower
+    play(seed=0)
+    second = log.dump(step=6)
+    assert second["similar/alarm/shaped_up_success_flat"] == 1.0  # shaped return up, success not

@@ -447,7 +447,13 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
                     histories[i].append(action_str)
                     cut = not outcome.done and len(histories[i]) >= args.max_episode_steps
                     if similar_logger is not None:
-                        similar_logger.record(outcome.info, outcome.terminated, outcome.truncated or cut)
+                        similar_logger.record(
+                            outcome.info,
+                            outcome.terminated,
+                            outcome.truncated or cut,
+                            outcome.reward,
+                            action_str,
+                        )
                     if outcome.done or cut:
                         dones[t, i] = 1.0
                         episodes += 1
