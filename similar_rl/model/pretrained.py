@@ -75,6 +75,12 @@ def load_smollm2(dtype: str = "float32") -> tuple[Any, Any]:
     path = check_smollm2()
     tokenizer = transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+    # transformers dequantises GGUF weights while loading, so they are plain floats; it still marks the model as
+    # quantized, which makes its Trainer (and so TRL's) refuse to fine-tune it
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer
