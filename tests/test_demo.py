@@ -166,7 +166,13 @@ def test_a_browser_failure_is_reported_and_the_demo_goes_on(model, tmp_path, mon
     assert "## Problems" in report and "miniwob/click-dialog-2-v1" in report.split("## Problems")[1]
 
 
-def test_time_budget_skips_what_does_not_fit(model, tmp_path):
+def test_time_budget_skips_what_does_not_fit(model, tmp_path, monkeypatch):
+    import itertools
+    import time
+
+    # a clock that moves 1 s per reading: the 1 ms budget is spent before the first env, however fast the machine
+    ticks = itertools.count(start=time.perf_counter())
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(ticks)))
     layers = {"out": str(tmp_path / "demo"), "time_budget_s": 0.001, "ppo": {"min_time_left_s": 30}}
     result = run_demo(build_demo_config(TOY, layers), model, echo=lambda _: None, progress=False)
     assert result.parts["episodes"]["data"]["skipped"] == ["toy/click-button", "toy/login-form"]
