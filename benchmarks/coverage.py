@@ -47,9 +47,10 @@ def parse_arm(text: str) -> dict[str, Any]:
 def calibrate_family(job: dict[str, Any]) -> dict[str, Any]:
     """Calibration episodes of one family under one arm, one task (seed) at a time."""
     from similar_rl.collect.config import CollectConfig
-    from similar_rl.collect.mcts import TaskFailed, TaskSearch
+    from similar_rl.collect.mcts import TaskSearch
     from similar_rl.collect.runner import TaskWorker
     from similar_rl.envs.miniwob import env_id_for
+    from similar_rl.harness.env_session import TaskFailed
 
     arm = job["arm"]
     env_id = env_id_for(job["family"])

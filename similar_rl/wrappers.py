@@ -52,7 +52,7 @@ import gymnasium as gym
 import numpy as np
 
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS, TOTAL_WEIGHTS, total_score, validate_weights
-from similar_rl.envs.actions import ActionParseError, normalize_action
+from similar_rl.envs.actions import NOOP, ActionParseError, normalize_action
 from similar_rl.envs.base import BaseAdapter
 from similar_rl.scoring import as_scorer
 from similar_rl.types import INFO_ENV_REWARD, INFO_SCORES, DimensionScores, GUIState
@@ -62,7 +62,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["REWARD_MODES", "SimilarRewardWrapper", "SimilarVectorRewardWrapper", "resolve_adapter"]
 
 REWARD_MODES = ("add", "replace", "potential", "potential_penalty")
-NOOP = "noop()"
 
 
 def resolve_adapter(env: Any, adapter: BaseAdapter | None = None) -> BaseAdapter:

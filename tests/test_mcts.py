@@ -8,18 +8,11 @@ import pytest
 
 from similar_rl.collect.config import CollectConfig
 from similar_rl.collect.judges import make_judge
-from similar_rl.collect.mcts import (
-    EnvSession,
-    EnvTimeout,
-    TaskFailed,
-    TaskSearch,
-    deadline,
-    make_rng,
-    node_id_for,
-)
+from similar_rl.collect.mcts import TaskSearch, make_rng, node_id_for
 from similar_rl.envs import get_adapter
 from similar_rl.envs.base import EnvFailure, InvalidActionError
 from similar_rl.envs.toy import ToyAdapter, ToyEnv
+from similar_rl.harness.env_session import EnvSession, EnvTimeout, TaskFailed, deadline
 from similar_rl.policies import make_policy
 
 

@@ -339,11 +339,6 @@ def load_policy(args: GRPOArgs) -> tuple[Any, Any]:
     """(model, processing class) from ``args.model_path`` (local files only; a VLM gets its processor)."""
     from similar_rl.policies.hf import load_local_lm
 
-    if not args.model_path or (args.model_path != "smollm2" and not Path(args.model_path).is_dir()):
-        raise FileNotFoundError(
-            f"model_path {args.model_path!r} is not a local folder; point it at a causal LM or VLM saved with "
-            "save_pretrained, or name 'smollm2' (SmolLM2-135M-Instruct from its PyPI wheel); nothing is downloaded"
-        )
     model, processing, _ = load_local_lm(
         args.model_path, "bfloat16" if args.bf16 else "float32", vlm=args.vlm
     )

@@ -34,10 +34,7 @@ from similar_rl.collect.config import CollectConfig
 from similar_rl.collect.labels import ChildLabels, best_child, calibrate_l0, label_children
 from similar_rl.envs.actions import ActionParseError, normalize_action
 from similar_rl.envs.base import EnvFailure, InvalidActionError
-from similar_rl.harness.env_session import EnvSession, EnvTimeout, TaskFailed, deadline, env_errors
-
-#: re-exported: the session lives in the harness (collection, search and the demo share it)
-__all__ = ["EnvSession", "EnvTimeout", "TaskFailed", "TaskSearch", "deadline", "env_errors", "task_id_for"]
+from similar_rl.harness.env_session import EnvSession, TaskFailed
 from similar_rl.types import GUIState, Judge, JudgeVerdict, Policy
 
 logger = logging.getLogger(__name__)

@@ -34,8 +34,9 @@ from typing import Any
 
 from similar_rl.collect.config import CollectConfig
 from similar_rl.collect.labels import accumulated
-from similar_rl.collect.mcts import EnvSession, TaskResult, TaskSearch, task_id_for
+from similar_rl.collect.mcts import TaskResult, TaskSearch, task_id_for
 from similar_rl.data.records import PairRecord, StepRecord
+from similar_rl.harness.env_session import EnvSession
 
 logger = logging.getLogger(__name__)
 

@@ -45,6 +45,8 @@ ACTION_SIGNATURES: dict[str, tuple[tuple[str, type], ...]] = {
     "noop": (),
 }
 MAX_ACTION_CHARS = 2000
+#: The action that does nothing (a state's own value is scored as this action; a policy with no candidate proposes it).
+NOOP = "noop()"
 
 _PLACEHOLDER = {"ref": "INT", "x": "NUMBER", "y": "NUMBER", "text": '"TEXT"', "key": '"KEY"'}
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from similar_rl.envs.actions import Action, format_action, parse_action
+from similar_rl.envs.actions import NOOP, Action, format_action, parse_action
 from similar_rl.envs.base import BaseAdapter, EnvFailure, InvalidActionError, StepOutcome
 from similar_rl.envs.render import render_element
 from similar_rl.types import Element, GUIState
@@ -440,14 +440,8 @@ class MiniWoBAdapter(BaseAdapter):
                 )
             name = getattr(types[index], "value", types[index])
         if name == "NONE":
-            return "noop()"
-        if name in (
-            "CLICK_COORDS",
-            "DBLCLICK_COORDS",
-            "MOVE_COORDS",
-            "MOUSEDOWN_COORDS",
-            "MOUSEUP_COORDS",
-        ) or (name in ("SCROLL_UP_COORDS", "SCROLL_DOWN_COORDS")):
+            return NOOP
+        if name.endswith("_COORDS"):
             x, y = (round(float(v), 2) for v in np.asarray(env_action["coords"]).reshape(-1)[:2])
             if name == "CLICK_COORDS":
                 return format_action(Action("click_xy", x=x, y=y))

@@ -28,13 +28,12 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from similar_rl.envs.actions import ActionParseError
+from similar_rl.envs.actions import NOOP, ActionParseError
 from similar_rl.envs.base import BaseAdapter, InvalidActionError, StepOutcome
 from similar_rl.types import INFO_ENV_REWARD, INFO_SCORES, GUIState
 
 #: What :func:`play` does with an action the env cannot execute.
 INVALID_RULES = ("raise", "skip", "noop")
-NOOP = "noop()"
 
 #: ``choose(state, history) -> action``; None counts as an invalid action.
 Chooser = Callable[[GUIState, Sequence[str]], "str | None"]
@@ -63,10 +62,6 @@ class Step:
         """The wrapper's Similar scores of the step, if the env is wrapped."""
         found = None if self.outcome is None else self.outcome.info.get(INFO_SCORES)
         return None if found is None else dict(found)
-
-    @property
-    def done(self) -> bool:
-        return self.outcome is not None and self.outcome.done
 
 
 @dataclass

@@ -278,11 +278,7 @@ def parse_completions(
 
 
 def load_local_lm(
-    path: str | os.PathLike,
-    dtype: str | None = None,
-    vlm: bool | None = None,
-    *,
-    load_processing: bool = True,
+    path: str | os.PathLike, dtype: str | None = None, vlm: bool | None = None
 ) -> tuple[Any, Any, bool]:
     """Load a model folder offline: ``(model, tokenizer or processor, is_vlm)``; the one loader of LM policies
     (:class:`HFPolicy`, the GRPO trainer). ``vlm=None`` reads it off the config (a vision part: a VLM, loaded
@@ -296,7 +292,10 @@ def load_local_lm(
     if path == SMOLLM2:
         return (*load_smollm2(dtype or "float32"), False)
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"model path {path!r} is not a local folder (nothing is downloaded)")
+        raise FileNotFoundError(
+            f"model path {path!r} is not a local folder; point it at a causal LM or VLM saved with save_pretrained, "
+            f"or name {SMOLLM2!r} (SmolLM2-135M-Instruct from its PyPI wheel); nothing is downloaded"
+        )
     if vlm is None:
         config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
         vlm = getattr(config, "vision_config", None) is not None
@@ -311,10 +310,6 @@ def load_local_lm(
 
 def _load(path: str | os.PathLike, tokenizer: Any, processor: Any, dtype: str | None) -> tuple[Any, Any, Any]:
     """HFPolicy's loading: :func:`load_local_lm`; a tokenizer or processor passed in is kept."""
-    if not os.path.isdir(os.fspath(path)) and os.fspath(path) != "smollm2":
-        raise FileNotFoundError(
-            f"HFPolicy model_path {os.fspath(path)!r} is not a local folder or 'smollm2' (nothing is downloaded)"
-        )
     model, processing, is_vlm = load_local_lm(path, dtype)
     if is_vlm:
         return model, tokenizer, processor if processor is not None or tokenizer is not None else processing

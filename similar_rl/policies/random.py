@@ -7,13 +7,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from similar_rl.envs.actions import NOOP
 from similar_rl.envs.base import BaseAdapter
 from similar_rl.types import GUIState
 
 logger = logging.getLogger(__name__)
 
 #: What a policy proposes when the adapter offers no candidate at all.
-FALLBACK_ACTION = "noop()"
+FALLBACK_ACTION = NOOP
 
 
 def _check_n(n: int) -> None:
