@@ -201,12 +201,15 @@ def _read_jsonl(
             continue
         try:
             row = json.loads(raw.decode("utf-8"))
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}: line {number} must be a JSON object, got {type(row).__name__}")
-        except (UnicodeDecodeError, ValueError) as exc:
-            problem = str(exc) if str(exc).startswith(str(path)) else f"{path}: line {number} is not valid JSON ({exc})"
+        except ValueError as exc:  # not UTF-8, not JSON, or an integer past the digit limit
+            row, problem = None, f"{path}: line {number} is not valid JSON ({exc})"
+        else:
+            problem = None if isinstance(row, dict) else (
+                f"{path}: line {number} must be a JSON object, got {type(row).__name__}"
+            )
+        if problem is not None:
             if not skip_bad:
-                raise ValueError(problem) from None
+                raise ValueError(problem)
             logger.warning("%s; skipping it", problem)
             continue
         rows.append((number, row))
