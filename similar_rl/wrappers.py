@@ -124,18 +124,15 @@ class _Shaping:
         self.reward_mode = reward_mode
         self.coef = float(coef)
         self.weights = None if dimensions_weights is None else validate_weights(dimensions_weights)
+        # info["reward_weights"]: the given weights, else those of the labels' total, in DIMENSIONS order
+        weights = TOTAL_WEIGHTS if self.weights is None else self.weights
+        self.total_weights = np.asarray([weights[k] for k in DIMENSIONS], dtype=np.float32)
         self.gamma = float(gamma)
         self.potential_key = potential_key
 
     @property
     def uses_potential(self) -> bool:
         return self.reward_mode in ("potential", "potential_penalty")
-
-    @property
-    def total_weights(self) -> np.ndarray:
-        """The weights that make ``total`` from the dimensions, in ``DIMENSIONS`` order."""
-        weights = TOTAL_WEIGHTS if self.weights is None else self.weights
-        return np.asarray([weights[k] for k in DIMENSIONS], dtype=np.float32)
 
     def cost(self, scores: DimensionScores) -> float:
         """The penalty-only term (>= 0, subtracted): steps judged irrelevant or incoherent."""
@@ -327,7 +324,7 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         reward = self.shaping.reward(float(env_reward), scores, phi or 0.0, phi_next)
         info[self.info_key] = dict(scores)
         info["vector_reward"] = np.asarray([scores[k] for k in DIMENSIONS], dtype=np.float32)
-        info["reward_weights"] = self.shaping.total_weights
+        info["reward_weights"] = self.shaping.total_weights.copy()
         info[self.env_reward_key] = float(env_reward)
         if uses_potential:
             info[f"{self.info_key}_potential"] = phi_next
