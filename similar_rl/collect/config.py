@@ -176,8 +176,9 @@ class CollectConfig:
 
     @property
     def tasks(self) -> list[tuple[str, int]]:
-        """All (env id, seed) pairs, env-major."""
-        return [(env, seed) for env in self.envs for seed in self.seeds]
+        """All (env id, seed) pairs, seed-major: every family's first seed comes before any family's second, so a
+        collection stopped part-way (``max_tasks``, a kill, a session's end) covers every family evenly."""
+        return [(env, seed) for seed in self.seeds for env in self.envs]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
