@@ -20,6 +20,7 @@ Timings come from a shared machine: compare the base/scaled wall-time ratio, not
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import platform
@@ -127,21 +128,24 @@ def main(argv: list[str] | None = None) -> int:
         "envs": args.envs, "seeds": args.seeds, "n": args.n, "method": args.method, "model": args.model,
         "max_steps": args.max_steps,
     }  # fmt: skip
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     settings = search_settings(args.config, overrides)
-    model = tiny_model() if args.tiny_model else load_model(settings["model"])
-    model_name = "tiny untrained (smoke run)" if args.tiny_model else settings["model"]
+    model = tiny_model() if args.tiny_model else load_model(settings.model)
+    model_name = "tiny untrained (smoke run)" if args.tiny_model else settings.model
     runs: dict[str, Any] = {}
     start = time.perf_counter()
     for spec in args.policies:
         name, kwargs = parse_policy(spec)
-        run_settings = {**settings, "policy": name, "policy_kwargs": kwargs}
+        run_settings = dataclasses.replace(settings, policy=name, policy_kwargs=kwargs)
         runs[spec] = run_search(run_settings, model=model, progress=not args.no_progress)
-    seeds = settings["seeds"]
+    seeds = settings.seeds
     contiguous = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
     report = {
         "command": shlex.join([".venv/bin/python", "benchmarks/best_of_n.py", *argv]),
         "model": model_name,
-        "settings": {k: v for k, v in settings.items() if k not in ("policy", "policy_kwargs")},
+        "settings": {
+            k: v for k, v in dataclasses.asdict(settings).items() if k not in ("policy", "policy_kwargs")
+        },
         "seeds_text": f"{seeds[0]}-{seeds[-1]}" if contiguous else ",".join(map(str, seeds)),
         "policies": args.policies,
         "runs": runs,

@@ -118,13 +118,13 @@ class CollectConfig:
                 f"CollectConfig.envs lists {repeated} more than once; list each env id once (each would be "
                 "searched again and then refused as already committed)"
             )
-        if isinstance(self.seeds, int):
+        if isinstance(self.seeds, int | str):
             self.seeds = [self.seeds]
-        if isinstance(self.seeds, str):  # "0-39" or "1,3,7", as on the command line
+        if any(isinstance(s, str) for s in self.seeds):  # "0-39" or "1,3,7", as on the command line
             from similar_rl.harness.settings import parse_seeds
 
             try:
-                self.seeds = parse_seeds(self.seeds)
+                self.seeds = parse_seeds(",".join(str(s) for s in self.seeds))
             except ValueError as exc:
                 raise ValueError(f"CollectConfig.seeds: {exc}") from None
         self.seeds = [_as_int(s, "seeds") for s in self.seeds]

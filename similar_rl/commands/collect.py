@@ -16,69 +16,25 @@ import json
 import sys
 from typing import Any
 
-from similar_rl.harness.settings import parse_json_dict, parse_seeds
+from similar_rl.harness.settings import add_dataclass_arguments
 
-#: CLI flag destination -> CollectConfig field.
-_OVERRIDES = {
-    "seeds": "seeds",
-    "children": "n_children",
-    "calibration": "n_calibration",
-    "rollouts_per_child": "rollouts_per_child",
-    "max_steps": "max_steps",
-    "max_depth": "max_depth",
-    "depth_margin": "depth_margin",
-    "search": "search",
-    "uct_iterations": "uct_iterations",
-    "exploration": "exploration",
-    "policy": "policy",
-    "judge": "judge",
-    "workers": "workers",
-    "seed": "seed",
-    "max_retries": "max_retries",
-    "step_timeout": "step_timeout_s",
-    "max_tasks": "max_tasks",
+#: Short and historical option strings of CollectConfig fields.
+_ALIASES = {
+    "n_children": ("-n", "--children"),
+    "n_calibration": ("--calibration",),
+    "step_timeout_s": ("--step-timeout",),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("envs", nargs="*", help="env ids, e.g. miniwob/click-test-2 toy/login-form")
+    from similar_rl.collect.config import CollectConfig
+
     parser.add_argument(
-        "--envs",
-        nargs="+",
-        default=[],
-        dest="env_options",
-        metavar="ENV",
-        help="env ids (same as the positionals)",
+        "env_ids", nargs="*", metavar="ENV", help="env ids, e.g. miniwob/click-test-2 toy/login-form"
     )
-    parser.add_argument("--tasks", help="file with one env id per line (added to the positional env ids)")
+    parser.add_argument("--tasks", help="file with one env id per line (added to the other env ids)")
     parser.add_argument("--config", help="YAML CollectConfig (see configs/collect_*.yaml); flags override it")
     parser.add_argument("--out", required=True, help="dataset folder (created, or resumed if it holds data)")
-    parser.add_argument("--seeds", type=parse_seeds, help="env seeds: '0-9' or '1,3,7' (default 0)")
-    parser.add_argument("-n", "--children", type=int, help="N: children per node (default 5)")
-    parser.add_argument("--calibration", type=int, help="calibration episodes for L0 (default N)")
-    parser.add_argument("--rollouts-per-child", type=int, help="k: rollouts per child (default 1)")
-    parser.add_argument("--max-steps", type=int, help="step budget of an episode (default 20)")
-    parser.add_argument("--max-depth", type=int, help="hard depth cap (default: ceil(L0) + depth margin)")
-    parser.add_argument("--depth-margin", type=int, help="depth cap = ceil(L0) + this (default 1)")
-    parser.add_argument(
-        "--search", choices=["greedy", "uct"], help="greedy MCTS-P schedule or UCT (default greedy)"
-    )
-    parser.add_argument("--uct-iterations", type=int, help="uct: expansions per task (default 8)")
-    parser.add_argument("--exploration", type=float, help="uct: exploration constant (default 1.0)")
-    parser.add_argument("--policy", help="policy name: heuristic, random, hf (default heuristic)")
-    parser.add_argument(
-        "--policy-kwargs", type=parse_json_dict, help="policy options as JSON, e.g. '{\"temperature\": 0.5}'"
-    )
-    parser.add_argument("--judge", help="judge name: rule, openai, local_vlm (default rule)")
-    parser.add_argument("--judge-kwargs", type=parse_json_dict, help="judge options as JSON")
-    parser.add_argument("--env-kwargs", type=parse_json_dict, help="make_env options as JSON")
-    parser.add_argument("--workers", type=int, help="parallel env worker processes (default 1)")
-    parser.add_argument("--seed", type=int, help="base random seed (default 0)")
-    parser.add_argument("--max-retries", type=int, help="retries of a failing env operation (default 2)")
-    parser.add_argument("--step-timeout", type=float, help="seconds before an env operation counts as hung")
-    parser.add_argument(
-        "--max-tasks", type=int, help="stop after this many newly finished tasks (rerun resumes)"
-    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", dest="json_out", help="also write the run summary to this JSON file")
     parser.add_argument(
@@ -91,27 +47,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ray-address",
         help="Ray cluster address ('auto', 'ray://head:10001'); implies --backend ray (default: a local Ray)",
     )
+    add_dataclass_arguments(
+        parser.add_argument_group("CollectConfig fields"), CollectConfig, aliases=_ALIASES
+    )
+
+
+#: Options of the command itself; every other namespace entry is a CollectConfig field.
+_COMMAND_OPTIONS = {"env_ids", "tasks", "config", "out", "no_progress", "json_out", "backend", "ray_address"}
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    """The CollectConfig of the parsed arguments (YAML first, then the flags on top)."""
+    """The CollectConfig of the parsed arguments: the YAML, then the flags on top (``*_kwargs`` are merged)."""
     from similar_rl.collect.config import CollectConfig
     from similar_rl.collect.runner import tasks_from_file
 
     data = CollectConfig.from_yaml(args.config).to_dict() if args.config else {}
-    envs = [*(args.envs or []), *args.env_options]
+    fields = {k: v for k, v in vars(args).items() if k not in _COMMAND_OPTIONS}
+    envs = [*fields.pop("envs", []), *args.env_ids]
     if args.tasks:
         envs += [e for e in tasks_from_file(args.tasks) if e not in envs]
     if envs:
         data["envs"] = envs
-    for dest, key in _OVERRIDES.items():
-        value = getattr(args, dest)
-        if value is not None:
-            data[key] = value
-    for dest in ("policy_kwargs", "judge_kwargs", "env_kwargs"):
-        value = getattr(args, dest)
-        if value is not None:
-            data[dest] = {**data.get(dest, {}), **value}
+    for key, value in fields.items():
+        data[key] = (
+            {**data.get(key, {}), **value} if key.endswith("_kwargs") and isinstance(value, dict) else value
+        )
     return CollectConfig.from_dict(data)
 
 

@@ -17,64 +17,38 @@ command prints a table (success rate, mean steps and wall time per env and overa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
-from similar_rl.harness.settings import parse_json_dict, parse_seeds
-from similar_rl.search_job import DEFAULTS, METHODS, run_search, search_settings
+from similar_rl.harness.settings import add_dataclass_arguments
+from similar_rl.search_job import SearchSettings, run_search, search_settings
 
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--envs", nargs="+", help="env ids, e.g. miniwob/click-button-v1 toy/login-form")
     parser.add_argument("env_ids", nargs="*", metavar="ENV", help="env ids (same as --envs)")
     parser.add_argument(
         "--config", help="YAML with any of the settings below (see configs/search_miniwob.yaml)"
     )
-    parser.add_argument("--seeds", type=parse_seeds, help="env seeds: '0-29' or '1,3,7' (default 0-29)")
-    parser.add_argument("--policy", help="base policy: random, heuristic, hf (default random)")
-    parser.add_argument(
-        "--policy-kwargs", type=parse_json_dict, help="policy options as JSON, e.g. '{\"temperature\": 2.0}'"
-    )
-    parser.add_argument("--n", type=int, help="candidates sampled per step (default 5)")
-    parser.add_argument(
-        "--method", choices=METHODS, help="best_of_n (default) or tree (reward-guided beam search)"
-    )
-    parser.add_argument("--depth", type=int, help="tree: lookahead levels (default 2)")
-    parser.add_argument("--beam", type=int, help="tree: branches kept per level (default 2)")
-    parser.add_argument(
-        "--objective",
-        help="what to maximise: total (default), a dimension name, or JSON weights like '{\"helpfulness\": 1}'",
-    )
-    parser.add_argument(
-        "--use-env-reward",
-        action="store_true",
-        default=None,
-        help="tree: let lookahead branches that end the episode use the env's reward (off by default: a real "
-        "agent sees no reward at test time; this gives a simulator-assisted upper bound)",
-    )
-    parser.add_argument("--model", help="reward model: a checkpoint folder, or 'default' (the shipped model)")
-    parser.add_argument("--max-steps", type=int, help="step budget per episode (default 20)")
-    parser.add_argument("--env-kwargs", type=parse_json_dict, help="make_env options as JSON")
-    parser.add_argument("--seed", type=int, help="random seed of the policies' sampling (default 0)")
-    parser.add_argument("--batch-size", type=int, help="scorer batch size (default 32)")
     parser.add_argument(
         "--threads", type=int, help="torch intra-op threads (default: torch's; 1 on a busy machine)"
     )
     parser.add_argument("--json", dest="json_out", help="write the results to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dataclass_arguments(parser.add_argument_group("search settings"), SearchSettings)
 
 
-def load_settings(args: argparse.Namespace) -> dict[str, Any]:
+def load_settings(args: argparse.Namespace) -> SearchSettings:
     """The command's settings: defaults, then the --config YAML, then the flags (see :func:`search_settings`)."""
-    overrides = {key: getattr(args, key, None) for key in DEFAULTS}
-    positional = list(getattr(args, "env_ids", None) or [])
-    if positional:
-        overrides["envs"] = [*(args.envs or []), *positional]
+    overrides = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(SearchSettings) if hasattr(args, f.name)
+    }
+    if args.env_ids:
+        overrides["envs"] = [*overrides.get("envs", []), *args.env_ids]
     return search_settings(args.config, overrides)
 
 
@@ -91,13 +65,13 @@ def run(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         from similar_rl.model import load_model
 
-        model = load_model(settings["model"])
+        model = load_model(settings.model)
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"similar-rl search: {exc}", file=sys.stderr)
         return 2
     result = run_search(settings, model=model, progress=not args.no_progress)
-    label = f"{settings['method']} N={settings['n']}"
-    print(results_table(result, base_label=settings["policy"], scaled_label=label))
+    label = f"{settings.method} N={settings.n}"
+    print(results_table(result, base_label=settings.policy, scaled_label=label))
     if args.json_out:
         path = Path(args.json_out)
         path.parent.mkdir(parents=True, exist_ok=True)

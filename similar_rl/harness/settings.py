@@ -50,16 +50,50 @@ def _yaml_value(text: str) -> Any:
         return text
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add ``--field-name`` for every field of dataclass ``cls``; unset options stay out of the namespace."""
+class _ListValues(argparse.Action):
+    """Collect ``--name a b`` or ``--name '[a, b]'`` into one flat list (each value read as YAML)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        flat: list[Any] = []
+        for value in values:
+            flat.extend(value if isinstance(value, list) else [value])
+        setattr(namespace, self.dest, flat)
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default_factory is not dataclasses.MISSING:
+        return str(f.default_factory()).replace("%", "%%")
+    return "required" if f.default is dataclasses.MISSING else str(f.default).replace("%", "%%")
+
+
+def add_dataclass_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    exclude: tuple[str, ...] = (),
+    aliases: Mapping[str, tuple[str, ...]] | None = None,
+) -> None:
+    """Add ``--field-name`` for every field of dataclass ``cls`` but ``exclude``; unset options stay out of the
+    namespace. A list field takes one or more values, a bool field may stand alone (true); ``aliases`` adds
+    option strings to a field."""
     for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
+        is_list = str(f.type).startswith("list")
+        extra: dict[str, Any] = {"nargs": "+", "action": _ListValues} if is_list else {}
+        if str(f.type) == "bool":  # a bare --flag means true
+            extra = {"nargs": "?", "const": True}
         parser.add_argument(
             f"--{f.name.replace('_', '-')}",
+            *(aliases or {}).get(f.name, ()),
             dest=f.name,
             type=_yaml_value,
             default=argparse.SUPPRESS,
-            metavar=str(f.type).replace(" ", ""),
-            help=f.metadata.get("help", ""),
+            metavar=str(f.type).replace(" ", "").removeprefix("list[").removesuffix("]")
+            if is_list
+            else str(f.type).replace(" ", ""),
+            help=f"{f.metadata.get('help', '')} (default: {_default_text(f)})",
+            **extra,
         )
 
 
@@ -83,6 +117,8 @@ def _coerce(name: str, annotation: str, value: Any) -> Any:
         if "None" in base:
             return None
         raise ValueError(f"{name} may not be null (it is {annotation})")
+    if isinstance(value, Mapping) and any(b.startswith("dict") for b in base):
+        return dict(value)
     kind = base[0]
     if kind == "float":
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -99,10 +135,8 @@ def _coerce(name: str, annotation: str, value: Any) -> Any:
         if isinstance(value, list | tuple) and any(b.startswith("list") for b in base):
             return list(value)
         return str(value)
-    if kind.startswith("dict") and not isinstance(value, Mapping):
-        raise ValueError(f"{name} must be a mapping such as '{{key: value}}', got {value!r}")
     if kind.startswith("dict"):
-        return dict(value)
+        raise ValueError(f"{name} must be a mapping such as '{{key: value}}', got {value!r}")
     if kind.startswith(("list", "tuple")):
         if isinstance(value, str):
             value = [value]
