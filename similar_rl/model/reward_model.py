@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
+from similar_rl.dimensions import DIMENSION_INFO, DIMENSIONS, SCORE_KEYS
 from similar_rl.model.backbones import get_backbone_class
 from similar_rl.model.backbones.base import Backbone
 from similar_rl.model.checkpoint import (
@@ -83,6 +83,8 @@ class SimilarRewardModel(nn.Module):
         self.register_buffer(
             "target_scale", torch.tensor(config.target_scales(), dtype=torch.float32), persistent=False
         )
+        ranges = torch.tensor([DIMENSION_INFO[k].label_range for k in DIMENSIONS], dtype=torch.float32)
+        self.register_buffer("score_range", ranges, persistent=False)  # (5, 2): low, high in label units
         self.eval()  # inference by default; trainers call .train()
 
     # -- construction -------------------------------------------------------------------------------------------
@@ -123,7 +125,8 @@ class SimilarRewardModel(nn.Module):
             n = len(DIMENSIONS)
             gate = self.gate(x)
             total = (gate * rewards[:, :n]).sum(-1)
-            dims = rewards[:, :n] / self.target_scale[:n]
+            # Reported dimension scores stay in their label ranges; rewards and total (what training fits) do not.
+            dims = torch.clamp(rewards[:, :n] / self.target_scale[:n], *self.score_range.T)
             out["gate"] = gate
             out["scores"] = torch.cat([dims, total.unsqueeze(1)], dim=1)
             if rewards.shape[1] > n:

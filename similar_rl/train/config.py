@@ -135,7 +135,7 @@ class TrainConfig:
     )
     lora_steps: int = field(default=200, metadata={"help": "optimizer steps of stage 3"})
     lora_batch_pairs: int = field(
-        default=8, metadata={"help": "pairs per stage-3 step (plus as many labelled steps)"}
+        default=8, metadata={"help": "pairs per stage-3 step (plus every labelled step of their states)"}
     )
     lora_lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate of stage 3"})
     lora_rg_weight: float = field(

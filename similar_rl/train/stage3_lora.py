@@ -5,9 +5,12 @@ then trains them (and, with ``lora_train_heads``, the experts and the gate) on
 
     loss = lora_rg_weight * L_RG + lora_bt_weight * L_BT
 
-where ``L_RG`` is the mean squared error of the experts against their scaled targets on a batch of labelled
-steps (missing labels skipped) and ``L_BT`` the Bradley-Terry loss of ``total`` on a batch of pairs. Features
-are recomputed with gradients every step (the backbone's prompt cache is cleared, since the adapters change).
+where ``L_BT`` is the Bradley-Terry loss of ``total`` on a batch of pairs and ``L_RG`` the mean squared error of
+the experts against their scaled targets (missing labels skipped) on every labelled step of the states those
+pairs touch (without pairs: of random states, about ``lora_batch_pairs`` steps). Both go through one
+``model.encode`` call, so a backbone that packs the candidates of a state (``joint``, the prefix cache of ``hf``)
+runs each state of the batch once, with all its children. Features are recomputed with gradients every step
+(the backbone's prompt cache is cleared, since the adapters change).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def enable_lora(model: Any, config: Any) -> list[torch.nn.Parameter]:
     if hook is None:
         raise NotImplementedError(
             f"the {model.config.backbone!r} backbone has no LoRA hook (enable_lora); stage 3 needs a backbone "
-            "with trainable transformer weights (backbone: hf). Set lora: false to skip it"
+            "with trainable transformer weights (backbone: hf or joint). Set lora: false to skip it"
         )
     before = {id(p) for p in model.parameters() if p.requires_grad}
     hook(
@@ -87,6 +90,10 @@ def run_stage3(
     n_proc = accelerator.num_processes if accelerator is not None else 1
     rng = np.random.default_rng(config.seed + 7 + 1000 * rank)
     ptr, flat = pairs.side_csr() if use_bt else (None, None)
+    children: dict[str, list[int]] = {}  # state -> its labelled steps
+    for i, inp in enumerate(steps.inputs):
+        children.setdefault(inp.prompt_key, []).append(i)
+    states = list(children)
     clear = getattr(model.backbone, "clear_cache", None)
     from tqdm.auto import tqdm
 
@@ -98,33 +105,38 @@ def run_stage3(
             clear()
         loss = torch.zeros((), device=device)
         parts: dict[str, float] = {}
-        if use_rg:
-            idx = rng.choice(
-                len(steps.inputs), min(config.lora_batch_pairs, len(steps.inputs)), replace=False
-            )
-            out = model.head_outputs(*model.encode([steps.inputs[i] for i in idx]))
-            y = targets[idx].to(device)
-            mask = torch.isfinite(y)
-            rg = F.mse_loss(out["rewards"][mask], y[mask]) if mask.any() else torch.zeros((), device=device)
-            loss = loss + config.lora_rg_weight * rg
-            parts["stage3/rg_loss"] = float(rg.detach())
+        rows = np.zeros(0, dtype=np.int64)
         if use_bt:
             chosen = rng.choice(len(pairs), min(config.lora_batch_pairs, len(pairs)), replace=False)
             sides = np.stack([2 * chosen, 2 * chosen + 1], axis=1).reshape(-1)
             rows = np.unique(side_rows(ptr, flat, sides)[0])
+            keys = list(dict.fromkeys(pairs.inputs[i].prompt_key for i in rows))
+        else:
+            order = rng.permutation(len(states))
+            counts = np.cumsum([len(children[states[g]]) for g in order])
+            keys = [states[g] for g in order[: int(np.searchsorted(counts, config.lora_batch_pairs)) + 1]]
+        idx = [i for k in keys for i in children.get(k, [])] if use_rg else []
+        batch = [steps.inputs[i] for i in idx] + [pairs.inputs[i] for i in rows]
+        out = model.head_outputs(*model.encode(batch))
+        if idx:
+            y, rewards = targets[idx].to(device), out["rewards"][: len(idx)]
+            mask = torch.isfinite(y)
+            rg = F.mse_loss(rewards[mask], y[mask]) if mask.any() else torch.zeros((), device=device)
+            loss = loss + config.lora_rg_weight * rg
+            parts["stage3/rg_loss"] = float(rg.detach())
+        if use_bt:
             local = np.full(len(pairs.inputs), -1, dtype=np.int64)
             local[rows] = np.arange(len(rows))
-            totals = model.head_outputs(*model.encode([pairs.inputs[i] for i in rows]))["total"]
-            s = side_scores(totals, ptr, local[flat], sides)
+            s = side_scores(out["total"][len(idx) :], ptr, local[flat], sides)
             bt = -F.logsigmoid(s[0::2] - s[1::2]).mean()
             loss = loss + config.lora_bt_weight * bt
             parts["stage3/bt_loss"] = float(bt.detach())
         optimizer_step(loss, optimizer, scheduler, params, accelerator, n_proc)
         history.append(float(loss.detach()))
         if (step + 1) % config.log_every == 0 or step + 1 == config.lora_steps:
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{history[-1]:.4f}")
             if log is not None:
-                log({"stage3/loss": float(loss), "stage3/step": step + 1, **parts})
+                log({"stage3/loss": history[-1], "stage3/step": step + 1, **parts})
     for p in heads:
         p.requires_grad_(True)
     if clear is not None:

@@ -5,7 +5,7 @@ Add a backbone by subclassing :class:`~similar_rl.model.backbones.base.Backbone`
 
 Example:
     >>> sorted(BACKBONES)
-    ['default', 'hf']
+    ['default', 'hf', 'joint']
     >>> get_backbone_class("default").__name__
     'DefaultBackbone'
 """
@@ -25,6 +25,7 @@ BACKBONES = Registry(
     {
         "default": "similar_rl.model.backbones.default:DefaultBackbone",
         "hf": "similar_rl.model.backbones.hf:HFBackbone",
+        "joint": "similar_rl.model.backbones.joint:JointBackbone",
     },
 )
 

@@ -98,6 +98,18 @@ class Backbone(nn.Module):
     z_blocks: list[tuple[int, int]] | None = None
     z_block_names: list[str] | None = None
 
+    #: The backbone's ``SimilarConfig.backbone_options`` and their defaults.
+    OPTIONS: ClassVar[dict[str, Any]] = {}
+
+    def read_options(self, config: Any) -> dict[str, Any]:
+        """``OPTIONS`` updated by ``config.backbone_options``; an option the backbone does not know is refused."""
+        unknown = sorted(set(config.backbone_options) - set(self.OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown backbone_options {unknown} for backbone {self.kind!r}; known: {sorted(self.OPTIONS)}"
+            )
+        return {**self.OPTIONS, **config.backbone_options}
+
     def block_columns(self, names: Sequence[str]) -> list[int]:
         """The columns of ``z`` in the named blocks; names the backbone lacks (``image`` when text-only, or any
         name where ``z_block_names`` is None) add nothing."""

@@ -124,12 +124,7 @@ class DefaultBackbone(Backbone):
 
     def __init__(self, config: Any, root: Any = None):
         super().__init__()
-        unknown = sorted(set(config.backbone_options) - set(self.OPTIONS))
-        if unknown:
-            raise ValueError(
-                f"unknown backbone_options {unknown} for backbone 'default'; known: {sorted(self.OPTIONS)}"
-            )
-        self.options = {**self.OPTIONS, **config.backbone_options}
+        self.options = self.read_options(config)
         for name, value in self.options.items():
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"backbone_options.{name} must be a non-negative integer, got {value!r}")

@@ -113,13 +113,8 @@ class HFBackbone(Backbone):
     def __init__(self, config: Any, root: Path | None = None):
         super().__init__()
         transformers = require("transformers", "the hf backbone")
-        unknown = sorted(set(config.backbone_options) - set(self.OPTIONS))
-        if unknown:
-            raise ValueError(
-                f"unknown backbone_options {unknown} for backbone 'hf'; known: {sorted(self.OPTIONS)}"
-            )
         self.config = config
-        self.options = {**self.OPTIONS, **config.backbone_options}
+        self.options = self.read_options(config)
         if self.options["dtype"] not in _DTYPES:
             raise ValueError(
                 f"backbone_options.dtype must be one of {sorted(_DTYPES)}, got {self.options['dtype']!r}"
