@@ -20,10 +20,16 @@ record() {
 }
 trap 'record stopped' EXIT
 trap 'exit 143' TERM INT
-for name in train heldout_tasks heldout_families; do
-  start=$(date +%s)
-  $BIN/similar-rl collect --config "configs/collect_v2_${name}.yaml" --out "data/v2_${name}" \
-    --json "data/v2_${name}.summary.json"
-  record done
-done
+# Order: the first ten training seeds of every family, then both held-out sets, then the remaining training seeds,
+# so a usable train/held-out triple exists long before the whole training set is done.
+phase() {  # phase LABEL SET [collect flags...]
+  name=$1; start=$(date +%s)
+  # exit 1 means some task failed (recorded in failures.jsonl; a rerun retries it): go on to the next phase
+  if $BIN/similar-rl collect --config "configs/collect_v2_$2.yaml" --out "data/v2_$2" \
+    --json "data/v2_$2.summary.json" "${@:3}"; then record done; else record "exit $?"; fi
+}
+phase "train seeds 0-9" train --seeds 0-9
+phase heldout_tasks heldout_tasks
+phase heldout_families heldout_families
+phase train train
 echo "v2 data complete: data/v2_train, data/v2_heldout_tasks, data/v2_heldout_families"
