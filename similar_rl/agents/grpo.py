@@ -40,6 +40,7 @@ from similar_rl.types import GUIState, Scorer
 logger = logging.getLogger(__name__)
 
 STATE_SOURCES = ("rollout", "dataset")
+AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
 PICKLE_FILES = ("training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "scaler.pt")
 
 
@@ -87,7 +88,9 @@ class GRPOArgs:
     )
     scorer_batch_size: int = field(default=32, metadata={"help": "reward-model batch size"})
     # trainer
-    max_steps: int = field(default=50, metadata={"help": "optimizer steps"})
+    max_steps: int = field(
+        default=50, metadata={"help": "GRPO optimizer steps (0: none; the warm-up and the evaluation only)"}
+    )
     learning_rate: float = field(default=1e-5, metadata={"help": "learning rate"})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "completions per device per step"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "gradient accumulation"})
@@ -95,6 +98,13 @@ class GRPOArgs:
     max_completion_length: int = field(default=48, metadata={"help": "tokens per completion"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     beta: float = field(default=0.0, metadata={"help": "KL coefficient (0: no reference model)"})
+    multi_objective_aggregation: str = field(
+        default="sum_then_normalize",
+        metadata={
+            "help": "how TRL combines the reward functions: sum_then_normalize, or normalize_then_sum (each "
+            "reward normalised within its group first, then the weighted sum)"
+        },
+    )
     bf16: bool = field(default=False, metadata={"help": "bfloat16 training (GPU)"})
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "gradient checkpointing (big models)"}
@@ -105,6 +115,19 @@ class GRPOArgs:
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
     lora_target_modules: str | list[str] = field(
         default="all-linear", metadata={"help": "LoRA target modules"}
+    )
+    # supervised warm-up (agents/sft.py), before GRPO
+    sft_steps: int = field(default=0, metadata={"help": "warm-up optimizer steps (0: no warm-up)"})
+    sft_dataset_dir: str | None = field(
+        default=None, metadata={"help": "MCTS-P dataset folder whose successful steps the warm-up imitates"}
+    )
+    sft_min_success: float = field(
+        default=1.0, metadata={"help": "least rollout success of a state's best child to imitate it"}
+    )
+    sft_max_examples: int | None = field(default=None, metadata={"help": "most warm-up states (None: all)"})
+    sft_learning_rate: float = field(default=2e-4, metadata={"help": "learning rate of the warm-up"})
+    sft_max_length: int = field(
+        default=1024, metadata={"help": "tokens per warm-up example (prompt + action)"}
     )
     # run
     seed: int = field(default=1, metadata={"help": "seed"})
@@ -123,6 +146,9 @@ class GRPOArgs:
         default=10, metadata={"help": "greedy episodes in the env after training (0: skip)"}
     )
     eval_seed: int = field(default=100_000, metadata={"help": "first seed of the evaluation episodes"})
+    eval_env_ids: list[str] = field(
+        default_factory=list, metadata={"help": "envs of the evaluation, eval_episodes each (empty: env_id)"}
+    )
 
     def __post_init__(self) -> None:
         if self.states_from not in STATE_SOURCES:
@@ -141,9 +167,14 @@ class GRPOArgs:
             raise ValueError(
                 f"similar_dimensions has unknown dimension(s) {unknown}; choose from {DIMENSIONS}"
             )
+        if self.multi_objective_aggregation not in AGGREGATIONS:
+            raise ValueError(
+                f"multi_objective_aggregation must be one of {AGGREGATIONS}, got {self.multi_objective_aggregation!r}"
+            )
+        if self.sft_steps and not self.sft_dataset_dir:
+            raise ValueError("sft_steps needs sft_dataset_dir (a folder written by `similar-rl collect`)")
         for name in (
             "num_states",
-            "max_steps",
             "num_generations",
             "per_device_train_batch_size",
             "gradient_accumulation_steps",
@@ -154,7 +185,14 @@ class GRPOArgs:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_history", "max_observation_chars", "save_steps", "eval_episodes"):
+        for name in (
+            "max_history",
+            "max_observation_chars",
+            "save_steps",
+            "eval_episodes",
+            "max_steps",
+            "sft_steps",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         check_range("GRPOArgs", "learning_rate", self.learning_rate, 0.0, low_open=True)
@@ -162,6 +200,8 @@ class GRPOArgs:
         check_range("GRPOArgs", "beta", self.beta, 0.0)
         check_range("GRPOArgs", "lora_dropout", self.lora_dropout, 0.0, 1.0, high_open=True)
         check_range("GRPOArgs", "invalid_penalty", self.invalid_penalty)
+        check_range("GRPOArgs", "sft_learning_rate", self.sft_learning_rate, 0.0, low_open=True)
+        check_range("GRPOArgs", "sft_min_success", self.sft_min_success, 0.0, 1.0)
         for key, weight in self.reward_weights.items():
             check_range("GRPOArgs", f"reward_weights[{key!r}]", weight)
 
@@ -386,31 +426,40 @@ def act(model: Any, processing: Any, state: GUIState, history: Sequence[str], ar
 def evaluate_policy(
     model: Any, processing: Any, args: GRPOArgs, episodes: int | None = None
 ) -> dict[str, float]:
-    """Success rate, mean episode length and invalid-action rate of greedy acting in the real env."""
+    """Success rate, mean episode length and invalid-action rate of greedy acting in the real env, over every env
+    of ``args.eval_env_ids`` (default ``[args.env_id]``), ``episodes`` each; per-env success rates too when
+    there are several."""
     episodes = args.eval_episodes if episodes is None else episodes
-    env, adapter = make_env(args.env_id, **args.env_kwargs)
     model.eval()
 
     def choose(state: Any, history: Any) -> str | None:
         return act(model, processing, state, list(history), args)
 
+    env_ids = args.eval_env_ids or [args.env_id]
     successes, lengths, invalid, steps = [], [], 0, 0
-    try:
-        for ep in range(episodes):
-            episode = episodes_loop.run(
-                env, adapter, choose, args.eval_seed + ep, args.max_episode_steps, invalid="noop"
-            )
-            successes.append(float(episode.success))
-            lengths.append(episode.steps)
-            invalid += episode.invalid_actions
-            steps += episode.steps
-    finally:
-        env.close()
+    per_env: dict[str, float] = {}
+    for env_id in env_ids:
+        env, adapter = make_env(env_id, **args.env_kwargs)
+        mine = []
+        try:
+            for ep in range(episodes):
+                episode = episodes_loop.run(
+                    env, adapter, choose, args.eval_seed + ep, args.max_episode_steps, invalid="noop"
+                )
+                mine.append(float(episode.success))
+                lengths.append(episode.steps)
+                invalid += episode.invalid_actions
+                steps += episode.steps
+        finally:
+            env.close()
+        successes += mine
+        per_env[f"eval/{env_id}/success_rate"] = float(np.mean(mine)) if mine else float("nan")
     return {
         "eval/success_rate": float(np.mean(successes)) if successes else float("nan"),
         "eval/episodic_length": float(np.mean(lengths)) if lengths else float("nan"),
         "eval/invalid_action_rate": invalid / max(steps, 1),
-        "eval/episodes": float(episodes),
+        "eval/episodes": float(len(successes)),
+        **(per_env if len(env_ids) > 1 else {}),
     }
 
 
@@ -418,36 +467,17 @@ def evaluate_policy(
 def train(
     args: GRPOArgs, model: Any = None, processing_class: Any = None, scorer: Any = None
 ) -> dict[str, Any]:
-    """Run GRPO as ``args`` say and evaluate the policy in the env; return a summary.
+    """Warm up (``sft_steps``), run GRPO (``max_steps``) and evaluate the policy in the env; return a summary.
 
     ``model`` / ``processing_class`` / ``scorer`` override ``model_path`` / ``reward_model`` with ready objects.
     """
-    from transformers import TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
-
-    from similar_rl.agents.common import load_scorer
-    from similar_rl.tracking import SimilarTrackingCallback
-
     run_name = args.run_name or f"{args.env_id.replace('/', '-')}__grpo__{args.seed}"
     run_dir = Path(args.output_dir) / run_name
     run_dir.mkdir(parents=True, exist_ok=True)
     save_args(args, run_dir / "args.json")
-
-    rows = (
-        rollout_states(args)
-        if args.states_from == "rollout"
-        else dataset_states(args.dataset_dir, args.num_states)
-    )
-    dataset = build_dataset(rows, args)
-    logger.info("GRPO on %d states from %s", len(dataset), args.states_from)
-
-    if scorer is None:
-        scorer = load_scorer(args.reward_model, batch_size=args.scorer_batch_size)
-    funcs, weights = reward_functions(args, scorer)
     if model is None:
         model, loaded = load_policy(args)
         processing_class = processing_class or loaded
-
     peft_config = None
     if args.lora and not args.resume:
         from peft import LoraConfig
@@ -459,17 +489,79 @@ def train(
             target_modules=args.lora_target_modules,
             task_type="CAUSAL_LM",
         )
-
     report_to = (["tensorboard"] if args.tensorboard else []) + (["wandb"] if args.track else [])
     if args.track:
         os.environ["WANDB_MODE"] = args.wandb_mode
         os.environ.setdefault("WANDB_PROJECT", args.wandb_project)
         os.environ.setdefault("WANDB_DIR", str(run_dir))
-    import torch
 
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "global_step": 0}
+    if args.sft_steps:
+        from similar_rl.agents.sft import warm_up
+
+        model, summary["sft"] = warm_up(model, processing_class, args, run_dir, peft_config, report_to)
+        peft_config = None  # GRPO goes on training the warm-up's adapter
+    log = None
+    if args.max_steps:
+        model, log = _run_grpo(
+            args, model, processing_class, peft_config, scorer, run_dir, report_to, summary
+        )
+    if args.sft_steps or args.max_steps:  # an untrained base policy is not copied
+        final_dir = run_dir / "final"
+        model.save_pretrained(str(final_dir))
+        if processing_class is not None:
+            processing_class.save_pretrained(str(final_dir))
+        _strip_pickles(final_dir)
+        save_args(args, final_dir / "similar_rl_args.json")
+        summary["final_model"] = str(final_dir)
+    if args.eval_episodes:
+        metrics = evaluate_policy(model, processing_class, args)
+        summary.update(metrics)
+        if log is not None:
+            log(metrics)
+    if args.track:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.run.summary.update({k: v for k, v in summary.items() if isinstance(v, int | float)})
+            wandb.finish()
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    logger.info("GRPO finished: %s", summary)
+    return summary
+
+
+def _run_grpo(
+    args: GRPOArgs,
+    model: Any,
+    processing_class: Any,
+    peft_config: Any,
+    scorer: Any,
+    run_dir: Path,
+    report_to: list[str],
+    summary: dict[str, Any],
+) -> tuple[Any, Any]:
+    """TRL's GRPOTrainer on the states of ``args``; fills ``summary`` and returns the trained model and the
+    trainer's ``log``."""
+    import torch
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from similar_rl.agents.common import load_scorer
+    from similar_rl.tracking import SimilarTrackingCallback
+
+    rows = (
+        rollout_states(args)
+        if args.states_from == "rollout"
+        else dataset_states(args.dataset_dir, args.num_states)
+    )
+    dataset = build_dataset(rows, args)
+    logger.info("GRPO on %d states from %s", len(dataset), args.states_from)
+    if scorer is None:
+        scorer = load_scorer(args.reward_model, batch_size=args.scorer_batch_size)
+    funcs, weights = reward_functions(args, scorer)
     config = GRPOConfig(
         output_dir=str(run_dir),
-        run_name=run_name,
+        run_name=run_dir.name,
         max_steps=args.max_steps,
         learning_rate=args.learning_rate,
         per_device_train_batch_size=args.per_device_train_batch_size,
@@ -481,6 +573,7 @@ def train(
         bf16=args.bf16,
         gradient_checkpointing=args.gradient_checkpointing,
         reward_weights=weights,
+        multi_objective_aggregation=args.multi_objective_aggregation,
         logging_steps=1,
         save_strategy="steps" if args.save_steps else "no",
         save_steps=args.save_steps or 500,
@@ -495,7 +588,6 @@ def train(
         def on_save(self, _args, state, _control, **_kw):
             _strip_pickles(run_dir / f"checkpoint-{state.global_step}")
 
-    callbacks: list[Any] = [_NoPickles(), SimilarTrackingCallback(funcs, log_dir=str(run_dir))]
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=funcs,
@@ -503,42 +595,23 @@ def train(
         train_dataset=dataset,
         processing_class=processing_class,
         peft_config=peft_config,
-        callbacks=callbacks,
+        callbacks=[_NoPickles(), SimilarTrackingCallback(funcs, log_dir=str(run_dir))],
     )
     result = trainer.train()
-    final_dir = run_dir / "final"
-    trainer.save_model(str(final_dir))
-    _strip_pickles(final_dir)
-    save_args(args, final_dir / "similar_rl_args.json")
     for func in funcs:
         if isinstance(func, EnvVerifiedReward):
             func.close()
-
-    summary: dict[str, Any] = {
-        "run_dir": str(run_dir),
-        "final_model": str(final_dir),
-        "global_step": int(trainer.state.global_step),
-        "train_loss": float(result.training_loss),
-        "states": len(dataset),
-    }
+    summary.update(
+        global_step=int(trainer.state.global_step),
+        train_loss=float(result.training_loss),
+        states=len(dataset),
+    )
     history = [h for h in trainer.state.log_history if "reward" in h]
     if history:
         summary["last_rewards"] = {
             k: v for k, v in history[-1].items() if k.startswith(("rewards/", "reward"))
         }
-    if args.eval_episodes:
-        metrics = evaluate_policy(trainer.model, processing_class or trainer.processing_class, args)
-        summary.update(metrics)
-        trainer.log(metrics)
-    if args.track:
-        import wandb
-
-        if wandb.run is not None:
-            wandb.run.summary.update({k: v for k, v in summary.items() if isinstance(v, int | float)})
-            wandb.finish()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    logger.info("GRPO finished: %s", summary)
-    return summary
+    return trainer.model, trainer.log
 
 
 __all__ = [
