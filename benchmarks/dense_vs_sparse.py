@@ -1,17 +1,25 @@
-"""PPO with Similar dense rewards vs env-only sparse rewards on MiniWoB++ families, several seeds, same budget.
+"""PPO on MiniWoB++ families: env-only sparse reward vs Similar reward modes, several seeds, the same budget.
 
-One command reruns everything and writes, under ``--out`` (default ``benchmarks/results``):
-``dense_vs_sparse.png`` (success rate vs env steps, mean and spread over seeds, one panel per family),
-``dense_vs_sparse.md`` and ``dense_vs_sparse.json`` (final success rates, env steps the dense run needs to
-reach the sparse run's final success rate, and the curves).
+Two steps, both resumable per run (a run whose ``summary.json`` exists is read back, an unfinished one restarts):
 
-    python benchmarks/dense_vs_sparse.py                                   # default model, 3 families x 3 seeds
-    python benchmarks/dense_vs_sparse.py --reward-model runs/my_model      # a model from `similar-rl train`
-    python benchmarks/dense_vs_sparse.py --families click-button --seeds 1 --timesteps 32 --out /tmp/bench
+1. ``--pilot``: sparse PPO only, on candidate families; writes ``<out>_pilot.{md,json}`` with each family's final
+   success, so the study's families (slow under sparse reward at the budget, e.g. below 0.7) are picked before
+   any dense run;
+2. the study: every arm on the chosen families. Arms: ``sparse`` (env reward only), ``dense`` (the recommended
+   mode, ``--dense-mode``, default ``potential_penalty``), and the others of ``--arms`` (``potential``,
+   ``potential_penalty``, ``additive`` = today's per-step ``total`` added to the env reward).
 
-The success rate of a curve point is the fraction of training episodes (stochastic policy) that ended in
-success among those finished in that bin of env steps. Budget: about 1 + 2 minutes (sparse + dense) per
-family and seed at 1024 steps on 2 cores, i.e. ~30 minutes for the default 3 x 3.
+Writes ``<out>.{png,md,json}``: success rate vs env steps (mean over seeds with a 95% confidence band, one panel
+per family), and per family and arm the final success and the env steps at which the mean curve first reaches the
+sparse arm's final success. JSON: ``config``, ``env_steps``, ``results[family][arm]["curves"]`` (per seed,
+success per bin), ``"mean"``, ``"ci95"``, ``"final_mean"``, ``"final_per_seed"``, ``"steps_to_sparse_final"``.
+
+    python benchmarks/dense_vs_sparse.py --pilot --families click-checkboxes enter-date ... --seeds 1 --timesteps 2048
+    python benchmarks/dense_vs_sparse.py --families F1 F2 F3 F4 F5 --seeds 1 2 3 4 5 --timesteps 4096
+    python benchmarks/dense_vs_sparse.py --families click-button --seeds 1 --timesteps 32 --out /tmp/dvs  (smoke)
+
+The success rate of a curve point is the fraction of training episodes (stochastic policy) that ended in success
+among those finished in that bin of env steps. Cost on 2 cores: about 4-8 env steps per second per run.
 """
 
 from __future__ import annotations
@@ -19,15 +27,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from similar_rl.agents.common import load_scorer
-from similar_rl.agents.ppo import PPOArgs, train
-
-FAMILIES = ("click-button", "click-link", "click-tab")
+ARMS = ("sparse", "dense", "potential", "potential_penalty", "additive")
+#: PPOArgs.reward of each arm name (``dense`` takes --dense-mode).
+MODES = {
+    "sparse": "sparse",
+    "potential": "potential",
+    "potential_penalty": "potential_penalty",
+    "additive": "total",
+}
 
 
 def curve(episodes_file: Path, total: int, bins: int) -> list[float]:
@@ -49,116 +62,157 @@ def steps_to_reach(mean_curve: list[float], target: float, steps: list[int]) -> 
     return None
 
 
+def ci95(curves: np.ndarray) -> list[float]:
+    """Half-width of the normal 95% interval of the mean over seeds (rows), per bin (0 with one seed)."""
+    counts = np.sum(np.isfinite(curves), axis=0)
+    sem = (
+        np.nanstd(curves, axis=0, ddof=1) / np.sqrt(np.maximum(counts, 1)) if len(curves) > 1 else 0 * counts
+    )
+    return np.nan_to_num(1.96 * sem).tolist()
+
+
+def run_one(opts: argparse.Namespace, family: str, arm: str, seed: int, scorer: object) -> Path:
+    """The run folder of one (family, arm, seed), training it unless its summary exists."""
+    from similar_rl.agents.ppo import PPOArgs, train
+
+    run_name = f"{family}__{arm}__{seed}"
+    run_dir = Path(opts.runs_dir) / run_name
+    if (run_dir / "summary.json").is_file():
+        return run_dir
+    shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished run restarts (its episodes file would append)
+    mode = opts.dense_mode if arm == "dense" else MODES[arm]
+    args = PPOArgs(
+        env_id=f"miniwob/{family}-v1",
+        reward=mode,
+        reward_coef=opts.reward_coef,
+        num_envs=opts.num_envs,
+        num_steps=opts.num_steps,
+        total_timesteps=opts.timesteps,
+        max_episode_steps=opts.max_episode_steps,
+        num_minibatches=2,
+        seed=seed,
+        output_dir=opts.runs_dir,
+        run_name=run_name,
+        tensorboard=False,
+        progress=False,
+    )
+    start = time.time()
+    train(args, scorer=None if mode == "sparse" else scorer)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["bench_seconds"] = time.time() - start
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return run_dir
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), help="MiniWoB++ task names")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--timesteps", type=int, default=1024, help="env steps per run (same for both)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--families", nargs="+", required=True, help="MiniWoB++ task names")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
+    parser.add_argument("--timesteps", type=int, default=4096, help="env steps per run (same for every arm)")
+    parser.add_argument("--pilot", action="store_true", help="sparse arm only (to pick the study's families)")
+    parser.add_argument(
+        "--arms", nargs="+", default=["sparse", "dense", "potential", "additive"], choices=ARMS
+    )
+    parser.add_argument(
+        "--dense-mode", default="potential_penalty", choices=sorted(set(MODES.values()) - {"sparse"})
+    )
     parser.add_argument("--num-envs", type=int, default=1)
     parser.add_argument("--num-steps", type=int, default=64, help="steps per env per PPO rollout")
     parser.add_argument("--bins", type=int, default=8, help="points per learning curve")
     parser.add_argument("--reward-model", default="default", help="'default' or a SimilarRewardModel folder")
-    parser.add_argument("--reward", default="total", choices=["total", "dims", "potential"])
     parser.add_argument("--reward-coef", type=float, default=0.1)
-    parser.add_argument("--max-episode-steps", type=int, default=6)
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--max-episode-steps", type=int, default=10)
+    parser.add_argument("--out", default="benchmarks/results/dense_vs_sparse", help="output path stem")
     parser.add_argument("--runs-dir", default="runs/dense_vs_sparse")
     opts = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING)
+    arms = ["sparse"] if opts.pilot else list(dict.fromkeys(["sparse", "dense", *opts.arms]))
+    twin = next((a for a in arms if a != "dense" and MODES.get(a) == opts.dense_mode), None)
+    if twin:
+        parser.error(
+            f"arm {twin!r} is the dense mode itself (--dense-mode {opts.dense_mode}); drop it from --arms"
+        )
+    out = Path(f"{opts.out}_pilot" if opts.pilot else opts.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scorer = None
+    if not opts.pilot:
+        from similar_rl.agents.common import load_scorer
 
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
-    scorer = load_scorer(opts.reward_model)
+        scorer = load_scorer(opts.reward_model)
     bins = min(opts.bins, max(1, opts.timesteps // (opts.num_envs * opts.num_steps)))
     steps = [int(s) for s in np.linspace(0, opts.timesteps, bins + 1)[1:]]
     results: dict[str, dict] = {}
     started = time.time()
     for family in opts.families:
         results[family] = {}
-        for condition in ("sparse", "dense"):
-            curves, finals, secs = [], [], []
-            for seed in opts.seeds:
-                run_name = f"{family}__{condition}__{seed}"
-                args = PPOArgs(
-                    env_id=f"miniwob/{family}-v1",
-                    reward="sparse" if condition == "sparse" else opts.reward,
-                    reward_coef=opts.reward_coef,
-                    reward_weights={"helpfulness": 1.0} if opts.reward == "dims" else {},
-                    num_envs=opts.num_envs,
-                    num_steps=opts.num_steps,
-                    total_timesteps=opts.timesteps,
-                    max_episode_steps=opts.max_episode_steps,
-                    num_minibatches=2,
-                    seed=seed,
-                    output_dir=opts.runs_dir,
-                    run_name=run_name,
-                    tensorboard=False,
-                    progress=False,
-                )
-                t0 = time.time()
-                summary = train(args, scorer=None if condition == "sparse" else scorer)
-                secs.append(time.time() - t0)
-                c = curve(Path(summary["run_dir"]) / "episodes.jsonl", opts.timesteps, bins)
-                curves.append(c)
-                finals.append(c[-1])
-            arr = np.array(curves, dtype=float)
-            results[family][condition] = {
-                "curves": curves,
-                "mean": np.nanmean(arr, axis=0).tolist(),
-                "std": np.nanstd(arr, axis=0).tolist(),
+        for arm in arms:
+            runs = [run_one(opts, family, arm, seed, scorer) for seed in opts.seeds]
+            curves = np.array([curve(r / "episodes.jsonl", opts.timesteps, bins) for r in runs], dtype=float)
+            finals = curves[:, -1].tolist()
+            results[family][arm] = {
+                "curves": curves.tolist(),
+                "mean": np.nanmean(curves, axis=0).tolist(),
+                "ci95": ci95(curves),
                 "final_mean": float(np.nanmean(finals)),
                 "final_per_seed": finals,
-                "seconds_per_run": float(np.mean(secs)),
+                "seconds_per_run": float(
+                    np.mean(
+                        [
+                            json.loads((r / "summary.json").read_text()).get("bench_seconds", np.nan)
+                            for r in runs
+                        ]
+                    )
+                ),
             }
-        sparse, dense = results[family]["sparse"], results[family]["dense"]
-        reach = steps_to_reach(dense["mean"], sparse["final_mean"], steps)
-        dense["steps_to_sparse_final"] = reach
-        dense["target_met"] = bool(
-            (reach is not None and reach <= opts.timesteps // 2) or dense["final_mean"] > sparse["final_mean"]
-        )
-
+            print(f"{family} {arm}: final {results[family][arm]['final_mean']:.2f}", flush=True)
+        sparse_final = results[family]["sparse"]["final_mean"]
+        for arm in arms[1:]:
+            results[family][arm]["steps_to_sparse_final"] = steps_to_reach(
+                results[family][arm]["mean"], sparse_final, steps
+            )
     report = {
         "config": vars(opts),
+        "arms": arms,
         "env_steps": steps,
         "results": results,
         "wall_seconds": time.time() - started,
     }
-    (out / "dense_vs_sparse.json").write_text(json.dumps(report, indent=2) + "\n")
-    _table(report, out / "dense_vs_sparse.md")
-    _plot(report, out / "dense_vs_sparse.png")
-    print((out / "dense_vs_sparse.md").read_text())
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(table(report))
+    plot(report, out.with_suffix(".png"))
+    print(out.with_suffix(".md").read_text())
     return 0
 
 
-def _table(report: dict, path: Path) -> None:
-    cfg = report["config"]
+def table(report: dict) -> str:
+    cfg, arms = report["config"], report["arms"]
     lines = [
-        "# PPO: Similar dense rewards vs env-only sparse rewards (MiniWoB++)",
+        "# PPO on MiniWoB++: sparse env reward vs Similar reward modes",
         "",
-        f"Reward model: `{cfg['reward_model']}`; dense reward: `{cfg['reward']}` (coef {cfg['reward_coef']}); "
-        f"{cfg['timesteps']} env steps per run; seeds {cfg['seeds']}; wall time {report['wall_seconds'] / 60:.1f} min.",
+        f"Reward model `{cfg['reward_model']}`; `dense` = `{cfg['dense_mode']}` (coef {cfg['reward_coef']}); "
+        f"{cfg['timesteps']} env steps per run; seeds {cfg['seeds']}; wall time {report['wall_seconds'] / 60:.1f} "
+        "min (runs read back from earlier calls count 0).",
         "",
-        "| family | sparse final success | dense final success | dense steps to sparse final | target met |",
-        "|---|---|---|---|---|",
-    ]
+        "| family | " + " | ".join(f"{a} final" for a in arms) + " | "
+        + " | ".join(f"{a}: steps to sparse final" for a in arms[1:]) + " |",
+        "|---" * (2 * len(arms)) + "|",
+    ]  # fmt: skip
     for family, res in report["results"].items():
-        s, d = res["sparse"], res["dense"]
-        reach = d["steps_to_sparse_final"]
-        lines.append(
-            f"| {family} | {s['final_mean']:.2f} ± {np.nanstd(s['final_per_seed']):.2f} "
-            f"| {d['final_mean']:.2f} ± {np.nanstd(d['final_per_seed']):.2f} "
-            f"| {reach if reach is not None else 'never'} | {'yes' if d['target_met'] else 'no'} |"
-        )
+        finals = [f"{res[a]['final_mean']:.2f} ± {np.nanstd(res[a]['final_per_seed']):.2f}" for a in arms]
+        reach = [str(res[a].get("steps_to_sparse_final") or "never") for a in arms[1:]]
+        lines.append(f"| {family} | " + " | ".join(finals + reach) + " |")
     lines += [
         "",
-        "Target: the dense run reaches the sparse run's final success rate in at most half the env steps, or ends",
-        "higher at equal budget. Success rate = fraction of training episodes (stochastic policy) that succeeded in",
-        "the last bin of env steps.",
+        "Final = success rate of the training episodes (stochastic policy) in the last bin of env steps, mean ± std",
+        "over seeds. Target of the study: `dense` reaches the sparse final success in at most half the env steps on",
+        ">= 3 families and ends no more than 10 points below sparse on any.",
     ]
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
-def _plot(report: dict, path: Path) -> None:
+def plot(report: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,16 +221,17 @@ def _plot(report: dict, path: Path) -> None:
     families = list(report["results"])
     fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.4), squeeze=False)
     x = np.array(report["env_steps"])
+    colors = dict(zip(ARMS, ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red"), strict=True))
     for ax, family in zip(axes[0], families, strict=True):
-        for condition, color in (("sparse", "tab:gray"), ("dense", "tab:blue")):
-            res = report["results"][family][condition]
-            mean, std = np.array(res["mean"]), np.array(res["std"])
-            ax.plot(x, mean, color=color, marker="o", label=condition)
-            ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
+        for arm in report["arms"]:
+            res = report["results"][family][arm]
+            mean, band = np.array(res["mean"]), np.array(res["ci95"])
+            ax.plot(x, mean, color=colors[arm], marker="o", label=arm)
+            ax.fill_between(x, mean - band, mean + band, color=colors[arm], alpha=0.15)
         ax.set_title(family)
         ax.set_xlabel("env steps")
         ax.set_ylim(-0.02, 1.02)
-    axes[0][0].set_ylabel("success rate")
+    axes[0][0].set_ylabel("success rate (95% CI over seeds)")
     axes[0][0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
