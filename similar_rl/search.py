@@ -59,6 +59,7 @@ __all__ = [
     "results_table",
     "run_episode",
     "summarize",
+    "summarize_arms",
 ]
 
 Objective = str | Mapping[str, float]
@@ -506,6 +507,25 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
     }
 
 
+def summarize_arms(base: Sequence[EpisodeResult], scaled: Sequence[EpisodeResult]) -> dict[str, Any]:
+    """``{"base": summary, "scaled": summary, "delta": ...}`` of two arms' episodes (see :func:`summarize`);
+    ``delta`` holds the scaled-minus-base success rate and the scaled/base wall-time ratio (None without time).
+
+    Example:
+        >>> summarize_arms([EpisodeResult(False, 4, 0.0, 1.0)], [EpisodeResult(True, 2, 1.0, 2.0)])["delta"]
+        {'success_rate': 1.0, 'wall_time_ratio': 2.0}
+    """
+    b, s = summarize(base), summarize(scaled)
+    return {
+        "base": b,
+        "scaled": s,
+        "delta": {
+            "success_rate": s["success_rate"] - b["success_rate"],
+            "wall_time_ratio": s["wall_time_s"] / b["wall_time_s"] if b["wall_time_s"] > 0 else None,
+        },
+    }
+
+
 AgentFactory = Callable[[BaseAdapter], Any]
 
 
@@ -607,17 +627,9 @@ def compare(
             )
     finally:
         bar.close()
-    base, scaled = summarize(everything["base"]), summarize(everything["scaled"])
     return {
-        "base": base,
-        "scaled": scaled,
+        **summarize_arms(everything["base"], everything["scaled"]),
         "per_env": per_env,
-        "delta": {
-            "success_rate": scaled["success_rate"] - base["success_rate"],
-            "wall_time_ratio": scaled["wall_time_s"] / base["wall_time_s"]
-            if base["wall_time_s"] > 0
-            else None,
-        },
         "env_ids": env_ids,
         "seeds": seeds,
         "max_steps": max_steps,

@@ -44,7 +44,6 @@ as is (canonicalised when it parses); any other action is converted with ``adapt
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,8 +55,6 @@ from similar_rl.envs.actions import NOOP, ActionParseError, normalize_action
 from similar_rl.envs.base import BaseAdapter
 from similar_rl.scoring import as_scorer
 from similar_rl.types import INFO_ENV_REWARD, INFO_SCORES, DimensionScores, GUIState
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["REWARD_MODES", "SimilarRewardWrapper", "SimilarVectorRewardWrapper", "resolve_adapter"]
 

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import time
@@ -29,8 +28,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from similar_rl.data.dataset import fsync_dir
-
-logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "policy.safetensors"
 STATE_NAME = "trainer_state.json"
