@@ -33,7 +33,7 @@ from similar_rl.envs import make_env
 from similar_rl.envs.actions import ActionParseError, extract_action, format_action
 from similar_rl.envs.base import InvalidActionError
 from similar_rl.harness import episodes as episodes_loop
-from similar_rl.harness.settings import check_range, save_args
+from similar_rl.harness.settings import check_choice, check_min, check_range, save_args
 from similar_rl.policies.hf import SYSTEM_PROMPT, build_prompt
 from similar_rl.types import GUIState, Scorer
 
@@ -125,8 +125,7 @@ class GRPOArgs:
     eval_seed: int = field(default=100_000, metadata={"help": "first seed of the evaluation episodes"})
 
     def __post_init__(self) -> None:
-        if self.states_from not in STATE_SOURCES:
-            raise ValueError(f"states_from must be one of {STATE_SOURCES}, got {self.states_from!r}")
+        check_choice("states_from", self.states_from, STATE_SOURCES)
         if self.states_from == "dataset" and not self.dataset_dir:
             raise ValueError(
                 "states_from=dataset needs dataset_dir (a folder written by `similar-rl collect`)"
@@ -141,22 +140,23 @@ class GRPOArgs:
             raise ValueError(
                 f"similar_dimensions has unknown dimension(s) {unknown}; choose from {DIMENSIONS}"
             )
-        for name in (
-            "num_states",
-            "max_steps",
-            "num_generations",
-            "per_device_train_batch_size",
-            "gradient_accumulation_steps",
-            "max_completion_length",
-            "max_episode_steps",
-            "scorer_batch_size",
-            "lora_r",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_history", "max_observation_chars", "save_steps", "eval_episodes"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        check_min(
+            "",
+            self,
+            (
+                "num_states",
+                "max_steps",
+                "num_generations",
+                "per_device_train_batch_size",
+                "gradient_accumulation_steps",
+                "max_completion_length",
+                "max_episode_steps",
+                "scorer_batch_size",
+                "lora_r",
+            ),
+            1,
+        )
+        check_min("", self, ("max_history", "max_observation_chars", "save_steps", "eval_episodes"), 0)
         check_range("GRPOArgs", "learning_rate", self.learning_rate, 0.0, low_open=True)
         check_range("GRPOArgs", "temperature", self.temperature, 0.0, low_open=True)
         check_range("GRPOArgs", "beta", self.beta, 0.0)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from similar_rl.harness.settings import build_args
+from similar_rl.harness.settings import build_args, check_min
 
 #: The parts of the demo, in the order they run.
 PARTS = ("episodes", "search", "ppo")
@@ -134,12 +134,8 @@ class DemoConfig(_TopLevel):
             raise ValueError(f"torch_threads must be >= 0 (0: torch's default), got {self.torch_threads}")
         if self.time_budget_s <= 0:
             raise ValueError(f"time_budget_s must be positive, got {self.time_budget_s}")
-        for name in ("episodes_per_family", "max_steps"):
-            if getattr(self.episodes, name) < 1:
-                raise ValueError(f"episodes.{name} must be at least 1, got {getattr(self.episodes, name)}")
-        for name in ("n", "max_steps"):
-            if getattr(self.search, name) < 1:
-                raise ValueError(f"search.{name} must be at least 1, got {getattr(self.search, name)}")
+        check_min("episodes.", self.episodes, ("episodes_per_family", "max_steps"), 1)
+        check_min("search.", self.search, ("n", "max_steps"), 1)
         if self.episodes.enabled and not self.episodes.families:
             raise ValueError("episodes.families is empty; list families such as [click-button]")
         if self.search.enabled and not self.search.envs:

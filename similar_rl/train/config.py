@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from similar_rl.dimensions import PAIR_TYPES
+from similar_rl.train.stage1_ridge import FITS as RIDGE_FITS
+from similar_rl.train.stage1_ridge import STANDARDIZE as RIDGE_STANDARDIZE
 
 DEVICES = ("auto", "cpu", "cuda")
 MIXED_PRECISION = ("no", "fp16", "bf16")
-RIDGE_STANDARDIZE = ("none", "blocks", "columns")
-RIDGE_FITS = ("plain", "advantage")
 DEFAULT_ALPHAS = tuple(float(10.0**e) for e in range(-4, 5))
 
 
