@@ -89,7 +89,7 @@ def add_dataclass_arguments(
             dest=f.name,
             type=_yaml_value,
             default=argparse.SUPPRESS,
-            metavar=str(f.type).replace(" ", "").removeprefix("list[").removesuffix("]")
+            metavar=str(f.type).replace(" ", "").removesuffix("|None").removeprefix("list[").removesuffix("]")
             if is_list
             else str(f.type).replace(" ", ""),
             help=f"{f.metadata.get('help', '')} (default: {_default_text(f)})",
