@@ -216,16 +216,9 @@ def dataset_states(folder: str, limit: int) -> list[dict[str, Any]]:
         if node in seen:
             continue
         seen.add(node)
-        rows.append(
-            {
-                "instruction": rec.instruction,
-                "observation_text": rec.observation_text,
-                "history": list(rec.history),
-                "screenshot": reader.load_screenshot(rec.screenshot) if rec.screenshot else None,
-                "env_id": rec.env_id,
-                "seed": int(rec.seed),
-            }
-        )
+        screenshot = reader.load_screenshot(rec.screenshot) if rec.screenshot else None
+        state = GUIState(rec.instruction, screenshot, rec.observation_text)
+        rows.append(state_row(state, rec.history, rec.env_id, rec.seed))
         if len(rows) >= limit:
             break
     if not rows:
@@ -425,13 +418,10 @@ def train(
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from similar_rl.agents.common import load_scorer
+    from similar_rl.agents.common import load_scorer, start_run
     from similar_rl.tracking import SimilarTrackingCallback
 
-    run_name = args.run_name or f"{args.env_id.replace('/', '-')}__grpo__{args.seed}"
-    run_dir = Path(args.output_dir) / run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_args(args, run_dir / "args.json")
+    run_name, run_dir = start_run(args, f"{args.env_id.replace('/', '-')}__grpo__{args.seed}")
 
     rows = (
         rollout_states(args)

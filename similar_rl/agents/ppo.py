@@ -50,13 +50,13 @@ from torch import nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
-from similar_rl.agents.common import load_checkpoint, load_scorer, save_checkpoint
+from similar_rl.agents.common import load_checkpoint, load_scorer, save_checkpoint, start_run
 from similar_rl.agents.features import FEATURIZERS, make_featurizer
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
 from similar_rl.harness import episodes as episodes_loop
 from similar_rl.harness.run_log import RunLogger
-from similar_rl.harness.settings import check_choice, check_min, check_range, save_args
+from similar_rl.harness.settings import check_choice, check_min, check_range
 from similar_rl.types import GUIState
 
 logger = logging.getLogger(__name__)
@@ -329,13 +329,8 @@ class EpisodeStats:
 def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
     """Run PPO as ``args`` say; return a summary (``global_step``, ``episodes``, ``success_rate``, ``run_dir``,
     ``checkpoint``). ``scorer`` overrides ``reward_model`` with a ready Scorer (or SimilarRewardModel)."""
-    run_name = (
-        args.run_name
-        or f"{args.env_id.replace('/', '-')}__ppo__{args.reward}__{args.seed}__{int(time.time())}"
-    )
-    run_dir = Path(args.output_dir) / run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_args(args, run_dir / "args.json")
+    default_name = f"{args.env_id.replace('/', '-')}__ppo__{args.reward}__{args.seed}__{int(time.time())}"
+    run_name, run_dir = start_run(args, default_name)
 
     # seeding
     random.seed(args.seed)
