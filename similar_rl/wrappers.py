@@ -238,8 +238,7 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         env_reward_key: str = INFO_ENV_REWARD,
         penalty: float = 0.05,
     ) -> None:
-        gym.utils.RecordConstructorArgs.__init__(
-            self,
+        settings = dict(
             reward_mode=reward_mode,
             coef=coef,
             dimensions_weights=dimensions_weights,
@@ -249,19 +248,9 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
             env_reward_key=env_reward_key,
             penalty=penalty,
         )
+        gym.utils.RecordConstructorArgs.__init__(self, **settings)
         gym.Wrapper.__init__(self, env)
-        self._init_reward(
-            model_or_scorer,
-            adapter,
-            reward_mode,
-            coef,
-            dimensions_weights,
-            gamma,
-            potential_key,
-            info_key,
-            env_reward_key,
-            penalty,
-        )
+        self._init_reward(model_or_scorer, adapter, **settings)
         self._state: GUIState | None = None
         self._history: list[str] = []
         # Phi of the current state; None when its scoring failed (the next step scores it)

@@ -35,7 +35,7 @@ from similar_rl.data.pairs import Trajectory, build_pairs, build_traj_pairs
 from similar_rl.data.records import PairRecord, StepRecord
 from similar_rl.dimensions import TOTAL_WEIGHTS, total_score
 from similar_rl.envs import make_env
-from similar_rl.envs.actions import ActionParseError, parse_action
+from similar_rl.envs.actions import try_parse
 from similar_rl.envs.base import InvalidActionError
 
 logger = logging.getLogger(__name__)
@@ -57,9 +57,8 @@ def _rollout(adapter, env, seed: int, prefix: list[str], action: str, rest: list
 
 
 def _judge(state, action: str, previous: str | None) -> tuple[float, float]:
-    try:
-        parsed = parse_action(action)
-    except ActionParseError:
+    parsed = try_parse(action)
+    if parsed is None:
         return 0.0, 0.0
     relevant = 1.0
     if parsed.kind in ("noop", "press"):
