@@ -44,6 +44,7 @@ from similar_rl.envs.actions import ActionParseError, normalize_action
 from similar_rl.envs.base import BaseAdapter, InvalidActionError
 from similar_rl.harness import episodes
 from similar_rl.harness.env_session import EnvSession
+from similar_rl.policies.random import check_positive
 from similar_rl.scoring import as_scorer
 from similar_rl.types import DimensionScores, GUIState
 
@@ -110,12 +111,6 @@ def _dedup_key(action: str) -> str:
         return action.strip()
 
 
-def _check_positive(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class ScoredAction:
     """A candidate action with its scores and the objective value used to rank it."""
@@ -133,7 +128,7 @@ class _SelectorPolicy:
     """
 
     def propose(self, state: GUIState, history: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
-        _check_positive(n, "n")
+        check_positive(n, "n")
         action, _ = self.select(state, history, rng)  # type: ignore[attr-defined]
         return [action] * n
 
@@ -161,7 +156,7 @@ class BestOfN(_SelectorPolicy):
             raise TypeError(f"policy must have propose(state, history, n, rng), got {type(policy).__name__}")
         self.policy = policy
         self.scorer = as_scorer(scorer)
-        self.n = _check_positive(n, "n")
+        self.n = check_positive(n, "n")
         self.objective = objective
         self._value = objective_fn(objective)
         self.dedup = bool(dedup)
@@ -277,8 +272,8 @@ class RewardGuidedSearch(_SelectorPolicy):
             raise TypeError(f"adapter must have rebuild(env, seed, prefix), got {type(adapter).__name__}")
         self.expander = BestOfN(policy, scorer, n=n, objective=objective, dedup=True)
         self.adapter = adapter
-        self.depth = _check_positive(depth, "depth")
-        self.beam = _check_positive(beam, "beam")
+        self.depth = check_positive(depth, "depth")
+        self.beam = check_positive(beam, "beam")
         if not math.isfinite(env_reward_weight):
             raise ValueError(f"env_reward_weight must be finite, got {env_reward_weight!r}")
         self.use_env_reward = bool(use_env_reward)
@@ -468,7 +463,7 @@ def run_episode(
         >>> result.success, result.steps, result.actions
         (True, 1, ['click(ref=5)'])
     """
-    _check_positive(max_steps, "max_steps")
+    check_positive(max_steps, "max_steps")
     rng = np.random.default_rng(seed) if rng is None else rng
 
     def choose(state: GUIState, history: Sequence[str]) -> str:
