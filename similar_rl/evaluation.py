@@ -335,22 +335,20 @@ def evaluate(
     rows: dict[str, dict[str, Any]] = {}
     base = table_for(True)
     for name in names:
+        table = base
         if name == "random":
             scores = random_scores(base, seed)
         elif name == "rule_judge":
             scores = rule_judge_scores(base)
         elif name == "text_similarity":
             scores = text_similarity_scores(base)
-        else:
-            if model_scores is None or getattr(model, "gate", None) is None:
-                logger.info("baseline no_gate skipped: it needs a model with a gate")
-                continue
-            scores = no_gate_scores(model_scores, model.config.total_weights)
-            base_for_model = table_for(bool(getattr(model.config, "use_image", True)))
-            acc, cnt = pairwise_accuracy(scores, base_for_model, ties)
-            rows[name] = {"accuracy": acc, "count": cnt}
+        elif model_scores is None or getattr(model, "gate", None) is None:
+            logger.info("baseline no_gate skipped: it needs a model with a gate")
             continue
-        acc, cnt = pairwise_accuracy(scores, base, ties)
+        else:  # no_gate: the model's own scores, so the model's table
+            scores = no_gate_scores(model_scores, model.config.total_weights)
+            table = table_for(bool(getattr(model.config, "use_image", True)))
+        acc, cnt = pairwise_accuracy(scores, table, ties)
         rows[name] = {"accuracy": acc, "count": cnt}
     for name, other in (extra_models or {}).items():
         table = table_for(bool(getattr(other.config, "use_image", True)))

@@ -26,10 +26,16 @@ def resolve(target: Any) -> Any:
     """``"package.module:attr"`` -> the attribute (imported); anything else is returned as is."""
     if not isinstance(target, str):
         return target
+    module, attr = _split_path(target, "a plug-in path")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _split_path(target: str, what: str) -> tuple[str, str]:
+    """``"package.module:attr"`` -> ``(module, attr)``; a ValueError naming ``what`` for anything else."""
     module, sep, attr = target.partition(":")
     if not sep or not module or not attr:
-        raise ValueError(f"a plug-in path must look like 'package.module:ClassName', got {target!r}")
-    return getattr(importlib.import_module(module), attr)
+        raise ValueError(f"{what} must look like 'package.module:ClassName', got {target!r}")
+    return module, attr
 
 
 class Registry(Mapping[str, Any]):
@@ -51,11 +57,7 @@ class Registry(Mapping[str, Any]):
     def register(self, name: str, target: Any, *, overwrite: bool = True) -> None:
         """Register ``target`` (a class, a factory or a ``"module:attr"`` path) under ``name``."""
         if isinstance(target, str):
-            module, sep, attr = target.partition(":")
-            if not sep or not module or not attr:
-                raise ValueError(
-                    f"{self.kind} target must look like 'package.module:ClassName', got {target!r}"
-                )
+            _split_path(target, f"{self.kind} target")
         if name in self._entries and not overwrite:
             raise ValueError(
                 f"a {self.kind} named {name!r} is already registered; pass overwrite=True to replace it"

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import math
 import re
 import threading
@@ -59,8 +58,6 @@ from similar_rl.envs.actions import ActionParseError, extract_action, format_act
 from similar_rl.scoring import as_scorer
 from similar_rl.types import DimensionScores, StepInput
 from similar_rl.types import Scorer as ScorerLike
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "SimilarBatchScores",

@@ -44,6 +44,7 @@ from similar_rl.envs.actions import ActionParseError, normalize_action
 from similar_rl.envs.base import BaseAdapter, InvalidActionError
 from similar_rl.harness import episodes
 from similar_rl.harness.env_session import EnvSession
+from similar_rl.policies.random import check_positive
 from similar_rl.scoring import as_scorer
 from similar_rl.types import DimensionScores, GUIState
 
@@ -59,6 +60,7 @@ __all__ = [
     "results_table",
     "run_episode",
     "summarize",
+    "summarize_arms",
 ]
 
 Objective = str | Mapping[str, float]
@@ -109,12 +111,6 @@ def _dedup_key(action: str) -> str:
         return action.strip()
 
 
-def _check_positive(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class ScoredAction:
     """A candidate action with its scores and the objective value used to rank it."""
@@ -132,7 +128,7 @@ class _SelectorPolicy:
     """
 
     def propose(self, state: GUIState, history: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
-        _check_positive(n, "n")
+        check_positive(n, "n")
         action, _ = self.select(state, history, rng)  # type: ignore[attr-defined]
         return [action] * n
 
@@ -160,7 +156,7 @@ class BestOfN(_SelectorPolicy):
             raise TypeError(f"policy must have propose(state, history, n, rng), got {type(policy).__name__}")
         self.policy = policy
         self.scorer = as_scorer(scorer)
-        self.n = _check_positive(n, "n")
+        self.n = check_positive(n, "n")
         self.objective = objective
         self._value = objective_fn(objective)
         self.dedup = bool(dedup)
@@ -276,8 +272,8 @@ class RewardGuidedSearch(_SelectorPolicy):
             raise TypeError(f"adapter must have rebuild(env, seed, prefix), got {type(adapter).__name__}")
         self.expander = BestOfN(policy, scorer, n=n, objective=objective, dedup=True)
         self.adapter = adapter
-        self.depth = _check_positive(depth, "depth")
-        self.beam = _check_positive(beam, "beam")
+        self.depth = check_positive(depth, "depth")
+        self.beam = check_positive(beam, "beam")
         if not math.isfinite(env_reward_weight):
             raise ValueError(f"env_reward_weight must be finite, got {env_reward_weight!r}")
         self.use_env_reward = bool(use_env_reward)
@@ -467,7 +463,7 @@ def run_episode(
         >>> result.success, result.steps, result.actions
         (True, 1, ['click(ref=5)'])
     """
-    _check_positive(max_steps, "max_steps")
+    check_positive(max_steps, "max_steps")
     rng = np.random.default_rng(seed) if rng is None else rng
 
     def choose(state: GUIState, history: Sequence[str]) -> str:
@@ -503,6 +499,25 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
         "wall_time_s": wall,
         "wall_time_per_episode_s": wall / n if n else 0.0,
         "episodes": n,
+    }
+
+
+def summarize_arms(base: Sequence[EpisodeResult], scaled: Sequence[EpisodeResult]) -> dict[str, Any]:
+    """``{"base": summary, "scaled": summary, "delta": ...}`` of two arms' episodes (see :func:`summarize`);
+    ``delta`` holds the scaled-minus-base success rate and the scaled/base wall-time ratio (None without time).
+
+    Example:
+        >>> summarize_arms([EpisodeResult(False, 4, 0.0, 1.0)], [EpisodeResult(True, 2, 1.0, 2.0)])["delta"]
+        {'success_rate': 1.0, 'wall_time_ratio': 2.0}
+    """
+    b, s = summarize(base), summarize(scaled)
+    return {
+        "base": b,
+        "scaled": s,
+        "delta": {
+            "success_rate": s["success_rate"] - b["success_rate"],
+            "wall_time_ratio": s["wall_time_s"] / b["wall_time_s"] if b["wall_time_s"] > 0 else None,
+        },
     }
 
 
@@ -607,17 +622,9 @@ def compare(
             )
     finally:
         bar.close()
-    base, scaled = summarize(everything["base"]), summarize(everything["scaled"])
     return {
-        "base": base,
-        "scaled": scaled,
+        **summarize_arms(everything["base"], everything["scaled"]),
         "per_env": per_env,
-        "delta": {
-            "success_rate": scaled["success_rate"] - base["success_rate"],
-            "wall_time_ratio": scaled["wall_time_s"] / base["wall_time_s"]
-            if base["wall_time_s"] > 0
-            else None,
-        },
         "env_ids": env_ids,
         "seeds": seeds,
         "max_steps": max_steps,

@@ -113,10 +113,6 @@ def build_tiny_tokenizer(image_token: str = "<|image_pad|>", vocab_size: int = 4
     return fast
 
 
-def _save_tokenizer(tokenizer: Any, path: Path) -> None:
-    tokenizer.save_pretrained(path)
-
-
 def _text_config_kwargs(tokenizer: Any, hidden: int, layers: int) -> dict[str, Any]:
     """The decoder sizes and special-token ids shared by the tiny text models (4 heads, 2 KV heads)."""
     return {
@@ -150,7 +146,7 @@ def build_tiny_qwen2(path: str | Path, hidden: int = 32, layers: int = 2, seed: 
     tokenizer = build_tiny_tokenizer()
     config = Qwen2Config(**_text_config_kwargs(tokenizer, hidden, layers), tie_word_embeddings=True)
     _save_random_model(Qwen2ForCausalLM, config, seed, path)
-    _save_tokenizer(tokenizer, path)
+    tokenizer.save_pretrained(path)
     return path
 
 
@@ -197,7 +193,7 @@ def build_tiny_qwen2_vl(
         tie_word_embeddings=True,
     )
     _save_random_model(model_cls, config, seed, path)
-    _save_tokenizer(tokenizer, path)
+    tokenizer.save_pretrained(path)
     image_processor = transformers.Qwen2VLImageProcessorPil(
         min_pixels=28 * 28, max_pixels=56 * 56, patch_size=14, merge_size=2, temporal_patch_size=2
     )

@@ -81,6 +81,15 @@ def as_rgb_array(image: Any, field_name: str = "screenshot") -> np.ndarray:
     return np.ascontiguousarray(image[:, :, :3])
 
 
+def image_hash(image: Any) -> str:
+    """Content hash of a screenshot's pixels (shape included); equal images get equal names."""
+    array = as_rgb_array(image)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(array.shape).encode())
+    h.update(array.tobytes())
+    return h.hexdigest()
+
+
 def _check_text(value: Any, name: str, *, allow_empty: bool) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string, got {type(value).__name__}")

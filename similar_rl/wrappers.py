@@ -44,7 +44,6 @@ as is (canonicalised when it parses); any other action is converted with ``adapt
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,8 +55,6 @@ from similar_rl.envs.actions import NOOP, ActionParseError, normalize_action
 from similar_rl.envs.base import BaseAdapter
 from similar_rl.scoring import as_scorer
 from similar_rl.types import INFO_ENV_REWARD, INFO_SCORES, DimensionScores, GUIState
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["REWARD_MODES", "SimilarRewardWrapper", "SimilarVectorRewardWrapper", "resolve_adapter"]
 
@@ -241,8 +238,7 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         env_reward_key: str = INFO_ENV_REWARD,
         penalty: float = 0.05,
     ) -> None:
-        gym.utils.RecordConstructorArgs.__init__(
-            self,
+        settings = dict(
             reward_mode=reward_mode,
             coef=coef,
             dimensions_weights=dimensions_weights,
@@ -252,19 +248,9 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
             env_reward_key=env_reward_key,
             penalty=penalty,
         )
+        gym.utils.RecordConstructorArgs.__init__(self, **settings)
         gym.Wrapper.__init__(self, env)
-        self._init_reward(
-            model_or_scorer,
-            adapter,
-            reward_mode,
-            coef,
-            dimensions_weights,
-            gamma,
-            potential_key,
-            info_key,
-            env_reward_key,
-            penalty,
-        )
+        self._init_reward(model_or_scorer, adapter, **settings)
         self._state: GUIState | None = None
         self._history: list[str] = []
         # Phi of the current state; None when its scoring failed (the next step scores it)

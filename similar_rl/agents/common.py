@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import time
@@ -29,11 +28,19 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from similar_rl.data.dataset import fsync_dir
-
-logger = logging.getLogger(__name__)
+from similar_rl.harness.settings import save_args
 
 WEIGHTS_NAME = "policy.safetensors"
 STATE_NAME = "trainer_state.json"
+
+
+def start_run(args: Any, default_name: str) -> tuple[str, Path]:
+    """``(run_name, run_dir)``: ``<output_dir>/<run_name or default_name>``, created, with ``args.json`` in it."""
+    run_name = args.run_name or default_name
+    run_dir = Path(args.output_dir) / run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_args(args, run_dir / "args.json")
+    return run_name, run_dir
 
 
 def load_scorer(

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from similar_rl.envs.actions import Action, ActionParseError, parse_action
+from similar_rl.envs.actions import Action, try_parse
 from similar_rl.text import words
 from similar_rl.types import Element, GUIState
 
@@ -38,13 +38,6 @@ FEATURIZERS = ("hashed", "minilm")
 @lru_cache(maxsize=1 << 16)
 def _bucket(token: str, dim: int) -> int:
     return zlib.crc32(token.encode("utf-8")) % dim
-
-
-def _parse(candidate: str) -> Action | None:
-    try:
-        return parse_action(candidate)
-    except ActionParseError:
-        return None
 
 
 def _target(state: GUIState, action: Action | None) -> Element | None:
@@ -64,7 +57,7 @@ def _target(state: GUIState, action: Action | None) -> Element | None:
 
 def describe(state: GUIState, candidate: str) -> str:
     """A short text of what a candidate does, e.g. ``'click button OK'`` or ``'type input_text Username: bob'``."""
-    action = _parse(candidate)
+    action = try_parse(candidate)
     if action is None:
         return candidate
     el = _target(state, action)
@@ -83,7 +76,7 @@ def describe(state: GUIState, candidate: str) -> str:
 def scalar_features(state: GUIState, history: Sequence[str], candidate: str) -> np.ndarray:
     """Overlap and bookkeeping features of one candidate (length :data:`N_SCALARS`)."""
     out = np.zeros(N_SCALARS, dtype=np.float32)
-    action = _parse(candidate)
+    action = try_parse(candidate)
     el = _target(state, action)
     instr = state.instruction.lower()
     instr_words = set(words(instr))

@@ -33,7 +33,7 @@ from similar_rl.envs import make_env
 from similar_rl.envs.actions import ActionParseError, extract_action, format_action
 from similar_rl.envs.base import InvalidActionError
 from similar_rl.harness import episodes as episodes_loop
-from similar_rl.harness.settings import check_range, save_args
+from similar_rl.harness.settings import check_choice, check_min, check_range, save_args
 from similar_rl.policies.hf import SYSTEM_PROMPT, build_prompt
 from similar_rl.types import GUIState, Scorer
 
@@ -151,8 +151,7 @@ class GRPOArgs:
     )
 
     def __post_init__(self) -> None:
-        if self.states_from not in STATE_SOURCES:
-            raise ValueError(f"states_from must be one of {STATE_SOURCES}, got {self.states_from!r}")
+        check_choice("states_from", self.states_from, STATE_SOURCES)
         if self.states_from == "dataset" and not self.dataset_dir:
             raise ValueError(
                 "states_from=dataset needs dataset_dir (a folder written by `similar-rl collect`)"
@@ -167,34 +166,30 @@ class GRPOArgs:
             raise ValueError(
                 f"similar_dimensions has unknown dimension(s) {unknown}; choose from {DIMENSIONS}"
             )
-        if self.multi_objective_aggregation not in AGGREGATIONS:
-            raise ValueError(
-                f"multi_objective_aggregation must be one of {AGGREGATIONS}, got {self.multi_objective_aggregation!r}"
-            )
+        check_choice("multi_objective_aggregation", self.multi_objective_aggregation, AGGREGATIONS)
         if self.sft_steps and not self.sft_dataset_dir:
             raise ValueError("sft_steps needs sft_dataset_dir (a folder written by `similar-rl collect`)")
-        for name in (
-            "num_states",
-            "num_generations",
-            "per_device_train_batch_size",
-            "gradient_accumulation_steps",
-            "max_completion_length",
-            "max_episode_steps",
-            "scorer_batch_size",
-            "lora_r",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in (
-            "max_history",
-            "max_observation_chars",
-            "save_steps",
-            "eval_episodes",
-            "max_steps",
-            "sft_steps",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        check_min(
+            "",
+            self,
+            (
+                "num_states",
+                "num_generations",
+                "per_device_train_batch_size",
+                "gradient_accumulation_steps",
+                "max_completion_length",
+                "max_episode_steps",
+                "scorer_batch_size",
+                "lora_r",
+            ),
+            1,
+        )
+        check_min(
+            "",
+            self,
+            ("max_history", "max_observation_chars", "save_steps", "eval_episodes", "max_steps", "sft_steps"),
+            0,
+        )
         check_range("GRPOArgs", "learning_rate", self.learning_rate, 0.0, low_open=True)
         check_range("GRPOArgs", "temperature", self.temperature, 0.0, low_open=True)
         check_range("GRPOArgs", "beta", self.beta, 0.0)
@@ -256,16 +251,9 @@ def dataset_states(folder: str, limit: int) -> list[dict[str, Any]]:
         if node in seen:
             continue
         seen.add(node)
-        rows.append(
-            {
-                "instruction": rec.instruction,
-                "observation_text": rec.observation_text,
-                "history": list(rec.history),
-                "screenshot": reader.load_screenshot(rec.screenshot) if rec.screenshot else None,
-                "env_id": rec.env_id,
-                "seed": int(rec.seed),
-            }
-        )
+        screenshot = reader.load_screenshot(rec.screenshot) if rec.screenshot else None
+        state = GUIState(rec.instruction, screenshot, rec.observation_text)
+        rows.append(state_row(state, rec.history, rec.env_id, rec.seed))
         if len(rows) >= limit:
             break
     if not rows:
@@ -471,10 +459,9 @@ def train(
 
     ``model`` / ``processing_class`` / ``scorer`` override ``model_path`` / ``reward_model`` with ready objects.
     """
-    run_name = args.run_name or f"{args.env_id.replace('/', '-')}__grpo__{args.seed}"
-    run_dir = Path(args.output_dir) / run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_args(args, run_dir / "args.json")
+    from similar_rl.agents.common import start_run
+
+    _, run_dir = start_run(args, f"{args.env_id.replace('/', '-')}__grpo__{args.seed}")
     if model is None:
         model, loaded = load_policy(args)
         processing_class = processing_class or loaded

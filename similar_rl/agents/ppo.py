@@ -50,13 +50,13 @@ from torch import nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
-from similar_rl.agents.common import load_checkpoint, load_scorer, save_checkpoint
+from similar_rl.agents.common import load_checkpoint, load_scorer, save_checkpoint, start_run
 from similar_rl.agents.features import FEATURIZERS, make_featurizer
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
 from similar_rl.harness import episodes as episodes_loop
 from similar_rl.harness.run_log import RunLogger
-from similar_rl.harness.settings import check_range, save_args
+from similar_rl.harness.settings import check_choice, check_min, check_range
 from similar_rl.types import GUIState
 
 logger = logging.getLogger(__name__)
@@ -135,8 +135,7 @@ class PPOArgs:
     success_window: int = field(default=50, metadata={"help": "episodes in the rolling success rate"})
 
     def __post_init__(self) -> None:
-        if self.reward not in REWARD_MODES:
-            raise ValueError(f"reward must be one of {REWARD_MODES}, got {self.reward!r}")
+        check_choice("reward", self.reward, REWARD_MODES)
         if self.reward == "dims":
             if not self.reward_weights:
                 raise ValueError(
@@ -147,28 +146,27 @@ class PPOArgs:
                 raise ValueError(
                     f"reward_weights has unknown dimension(s) {bad}; choose from {list(DIMENSIONS)}"
                 )
-        if self.potential_key not in SCORE_KEYS:
-            raise ValueError(f"potential_key must be one of {list(SCORE_KEYS)}, got {self.potential_key!r}")
-        if self.features not in FEATURIZERS:
-            raise ValueError(f"features must be one of {FEATURIZERS}, got {self.features!r}")
-        for name in (
-            "num_envs",
-            "num_steps",
-            "total_timesteps",
-            "num_minibatches",
-            "update_epochs",
-            "max_candidates",
-            "max_episode_steps",
-            "feature_dim",
-            "hidden",
-            "scorer_batch_size",
-            "success_window",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("save_every", "torch_threads"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        check_choice("potential_key", self.potential_key, list(SCORE_KEYS))
+        check_choice("features", self.features, FEATURIZERS)
+        check_min(
+            "",
+            self,
+            (
+                "num_envs",
+                "num_steps",
+                "total_timesteps",
+                "num_minibatches",
+                "update_epochs",
+                "max_candidates",
+                "max_episode_steps",
+                "feature_dim",
+                "hidden",
+                "scorer_batch_size",
+                "success_window",
+            ),
+            1,
+        )
+        check_min("", self, ("save_every", "torch_threads"), 0)
         check_range("PPOArgs", "learning_rate", self.learning_rate, 0.0, low_open=True)
         check_range("PPOArgs", "gamma", self.gamma, 0.0, 1.0)
         check_range("PPOArgs", "gae_lambda", self.gae_lambda, 0.0, 1.0)
@@ -331,13 +329,8 @@ class EpisodeStats:
 def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
     """Run PPO as ``args`` say; return a summary (``global_step``, ``episodes``, ``success_rate``, ``run_dir``,
     ``checkpoint``). ``scorer`` overrides ``reward_model`` with a ready Scorer (or SimilarRewardModel)."""
-    run_name = (
-        args.run_name
-        or f"{args.env_id.replace('/', '-')}__ppo__{args.reward}__{args.seed}__{int(time.time())}"
-    )
-    run_dir = Path(args.output_dir) / run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_args(args, run_dir / "args.json")
+    default_name = f"{args.env_id.replace('/', '-')}__ppo__{args.reward}__{args.seed}__{int(time.time())}"
+    run_name, run_dir = start_run(args, default_name)
 
     # seeding
     random.seed(args.seed)

@@ -26,7 +26,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +38,6 @@ from similar_rl.harness.env_session import EnvSession, TaskFailed
 from similar_rl.types import GUIState, Judge, JudgeVerdict, Policy
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def task_id_for(env_id: str, seed: int) -> str:

@@ -25,7 +25,6 @@ import contextlib
 import logging
 import multiprocessing
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -308,7 +307,6 @@ def run_collection(
         raise ValueError("CollectConfig.envs is empty; pass env ids (e.g. toy/login-form) or a --tasks file")
     start = time.perf_counter()
     summary = CollectSummary(out=str(out), tasks=len(cfg.tasks))
-    pair_counts: Counter[str] = Counter()
     with DatasetWriter(
         out, config=labelling_config(cfg), resume=True, seeds=cfg.seeds, env_ids=cfg.envs
     ) as writer:
@@ -323,13 +321,12 @@ def run_collection(
                     results,
                     cfg,
                     summary,
-                    pair_counts,
                     total=len(pending),
                     desc=desc,
                     progress=progress,
                     on_task=on_task,
                 )
-    summary.pairs_per_type = dict(sorted(pair_counts.items()))
+    summary.pairs_per_type = dict(sorted(summary.pairs_per_type.items()))
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -339,7 +336,6 @@ def commit_results(
     results: Iterable[TaskResult],
     cfg: CollectConfig,
     summary: CollectSummary,
-    pair_counts: Counter[str],
     *,
     total: int,
     desc: str = "collect",
@@ -358,7 +354,7 @@ def commit_results(
     new_tasks = 0
     try:
         for result in results:
-            commit_result(writer, result, cfg, summary, pair_counts)
+            commit_result(writer, result, cfg, summary)
             new_tasks += 1
             bar.update(1)
             bar.set_postfix(ok=summary.ok, pruned=summary.pruned, failed=summary.failed, steps=summary.steps)
@@ -371,10 +367,8 @@ def commit_results(
         bar.close()
 
 
-def commit_result(
-    writer: Any, result: TaskResult, cfg: CollectConfig, summary: CollectSummary, pair_counts: Counter[str]
-) -> None:
-    """Write one task's result through ``writer`` and count it in ``summary`` / ``pair_counts``.
+def commit_result(writer: Any, result: TaskResult, cfg: CollectConfig, summary: CollectSummary) -> None:
+    """Write one task's result through ``writer`` and count it in ``summary``.
 
     A failed task is recorded in the failure log (not committed, so a rerun tries it again); otherwise its
     screenshots, step records and pairs are committed in one :meth:`DatasetWriter.commit_task` call.
@@ -397,7 +391,8 @@ def commit_result(
     summary.children += result.n_children
     summary.steps += len(steps)
     summary.pairs += len(pairs)
-    pair_counts.update(p.type for p in pairs)
+    for pair in pairs:
+        summary.pairs_per_type[pair.type] = summary.pairs_per_type.get(pair.type, 0) + 1
     if result.status == "pruned":
         summary.pruned += 1
     else:

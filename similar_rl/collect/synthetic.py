@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 from collections.abc import Sequence
@@ -32,10 +31,11 @@ import numpy as np
 
 from similar_rl.collect.labels import accumulated, label_children
 from similar_rl.data.dataset import DatasetWriter
+from similar_rl.data.pairs import Trajectory, build_pairs, build_traj_pairs
 from similar_rl.data.records import PairRecord, StepRecord
-from similar_rl.dimensions import DIMENSIONS, total_score
+from similar_rl.dimensions import TOTAL_WEIGHTS, total_score
 from similar_rl.envs import make_env
-from similar_rl.envs.actions import ActionParseError, parse_action
+from similar_rl.envs.actions import try_parse
 from similar_rl.envs.base import InvalidActionError
 
 logger = logging.getLogger(__name__)
@@ -57,9 +57,8 @@ def _rollout(adapter, env, seed: int, prefix: list[str], action: str, rest: list
 
 
 def _judge(state, action: str, previous: str | None) -> tuple[float, float]:
-    try:
-        parsed = parse_action(action)
-    except ActionParseError:
+    parsed = try_parse(action)
+    if parsed is None:
         return 0.0, 0.0
     relevant = 1.0
     if parsed.kind in ("noop", "press"):
@@ -150,56 +149,18 @@ def _task_records(writer, adapter, env, env_id, seed, n_children, max_steps, rng
                 )
             )
         steps.extend(records)
-        for r1, r2 in itertools.combinations(records, 2):
-            for ptype in (*DIMENSIONS, "total"):
-                v1 = r1.total if ptype == "total" else r1.labels[ptype]
-                v2 = r2.total if ptype == "total" else r2.labels[ptype]
-                if abs(v1 - v2) < 1e-9:
-                    continue
-                chosen, rejected = (r1, r2) if v1 > v2 else (r2, r1)
-                pairs.append(
-                    PairRecord(
-                        pair_id=f"{r1.record_id}|{r2.record_id}|{ptype}",
-                        type=ptype,
-                        task_id=task_id,
-                        env_id=env_id,
-                        instruction=state.instruction,
-                        chosen=chosen.action,
-                        rejected=rejected.action,
-                        step_idx=depth + 1,
-                        history=list(chosen.history),
-                        observation_text=state.observation_text,
-                        screenshot=screenshot,
-                        chosen_record=chosen.record_id,
-                        rejected_record=rejected.record_id,
-                        margin=abs(v1 - v2),
-                    )
-                )
+        pairs.extend(build_pairs(records))
         best = max(records, key=lambda r: r.total)
         worst = min(records, key=lambda r: r.total)
         good_path.append(best)
         bad_path.append(worst)
         ac_sum += next(lab.helpfulness for a, lab in zip(actions, labels, strict=True) if a == good)
         ac_sum = accumulated(ac_sum) if ac_sum > 1 else ac_sum
-    good_mean = float(np.mean([r.total for r in good_path]))
-    bad_mean = float(np.mean([r.total for r in bad_path]))
-    if good_mean > bad_mean:
-        pairs.append(
-            PairRecord(
-                pair_id=f"{task_id}/traj",
-                type="traj",
-                task_id=task_id,
-                env_id=env_id,
-                instruction=good_path[0].instruction,
-                chosen="\n".join(r.action for r in good_path),
-                rejected="\n".join(r.action for r in bad_path),
-                chosen_steps=[r.record_id for r in good_path],
-                rejected_steps=[r.record_id for r in bad_path],
-                margin=good_mean - bad_mean,
-            )
-        )
+    good_traj, bad_traj = (Trajectory.from_steps(p, weights=TOTAL_WEIGHTS) for p in (good_path, bad_path))
+    if good_traj.score > bad_traj.score:
+        pairs.extend(build_traj_pairs([good_traj, bad_traj]))
     logger.debug(
-        "%s: %d steps, %d pairs (total of best path %.2f)", task_id, len(steps), len(pairs), good_mean
+        "%s: %d steps, %d pairs (total of best path %.2f)", task_id, len(steps), len(pairs), good_traj.score
     )
     assert all(total_score(r.labels) == r.total for r in steps)
     return steps, pairs

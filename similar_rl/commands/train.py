@@ -10,27 +10,21 @@ import argparse
 import json
 from pathlib import Path
 
+#: Options of the command itself; every other namespace entry is a TrainConfig field.
+_COMMAND_OPTIONS = {"data", "eval_data", "out", "config", "set", "no_cache", "no_progress"}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from similar_rl.harness.settings import add_dataclass_arguments
+    from similar_rl.train.config import TrainConfig
+
     parser.add_argument(
         "--data", required=True, help="training dataset folder (steps.jsonl, pairs.jsonl, images/)"
     )
     parser.add_argument("--eval-data", help="held-out dataset folder or SRMEval CSV evaluated after training")
     parser.add_argument("--out", required=True, help="output folder of the trained model (created)")
     parser.add_argument("--config", help="train config YAML (see configs/train_default.yaml)")
-    parser.add_argument("--seed", type=int, help="override the config's seed")
-    parser.add_argument("--init-from", help="start from this saved model folder")
-    parser.add_argument("--cache-dir", help="feature cache folder")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
-    parser.add_argument("--gate-steps", type=int, help="override the number of gate (stage 2) steps")
-    parser.add_argument("--max-pairs", type=int, help="train on at most this many pairs (seeded subset)")
-    parser.add_argument(
-        "--lora", action="store_true", help="also run stage 3 (LoRA fine-tuning of the backbone)"
-    )
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train")
-    parser.add_argument(
-        "--wandb", action="store_true", help="also log to Weights & Biases (offline by default)"
-    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument(
         "--set",
@@ -38,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override any config option (VALUE parsed as YAML), e.g. --set model.use_image=false",
+    )
+    # model is a mapping (set its keys with --set model.KEY=VALUE); use_cache and progress have --no-* flags
+    add_dataclass_arguments(
+        parser.add_argument_group("TrainConfig fields"),
+        TrainConfig,
+        exclude=("model", "use_cache", "progress"),
     )
 
 
@@ -71,18 +71,8 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"{args.config}: a train config must be a mapping of options")
         data = loaded
     data = _apply_sets(data, args.set)
-    overrides = {
-        "seed": args.seed,
-        "init_from": args.init_from,
-        "cache_dir": args.cache_dir,
-        "gate_steps": args.gate_steps,
-        "max_pairs": args.max_pairs,
-        "device": args.device,
-        "lora": True if args.lora else None,
-        "wandb": True if args.wandb else None,
-        "use_cache": False if args.no_cache else None,
-        "progress": False if args.no_progress else None,
-    }
+    overrides = {k: v for k, v in vars(args).items() if k not in _COMMAND_OPTIONS}
+    overrides.update(use_cache=False if args.no_cache else None, progress=False if args.no_progress else None)
     try:
         config = TrainConfig.from_dict(data, **overrides)
     except ValueError as exc:

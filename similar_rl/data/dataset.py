@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
+import io
 import json
 import logging
 import os
@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from similar_rl.data.records import PairRecord, StepRecord
-from similar_rl.types import MAX_IMAGE_SIDE, as_rgb_array
+from similar_rl.types import MAX_IMAGE_SIDE, as_rgb_array, image_hash
 
 try:  # POSIX only; elsewhere the single-writer rule is not enforced.
     import fcntl
@@ -80,18 +80,14 @@ def code_version() -> dict[str, Any]:
 
     info: dict[str, Any] = {"similar_rl": similar_rl.__version__, "git_commit": None, "git_dirty": None}
     root = Path(similar_rl.__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        run = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True)
+        return run.stdout.strip()
+
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        sha = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError) as exc:
         logger.debug("no git commit for the code version: %s", exc)
         return info
@@ -141,14 +137,14 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, fsync: bool = True) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (readers never see half a file);
-    with ``fsync`` the file and then its folder entry are flushed to disk."""
+def atomic_write_text(path: str | os.PathLike[str], text: str | bytes, fsync: bool = True) -> None:
+    """Write ``text`` (str as UTF-8, or bytes) to ``path`` via a temporary file and ``os.replace`` (readers never
+    see half a file); with ``fsync`` the file and then its folder entry are flushed to disk."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(text.encode("utf-8") if isinstance(text, str) else text)
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
@@ -160,13 +156,19 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, fsync: bool = Tru
         fsync_dir(path.parent)
 
 
-def image_hash(image: Any) -> str:
-    """Content hash of a screenshot's pixels (shape included); equal images get equal names."""
-    array = as_rgb_array(image)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str(array.shape).encode())
-    h.update(array.tobytes())
-    return h.hexdigest()
+def _truncate(path: Path, size: int, fsync: bool = True) -> None:
+    """Cut ``path`` back to ``size`` bytes (flushed to disk with ``fsync``)."""
+    with open(path, "r+b") as fh:
+        fh.truncate(size)
+        if fsync:
+            os.fsync(fh.fileno())
+
+
+def _cut_partial_line(path: Path, fsync: bool = True) -> None:
+    """Cut a last line that has no newline (a write cut off by a kill) off ``path``."""
+    good = path.read_bytes().rfind(b"\n") + 1
+    if good < path.stat().st_size:
+        _truncate(path, good, fsync)
 
 
 def _read_jsonl(
@@ -204,8 +206,10 @@ def _read_jsonl(
         except ValueError as exc:  # not UTF-8, not JSON, or an integer past the digit limit
             row, problem = None, f"{path}: line {number} is not valid JSON ({exc})"
         else:
-            problem = None if isinstance(row, dict) else (
-                f"{path}: line {number} must be a JSON object, got {type(row).__name__}"
+            problem = (
+                None
+                if isinstance(row, dict)
+                else (f"{path}: line {number} must be a JSON object, got {type(row).__name__}")
             )
         if problem is not None:
             if not skip_bad:
@@ -221,7 +225,6 @@ def _read_done(folder: Path, *, repair: bool) -> list[dict[str, Any]]:
     path = folder / DONE_FILE
     if not path.exists():
         return []
-    size = path.stat().st_size
     rows = _read_jsonl(path, None, drop_partial_tail=True)
     done = []
     for number, row in rows:
@@ -230,11 +233,7 @@ def _read_done(folder: Path, *, repair: bool) -> list[dict[str, Any]]:
                 raise ValueError(f"{path}: line {number} misses field {key!r}")
         done.append(row)
     if repair:
-        good = path.read_bytes().rfind(b"\n") + 1
-        if good < size:
-            with open(path, "r+b") as fh:
-                fh.truncate(good)
-                os.fsync(fh.fileno())
+        _cut_partial_line(path)
     return done
 
 
@@ -375,9 +374,7 @@ class DatasetWriter:
                     path,
                     size - end,
                 )
-                with open(path, "r+b") as fh:
-                    fh.truncate(end)
-                    os.fsync(fh.fileno())
+                _truncate(path, end)
         for _, row in _read_jsonl(self.folder / STEPS_FILE, self._steps_end, drop_partial_tail=False):
             self._step_ids.add(str(row.get("record_id")))
         for _, row in _read_jsonl(self.folder / PAIRS_FILE, self._pairs_end, drop_partial_tail=False):
@@ -386,10 +383,7 @@ class DatasetWriter:
             self._failures.append(row)
         path = self.folder / FAILURES_FILE
         if path.exists():  # cut a truncated failure line so later appends start on a fresh line
-            good = path.read_bytes().rfind(b"\n") + 1
-            if good < path.stat().st_size:
-                with open(path, "r+b") as fh:
-                    fh.truncate(good)
+            _cut_partial_line(path, fsync=False)
 
     def _register_done(self, row: dict[str, Any]) -> None:
         task_id = str(row["task_id"])
@@ -431,16 +425,9 @@ class DatasetWriter:
         with self._lock:
             if name in self._images:
                 return rel
-            path = self.folder / rel
-            tmp = path.with_name(f".{name}.tmp{os.getpid()}")
-            with open(tmp, "wb") as fh:
-                Image.fromarray(array).save(fh, format="PNG")
-                fh.flush()
-                if self.fsync:
-                    os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            if self.fsync:
-                fsync_dir(path.parent)
+            png = io.BytesIO()
+            Image.fromarray(array).save(png, format="PNG")
+            atomic_write_text(self.folder / rel, png.getvalue(), fsync=self.fsync)
             self._images.add(name)
         return rel
 
@@ -604,13 +591,14 @@ class DatasetWriter:
             path = self.folder / name
             try:
                 if path.exists() and path.stat().st_size > size:
-                    with open(path, "r+b") as fh:
-                        fh.truncate(size)
+                    _truncate(path, size, fsync=False)
             except OSError as exc:
                 logger.error(
                     "could not cut the failed commit off %s (%s); reopen the folder to repair it", path, exc
                 )
-        logger.warning("a write failed; its partial rows were cut off (a failed commit leaves its task not done)")
+        logger.warning(
+            "a write failed; its partial rows were cut off (a failed commit leaves its task not done)"
+        )
 
     def _append(self, name: str, rows: list[dict[str, Any]], expected_end: int | None) -> int:
         path = self.folder / name
@@ -737,7 +725,9 @@ def read_screenshot(root: str | os.PathLike[str], rel_path: str) -> np.ndarray:
                 )
             return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
     except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise ValueError(f"screenshot {rel_path!r} is not a readable PNG image (screenshots are PNG files)") from None
+        raise ValueError(
+            f"screenshot {rel_path!r} is not a readable PNG image (screenshots are PNG files)"
+        ) from None
 
 
 _WHICH = {"steps": (STEPS_FILE, "steps_end", StepRecord), "pairs": (PAIRS_FILE, "pairs_end", PairRecord)}
@@ -758,7 +748,9 @@ def to_hf_dataset(
     meta keys share one schema. With ``absolute_paths`` the ``screenshot`` column holds absolute paths (ready
     for ``datasets.Image()``).
     """
-    datasets = _require_datasets()
+    from similar_rl._optional import require
+
+    datasets = require("datasets", "converting a dataset folder to a Hugging Face dataset")
     reader = DatasetReader(folder)
     rows = []
     for row in reader.rows(which):
@@ -772,9 +764,3 @@ def to_hf_dataset(
         cls = _WHICH[which][2]
         return datasets.Dataset.from_dict({f.name: [] for f in dataclasses.fields(cls)})
     return datasets.Dataset.from_list(rows)
-
-
-def _require_datasets() -> Any:
-    from similar_rl._optional import require
-
-    return require("datasets", "converting a dataset folder to a Hugging Face dataset")

@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from similar_rl.harness.settings import build_args
+from similar_rl.harness.settings import build_args, check_min
 
 #: The parts of the demo, in the order they run.
 PARTS = ("episodes", "search", "ppo")
 #: configs/demo.yaml next to the package in a source checkout (``make demo`` runs from there).
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+#: Where the parts send their progress lines (the CLI passes ``print``).
+Echo = Callable[[str], None]
 
 
 @dataclass
@@ -99,8 +101,8 @@ class PPOPart:
 
 
 @dataclass
-class DemoConfig:
-    """All settings of the demo (see configs/demo.yaml for the documented defaults)."""
+class _TopLevel:
+    """The top-level keys of :class:`DemoConfig` (validated by ``build_args`` apart from the part sections)."""
 
     model: str = field(default="default", metadata={"help": "'default', a checkpoint folder, or 'none'"})
     out: str | None = field(default=None, metadata={"help": "output folder (default runs/demo-<timestamp>)"})
@@ -114,6 +116,12 @@ class DemoConfig:
     wandb_project: str = field(default="similar-rl", metadata={"help": "W&B project"})
     wandb_mode: str = field(default="offline", metadata={"help": "offline | online | disabled"})
     batch_size: int = field(default=32, metadata={"help": "scorer batch size"})
+
+
+@dataclass
+class DemoConfig(_TopLevel):
+    """All settings of the demo (see configs/demo.yaml for the documented defaults)."""
+
     episodes: EpisodesPart = field(default_factory=EpisodesPart)
     search: SearchPart = field(default_factory=SearchPart)
     ppo: PPOPart = field(default_factory=PPOPart)
@@ -126,12 +134,8 @@ class DemoConfig:
             raise ValueError(f"torch_threads must be >= 0 (0: torch's default), got {self.torch_threads}")
         if self.time_budget_s <= 0:
             raise ValueError(f"time_budget_s must be positive, got {self.time_budget_s}")
-        for name in ("episodes_per_family", "max_steps"):
-            if getattr(self.episodes, name) < 1:
-                raise ValueError(f"episodes.{name} must be at least 1, got {getattr(self.episodes, name)}")
-        for name in ("n", "max_steps"):
-            if getattr(self.search, name) < 1:
-                raise ValueError(f"search.{name} must be at least 1, got {getattr(self.search, name)}")
+        check_min("episodes.", self.episodes, ("episodes_per_family", "max_steps"), 1)
+        check_min("search.", self.search, ("n", "max_steps"), 1)
         if self.episodes.enabled and not self.episodes.families:
             raise ValueError("episodes.families is empty; list families such as [click-button]")
         if self.search.enabled and not self.search.envs:
@@ -193,22 +197,6 @@ def build_demo_config(*layers: Mapping[str, Any] | None) -> DemoConfig:
     except ValueError as exc:
         raise ValueError(f"demo config: {exc}") from None
     return DemoConfig(**dataclasses.asdict(top), **sections)
-
-
-@dataclass
-class _TopLevel:
-    """The top-level keys of :class:`DemoConfig` (for validation by ``build_args``)."""
-
-    model: str = "default"
-    out: str | None = None
-    seed: int = 0
-    torch_threads: int = 1
-    time_budget_s: float = 540.0
-    parts: list[str] = field(default_factory=lambda: list(PARTS))
-    wandb: bool = True
-    wandb_project: str = "similar-rl"
-    wandb_mode: str = "offline"
-    batch_size: int = 32
 
 
 def load_demo_config(

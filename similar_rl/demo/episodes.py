@@ -17,23 +17,19 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from similar_rl.demo.config import Echo
 from similar_rl.dimensions import SCORE_KEYS
 from similar_rl.envs.base import EnvFailure
 from similar_rl.envs.miniwob import env_id_for
 from similar_rl.harness import episodes
 from similar_rl.types import GUIState
-
-logger = logging.getLogger(__name__)
-
-Echo = Callable[[str], None]
 
 #: Column titles of the five scores and total in the printed table.
 SHORT_NAMES = {
@@ -61,7 +57,6 @@ class StepRow:
     done: bool
     success: bool
     scores: dict[str, float] | None = None  # info["similar"] when the env is wrapped
-    shaped_reward: float | None = None  # what the wrapper returned (None without a wrapper)
 
 
 def step_rows(
@@ -79,7 +74,6 @@ def step_rows(
     for step in episodes.play(env, adapter, choose, seed, max_steps):
         outcome = step.outcome
         assert outcome is not None  # invalid="raise": every yielded step was executed
-        scores = step.scores
         yield StepRow(
             env_id=env_id,
             seed=seed,
@@ -91,8 +85,7 @@ def step_rows(
             reward=step.env_reward,
             done=outcome.done,
             success=outcome.success,
-            scores=scores,
-            shaped_reward=outcome.reward if scores is not None else None,
+            scores=step.scores,
         )
 
 

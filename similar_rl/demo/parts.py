@@ -7,20 +7,16 @@ progress lines, and return JSON-ready dicts that the report and the W&B run read
 from __future__ import annotations
 
 import json
-import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from similar_rl.demo.config import Echo
+from similar_rl.demo.report import _pct
 from similar_rl.envs.base import EnvFailure
 from similar_rl.types import Scorer
-
-logger = logging.getLogger(__name__)
-
-Echo = Callable[[str], None]
 
 
 def run_best_of_n(
@@ -37,7 +33,7 @@ def run_best_of_n(
     """
     from similar_rl.harness.settings import parse_seeds
     from similar_rl.policies import get_policy_class, make_policy
-    from similar_rl.search import BestOfN, EpisodeResult, compare, results_table, summarize
+    from similar_rl.search import BestOfN, EpisodeResult, compare, results_table, summarize_arms
 
     seeds = parse_seeds(part.seeds) if isinstance(part.seeds, str) else [int(s) for s in part.seeds]
     get_policy_class(part.policy)  # an unknown policy fails before any browser starts
@@ -86,15 +82,7 @@ def run_best_of_n(
         "skipped": skipped,
     }
     if per_env:
-        b, s = summarize(episodes["base"]), summarize(episodes["scaled"])
-        out.update(
-            base=b,
-            scaled=s,
-            delta={
-                "success_rate": s["success_rate"] - b["success_rate"],
-                "wall_time_ratio": s["wall_time_s"] / b["wall_time_s"] if b["wall_time_s"] > 0 else None,
-            },
-        )
+        out.update(summarize_arms(episodes["base"], episodes["scaled"]))
         out["table"] = results_table(out, base_label=part.policy, scaled_label=f"best-of-{part.n}")
     return out
 
@@ -170,10 +158,6 @@ def run_ppo(
 def _finite(value: Any) -> Any:
     """NaN/inf floats -> None (strict JSON has no NaN)."""
     return None if isinstance(value, float) and not np.isfinite(value) else value
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.0f}%"
 
 
 __all__ = ["run_best_of_n", "run_ppo", "success_curve"]

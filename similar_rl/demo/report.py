@@ -6,14 +6,12 @@ them, with the tables, the files, the W&B run folder and what failed.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
-
-logger = logging.getLogger(__name__)
+from similar_rl.envs.miniwob import task_name as short_env
 
 #: Plot colours of the five dimensions (colour-blind friendly) and of the total.
 COLORS = {
@@ -43,15 +41,10 @@ def _pyplot() -> Any:
     return plt
 
 
-def short_env(env_id: str) -> str:
-    """``"miniwob/click-dialog-2-v1"`` -> ``"click-dialog-2"``.
-
-    Example:
-        >>> short_env("miniwob/click-dialog-2-v1"), short_env("toy/login-form")
-        ('click-dialog-2', 'login-form')
-    """
-    name = env_id.split("/", 1)[-1]
-    return name[:-3] if name.endswith("-v1") else name
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_episode_scores(episodes: list[dict[str, Any]], path: Path) -> Path | None:
@@ -93,9 +86,7 @@ def plot_episode_scores(episodes: list[dict[str, Any]], path: Path) -> Path | No
     )
     fig.suptitle("Similar scores of each step (heuristic policy)", fontsize=12)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_best_of_n(result: Mapping[str, Any], path: Path) -> Path | None:
@@ -152,9 +143,7 @@ def plot_best_of_n(result: Mapping[str, Any], path: Path) -> Path | None:
     ax.legend(loc="upper center", ncol=2, fontsize=9, frameon=False)
     ax.axvline(len(names) - 1.5, color="#cccccc", lw=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_ppo(result: Mapping[str, Any], path: Path) -> Path | None:
@@ -201,9 +190,7 @@ def plot_ppo(result: Mapping[str, Any], path: Path) -> Path | None:
     bottom.set_ylabel("per episode")
     bottom.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_plots(out_dir: Path, results: Mapping[str, Any]) -> dict[str, Path]:

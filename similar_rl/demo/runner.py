@@ -19,12 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from similar_rl.demo.config import DemoConfig
+from similar_rl.demo.config import DemoConfig, Echo
 from similar_rl.envs.base import EnvFailure
 
 logger = logging.getLogger(__name__)
-
-Echo = Callable[[str], None]
 
 
 @dataclass
@@ -61,6 +59,13 @@ def load_reward_model(spec: str) -> Any:
     from similar_rl.model import load_model
 
     return load_model(spec)
+
+
+def _outcome(
+    status: str, seconds: float | None = None, data: Any = None, error: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """One part's outcome: ``{"status", "seconds", "data", "error"}`` plus any ``extra`` keys (a ``note``)."""
+    return {"status": status, "seconds": seconds, "data": data, "error": error, **extra}
 
 
 def _jsonable(value: Any) -> Any:
@@ -109,16 +114,16 @@ def run_demo(
         name: str, title: str, fn: Callable[[], dict[str, Any]], budget: float | None = None
     ) -> None:
         if name not in config.parts:
-            parts[name] = {"status": "not asked", "seconds": None, "data": None, "error": None}
+            parts[name] = _outcome("not asked")
             return
         if not getattr(config, name).enabled:
-            parts[name] = {"status": "disabled", "seconds": None, "data": None, "error": None}
+            parts[name] = _outcome("disabled")
             return
         left = deadline - time.perf_counter()
         if budget is not None and left < budget:
             note = f"skipped: {left:.0f} s left of the {config.time_budget_s:.0f} s budget (needs {budget:.0f} s)"
             echo(f"\n## {title}: {note}")
-            parts[name] = {"status": "skipped", "seconds": None, "data": None, "error": None, "note": note}
+            parts[name] = _outcome("skipped", note=note)
             return
         echo(f"\n## {title}  [{time.perf_counter() - started:.0f}s elapsed]")
         t0 = time.perf_counter()
@@ -127,27 +132,17 @@ def run_demo(
             part_failures = data.get("failures", []) if isinstance(data, dict) else []
             failures.extend(part_failures)
             status = "partial" if part_failures or data.get("skipped") else "ok"
-            parts[name] = {"status": status, "seconds": time.perf_counter() - t0, "data": data, "error": None}
-        except EnvFailure as exc:
-            echo(f"  ! {title}: the browser failed: {exc}\n    the demo goes on with the next part")
-            failures.append({"part": name, "error": str(exc)})
-            parts[name] = {
-                "status": "failed",
-                "seconds": time.perf_counter() - t0,
-                "data": None,
-                "error": str(exc),
-            }
+            parts[name] = _outcome(status, time.perf_counter() - t0, data)
         except Exception as exc:  # recorded in the report and the log; the next part still runs
-            message = f"{type(exc).__name__}: {exc}"
-            logger.error("demo part %s failed:\n%s", name, traceback.format_exc())
-            echo(f"  ! {title} failed: {message}\n    the demo goes on with the next part")
+            if isinstance(exc, EnvFailure):
+                message = str(exc)
+                echo(f"  ! {title}: the browser failed: {exc}\n    the demo goes on with the next part")
+            else:
+                message = f"{type(exc).__name__}: {exc}"
+                logger.error("demo part %s failed:\n%s", name, traceback.format_exc())
+                echo(f"  ! {title} failed: {message}\n    the demo goes on with the next part")
             failures.append({"part": name, "error": message})
-            parts[name] = {
-                "status": "failed",
-                "seconds": time.perf_counter() - t0,
-                "data": None,
-                "error": message,
-            }
+            parts[name] = _outcome("failed", time.perf_counter() - t0, error=message)
         echo(f"   ({name}: {parts[name]['status']} in {parts[name]['seconds']:.0f}s)")
 
     def part_deadline(budget: float) -> float:
@@ -166,13 +161,7 @@ def run_demo(
         if parts["episodes"]["data"]:
             tracker_call(tracker.log_episodes, parts["episodes"]["data"], failures)
         if scorer is None and config.runs("search"):
-            parts["search"] = {
-                "status": "skipped",
-                "seconds": None,
-                "data": None,
-                "error": None,
-                "note": "no reward model (--model none)",
-            }
+            parts["search"] = _outcome("skipped", note="no reward model (--model none)")
         else:
             se = config.search
             run_part(

@@ -10,13 +10,10 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from similar_rl.dimensions import SCORE_KEYS
-
-logger = logging.getLogger(__name__)
 
 
 class DemoTracker:

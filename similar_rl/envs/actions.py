@@ -180,6 +180,14 @@ def parse_action(text: str) -> Action:
     return Action(kind, **values)  # type: ignore[arg-type]
 
 
+def try_parse(text: str) -> Action | None:
+    """:func:`parse_action`, or None when ``text`` is malformed."""
+    try:
+        return parse_action(text)
+    except ActionParseError:
+        return None
+
+
 def _format_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 

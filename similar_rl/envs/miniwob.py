@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import logging
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -36,8 +35,6 @@ from similar_rl.envs.actions import NOOP, Action, format_action, parse_action
 from similar_rl.envs.base import BaseAdapter, EnvFailure, InvalidActionError, StepOutcome
 from similar_rl.envs.render import render_element
 from similar_rl.types import Element, GUIState
-
-logger = logging.getLogger(__name__)
 
 #: The miniwob action types of the env's action space, in order (their index is the ``action_type`` value).
 ACTION_TYPES: tuple[str, ...] = (

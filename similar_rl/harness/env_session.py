@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import signal
 import threading
@@ -43,18 +44,12 @@ class TaskFailed(EnvFailure):
 def env_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean "the env broke": rebuild it and retry."""
     errors: list[type[BaseException]] = [EnvFailure, TimeoutError, ConnectionError, BrokenPipeError]
-    try:
-        from selenium.common.exceptions import WebDriverException
-    except ImportError:
-        pass
-    else:
-        errors.append(WebDriverException)
-    try:
-        from urllib3.exceptions import HTTPError as Urllib3Error
-    except ImportError:
-        pass
-    else:
-        errors.append(Urllib3Error)
+    for module, name in (
+        ("selenium.common.exceptions", "WebDriverException"),
+        ("urllib3.exceptions", "HTTPError"),
+    ):
+        with contextlib.suppress(ImportError):  # an optional dependency that is not installed
+            errors.append(getattr(importlib.import_module(module), name))
     return tuple(errors)
 
 

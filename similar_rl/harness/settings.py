@@ -33,7 +33,7 @@ import argparse
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -89,7 +89,7 @@ def add_dataclass_arguments(
             dest=f.name,
             type=_yaml_value,
             default=argparse.SUPPRESS,
-            metavar=str(f.type).replace(" ", "").removeprefix("list[").removesuffix("]")
+            metavar=str(f.type).replace(" ", "").removesuffix("|None").removeprefix("list[").removesuffix("]")
             if is_list
             else str(f.type).replace(" ", ""),
             help=f"{f.metadata.get('help', '')} (default: {_default_text(f)})",
@@ -189,6 +189,36 @@ def check_range(
     )
     if bad:
         raise ValueError(f"{owner}.{name} must be a finite number in {interval}, got {value!r}")
+
+
+def check_min(prefix: str, obj: Any, names: Iterable[str], low: int) -> None:
+    """Refuse a field of ``obj`` (one of ``names``) below ``low``; the message names ``prefix + name``.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> check_min("search.", SimpleNamespace(n=2, max_steps=0), ("n", "max_steps"), 1)
+        Traceback (most recent call last):
+        ...
+        ValueError: search.max_steps must be at least 1, got 0
+    """
+    for name in names:
+        value = getattr(obj, name)
+        if value < low:
+            bound = "0 or more" if low == 0 else f"at least {low}"
+            raise ValueError(f"{prefix}{name} must be {bound}, got {value}")
+
+
+def check_choice(name: str, value: Any, choices: Any) -> None:
+    """Refuse a settings value not in ``choices`` (shown as given: a tuple or a list).
+
+    Example:
+        >>> check_choice("reward", "dense", ("total", "dims"))
+        Traceback (most recent call last):
+        ...
+        ValueError: reward must be one of ('total', 'dims'), got 'dense'
+    """
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
 def build_args(cls: type[T], *layers: Mapping[str, Any] | None) -> T:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from similar_rl.envs.actions import ActionParseError, parse_action
+from similar_rl.envs.actions import try_parse
 from similar_rl.envs.base import BaseAdapter
 from similar_rl.policies.random import FALLBACK_ACTION, _check_n
 from similar_rl.text import words as text_words
@@ -129,9 +129,8 @@ class HeuristicPolicy:
     def score(self, state: GUIState, action: str, history: Sequence[str] = ()) -> float:
         """The heuristic score of one action string in ``state`` (higher is better)."""
         instruction = words(state.instruction)
-        try:
-            parsed = parse_action(action)
-        except ActionParseError:
+        parsed = try_parse(action)
+        if parsed is None:
             return -10.0
         el = state.element(parsed.ref) if parsed.ref is not None else None
         if parsed.kind == "click" and el is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -17,9 +18,15 @@ logger = logging.getLogger(__name__)
 FALLBACK_ACTION = NOOP
 
 
+def check_positive(value: Any, name: str) -> int:
+    """``value`` if it is an int >= 1 (not a bool); else a ValueError naming ``name``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
 def _check_n(n: int) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n (the number of actions to propose) must be a positive integer, got {n!r}")
+    check_positive(n, "n (the number of actions to propose)")
 
 
 class UniformRandomPolicy:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -29,8 +28,6 @@ from urllib.parse import urlsplit
 
 from similar_rl.serving.schema import MAX_STEPS_PER_REQUEST, encode_request, parse_scores
 from similar_rl.types import DimensionScores, StepInput
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["RemoteScorer", "RemoteScoringError"]
 

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from similar_rl.dimensions import SCORE_KEYS
-from similar_rl.types import MAX_IMAGE_SIDE, DimensionScores, StepInput
+from similar_rl.types import MAX_IMAGE_SIDE, DimensionScores, StepInput, image_hash
 
 __all__ = [
     "MAX_STEPS_PER_REQUEST",
@@ -357,7 +357,7 @@ def encode_request(steps: Sequence[StepInput]) -> dict[str, Any]:
             item["observation_text"] = step.observation_text
         if step.screenshot is not None:
             shot = step.screenshot
-            digest = _image_digest(shot)  # type: ignore[arg-type]
+            digest = image_hash(shot)
             if digest not in index_of:
                 index_of[digest] = len(images)
                 images.append(encode_png(shot))
@@ -367,13 +367,6 @@ def encode_request(steps: Sequence[StepInput]) -> dict[str, Any]:
     if images:
         request["images"] = images
     return request
-
-
-def _image_digest(image: np.ndarray) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str(image.shape).encode())
-    h.update(image.tobytes())
-    return h.hexdigest()
 
 
 def parse_scores(data: Any, expected: int) -> list[DimensionScores]:

@@ -280,6 +280,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.owner.stats.record(status)
         self._send_json(status, {"error": message, "status": status}, headers)
 
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer an error and close the connection (its body is unread or incomplete: it cannot be reused)."""
+        self.close_connection = True
+        self._error(status, message)
+
     def _authorised(self) -> bool:
         token = self.server.owner.config.token
         if token is None:
@@ -296,30 +301,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
-            self.close_connection = True
-            self._error(411, "send the body with a Content-Length header (chunked bodies are not accepted)")
-            return None
+            return self._refuse(
+                411, "send the body with a Content-Length header (chunked bodies are not accepted)"
+            )
         length_text = self.headers.get("Content-Length")
         if length_text is None:
-            self.close_connection = True
-            self._error(411, "a Content-Length header is required")
-            return None
+            return self._refuse(411, "a Content-Length header is required")
         if not _DIGITS.fullmatch(length_text.strip()):
-            self.close_connection = True
-            self._error(400, f"Content-Length must be plain digits (0-9), got {length_text[:40]!r}")
-            return None
+            return self._refuse(400, f"Content-Length must be plain digits (0-9), got {length_text[:40]!r}")
         length = int(length_text.strip())
         limit = self.server.owner.config.max_body_bytes
         if length > limit:
-            self.close_connection = True  # the body is not read: the connection cannot be reused
-            self._error(413, f"the body has {length} bytes; at most {limit} are accepted (send fewer steps)")
-            return None
+            return self._refuse(
+                413, f"the body has {length} bytes; at most {limit} are accepted (send fewer steps)"
+            )
         try:
             body = self.rfile.read(length)
         except TimeoutError:
-            self.close_connection = True
-            self._error(408, "the body did not arrive in time")
-            return None
+            return self._refuse(408, "the body did not arrive in time")
         if len(body) != length:
             self.close_connection = True
             return None
@@ -360,8 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
             owner.stats.requests += 1
         path = self.path.split("?", 1)[0]
         if path != "/score":
-            self.close_connection = True  # the body is not read: the connection cannot be reused
-            self._error(404, f"no route POST {path!r}; use POST /score")
+            self._refuse(404, f"no route POST {path!r}; use POST /score")
             return
         if not self._authorised():
             return

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from similar_rl.dimensions import PAIR_TYPES
+from similar_rl.train.stage1_ridge import FITS as RIDGE_FITS
+from similar_rl.train.stage1_ridge import STANDARDIZE as RIDGE_STANDARDIZE
 
 DEVICES = ("auto", "cpu", "cuda")
 MIXED_PRECISION = ("no", "fp16", "bf16")
-RIDGE_STANDARDIZE = ("none", "blocks", "columns")
-RIDGE_FITS = ("plain", "advantage")
 DEFAULT_ALPHAS = tuple(float(10.0**e) for e in range(-4, 5))
 
 
@@ -210,12 +210,8 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.ridge_alphas must be positive finite numbers, got {self.ridge_alphas}"
             )
-        if self.ridge_standardize not in RIDGE_STANDARDIZE:
-            raise ValueError(
-                f"TrainConfig.ridge_standardize is {self.ridge_standardize!r}; choose one of {list(RIDGE_STANDARDIZE)}"
-            )
-        if self.ridge_fit not in RIDGE_FITS:
-            raise ValueError(f"TrainConfig.ridge_fit is {self.ridge_fit!r}; choose one of {list(RIDGE_FITS)}")
+        _one_of(self, "ridge_standardize", RIDGE_STANDARDIZE)
+        _one_of(self, "ridge_fit", RIDGE_FITS)
         if self.ridge_action_blocks is not None and (
             not isinstance(self.ridge_action_blocks, list | tuple)
             or not self.ridge_action_blocks
@@ -244,12 +240,8 @@ class TrainConfig:
             if isinstance(self.lora_target_modules, str):
                 self.lora_target_modules = [self.lora_target_modules]
             self.lora_target_modules = [str(m) for m in self.lora_target_modules]
-        if self.device not in DEVICES:
-            raise ValueError(f"TrainConfig.device is {self.device!r}; choose one of {list(DEVICES)}")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(
-                f"TrainConfig.mixed_precision is {self.mixed_precision!r}; choose one of {list(MIXED_PRECISION)}"
-            )
+        _one_of(self, "device", DEVICES)
+        _one_of(self, "mixed_precision", MIXED_PRECISION)
 
     # ---- I/O -------------------------------------------------------------------------------------------------
     @classmethod
@@ -305,6 +297,12 @@ def _at_least(cfg: TrainConfig, name: str, low: int) -> None:
     value = _as_int(getattr(cfg, name), name)
     if value < low:
         raise ValueError(f"TrainConfig.{name} must be >= {low}, got {value}")
+
+
+def _one_of(cfg: TrainConfig, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(cfg, name)
+    if value not in choices:
+        raise ValueError(f"TrainConfig.{name} is {value!r}; choose one of {list(choices)}")
 
 
 def _positive(cfg: TrainConfig, name: str, allow_zero: bool = False) -> None:

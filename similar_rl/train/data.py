@@ -190,9 +190,7 @@ def load_records(
     if path.is_file() and path.suffix.lower() in (".csv", ".tsv"):
         from similar_rl.data import srm_csv
 
-        loaded = srm_csv.read_srm_csv(path, encoding=encoding)
-        pairs = list(loaded if isinstance(loaded, list | tuple) else loaded.pairs)
-        return [], pairs, path.parent
+        return [], srm_csv.read_srm_csv(path, encoding=encoding), path.parent
     if not path.exists():
         raise FileNotFoundError(f"data {path} does not exist (give a dataset folder or an SRMEval CSV file)")
     from similar_rl.data.dataset import load_dataset_folder

@@ -112,7 +112,7 @@ def fit_ridge(
     alphas = [float(a) for a in alphas]
     choose = train.sum() >= 2 and val.sum() >= 1 and len(alphas) > 1
     if solvers is None:
-        solvers = (RidgeSolver(z[train]) if choose else None, RidgeSolver(z))  # type: ignore[assignment]
+        solvers = _solvers(z, train)
     if choose:
         solver = solvers[0]
         weights, mu_y = solver.weights(y[train], alphas)

@@ -203,7 +203,6 @@ def train(
         summary["pairs_per_second"] = len(pair_table) / timings["total_s"] if timings["total_s"] > 0 else None
         if out_path is not None and accelerator.is_main_process:
             model.save_pretrained(out_path)
-        if out_path is not None and accelerator.is_main_process:
             (out_path / "train_summary.json").write_text(json.dumps(summary, indent=2, default=float))
         metrics.log({"event": "done", **{f"time/{k}": v for k, v in timings.items()}})
         return TrainResult(model, out_path, summary)

@@ -25,11 +25,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from similar_rl.registry import Registry, resolve
-from similar_rl.types import Judge, JudgeVerdict
+from similar_rl.types import GUIState, Judge, JudgeVerdict
 
 #: Judge name -> a factory callable or "module:ClassName" (imported on first use).
 JUDGES = Registry(
@@ -71,4 +72,43 @@ def failed_verdicts(n: int, error: str) -> list[JudgeVerdict]:
     return [JudgeVerdict(None, None, error=error) for _ in range(n)]
 
 
-__all__ = ["JUDGES", "failed_verdicts", "make_judge", "register_judge"]
+class GroupedJudge:
+    """What the model judges share: the candidates of a state are judged in one group (or one by one with
+    ``per_candidate``), and a group whose attempts all failed gets recorded failures.
+
+    A subclass sets ``per_candidate`` and ``stats`` (with a ``"failures"`` count) and defines
+    ``_judge_group(state, history, actions, prepared)``; ``prepared`` is what :meth:`_prepare` made of the
+    state once for all its groups (default None).
+    """
+
+    per_candidate: bool = False
+    stats: dict[str, int]
+
+    def judge(self, state: GUIState, history: Sequence[str], actions: Sequence[str]) -> list[JudgeVerdict]:
+        """One verdict per candidate; recorded failures (values None, ``error`` set) when the model keeps failing."""
+        if not actions:
+            return []
+        prepared = self._prepare(state)
+        groups = [[a] for a in actions] if self.per_candidate else [list(actions)]
+        out: list[JudgeVerdict] = []
+        for group in groups:
+            out.extend(self._judge_group(state, history, group, prepared))
+        return out
+
+    def _prepare(self, state: GUIState) -> Any:
+        return None
+
+    def _judge_group(
+        self, state: GUIState, history: Sequence[str], actions: list[str], prepared: Any
+    ) -> list[JudgeVerdict]:
+        raise NotImplementedError
+
+    def _failed(self, what: str, errors: list[str], n: int) -> list[JudgeVerdict]:
+        """Count a failed group, log it (in the subclass's module) and return ``n`` recorded failures."""
+        self.stats["failures"] += 1
+        error = f"{what} failed after {len(errors)} attempt(s): " + " | ".join(errors)
+        logging.getLogger(type(self).__module__).warning("%s", error[:500])
+        return failed_verdicts(n, error)
+
+
+__all__ = ["JUDGES", "GroupedJudge", "failed_verdicts", "make_judge", "register_judge"]

@@ -14,25 +14,23 @@ Example (needs a model folder)::
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from similar_rl._optional import require
-from similar_rl.collect.judges import failed_verdicts
+from similar_rl.collect.judges import GroupedJudge
 from similar_rl.collect.judges.prompt import (
     SYSTEM_PROMPT,
     VerdictParseError,
     build_user_prompt,
     parse_verdicts,
 )
+from similar_rl.policies.hf import load_local_lm
 from similar_rl.types import GUIState, JudgeVerdict, as_rgb_array
 
-logger = logging.getLogger(__name__)
 
-
-class LocalVLMJudge:
+class LocalVLMJudge(GroupedJudge):
     """Task relevance and coherence from a local transformers model.
 
     Args:
@@ -66,7 +64,7 @@ class LocalVLMJudge:
         if not os.path.isdir(model_path):
             raise FileNotFoundError(f"LocalVLMJudge model_path {str(model_path)!r} is not a local folder")
         self.torch = require("torch", "the local VLM judge")
-        transformers = require("transformers", "the local VLM judge")
+        require("transformers", "the local VLM judge")
         self.model_path = str(model_path)
         self.device = device
         self.max_new_tokens = int(max_new_tokens)
@@ -76,33 +74,11 @@ class LocalVLMJudge:
         self.per_candidate = per_candidate
         self.seed = int(seed)
         self.stats = {"generations": 0, "failures": 0}
-        config = transformers.AutoConfig.from_pretrained(self.model_path, local_files_only=True)
-        self.is_vlm = getattr(config, "vision_config", None) is not None
         torch_dtype = dtype if dtype == "auto" else getattr(self.torch, dtype)
-        if self.is_vlm:
-            self.processor = transformers.AutoProcessor.from_pretrained(
-                self.model_path, local_files_only=True
-            )
-            self.tokenizer = self.processor.tokenizer
-            model_cls = transformers.AutoModelForImageTextToText
-        else:
-            self.processor = None
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(
-                self.model_path, local_files_only=True
-            )
-            model_cls = transformers.AutoModelForCausalLM
-        self.model = model_cls.from_pretrained(self.model_path, local_files_only=True, dtype=torch_dtype)
+        self.model, processing, self.is_vlm = load_local_lm(self.model_path, torch_dtype)
+        self.processor = processing if self.is_vlm else None
+        self.tokenizer = processing.tokenizer if self.is_vlm else processing
         self.model.to(device).eval()
-
-    def judge(self, state: GUIState, history: Sequence[str], actions: Sequence[str]) -> list[JudgeVerdict]:
-        """One verdict per candidate; recorded failures (values None, ``error`` set) after ``attempts`` bad answers."""
-        if not actions:
-            return []
-        groups = [[a] for a in actions] if self.per_candidate else [list(actions)]
-        out: list[JudgeVerdict] = []
-        for group in groups:
-            out.extend(self._judge_group(state, history, group))
-        return out
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _inputs(self, state: GUIState, history: Sequence[str], actions: list[str]) -> Any:
@@ -145,7 +121,9 @@ class LocalVLMJudge:
         new_tokens = out[0, inputs["input_ids"].shape[1] :]
         return self.tokenizer.decode(new_tokens, skip_special_tokens=True)
 
-    def _judge_group(self, state: GUIState, history: Sequence[str], actions: list[str]) -> list[JudgeVerdict]:
+    def _judge_group(
+        self, state: GUIState, history: Sequence[str], actions: list[str], prepared: Any = None
+    ) -> list[JudgeVerdict]:
         inputs = self._inputs(state, history, actions)
         errors = []
         for attempt in range(self.attempts):
@@ -154,7 +132,4 @@ class LocalVLMJudge:
                 return parse_verdicts(answer, len(actions))
             except VerdictParseError as exc:
                 errors.append(f"bad answer ({exc}): {answer[:200]!r}")
-        self.stats["failures"] += 1
-        error = f"local judge failed after {self.attempts} attempt(s): " + " | ".join(errors)
-        logger.warning("%s", error[:500])
-        return failed_verdicts(len(actions), error)
+        return self._failed("local judge", errors, len(actions))

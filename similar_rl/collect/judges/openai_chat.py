@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import os
 import time
 import urllib.error
@@ -25,7 +24,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from similar_rl.collect.judges import failed_verdicts
+from similar_rl.collect.judges import GroupedJudge
 from similar_rl.collect.judges.prompt import (
     SYSTEM_PROMPT,
     VerdictParseError,
@@ -35,13 +34,11 @@ from similar_rl.collect.judges.prompt import (
 )
 from similar_rl.types import GUIState, JudgeVerdict
 
-logger = logging.getLogger(__name__)
-
 #: HTTP statuses worth retrying (rate limit, server errors); other 4xx answers fail at once.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
-class OpenAIChatJudge:
+class OpenAIChatJudge(GroupedJudge):
     """Task relevance and coherence from a chat model behind an OpenAI-compatible endpoint.
 
     Args:
@@ -94,20 +91,11 @@ class OpenAIChatJudge:
         self.extra_body = dict(extra_body or {})
         self.stats = {"requests": 0, "retries": 0, "failures": 0}
 
-    def judge(self, state: GUIState, history: Sequence[str], actions: Sequence[str]) -> list[JudgeVerdict]:
-        """One verdict per candidate; recorded failures (values None, ``error`` set) when the endpoint fails."""
-        if not actions:
-            return []
-        image = (
-            png_base64(state.screenshot) if self.send_screenshot and state.screenshot is not None else None
-        )
-        groups = [[a] for a in actions] if self.per_candidate else [list(actions)]
-        out: list[JudgeVerdict] = []
-        for group in groups:
-            out.extend(self._judge_group(state, history, group, image))
-        return out
-
     # -- internals ---------------------------------------------------------------------------------------------
+    def _prepare(self, state: GUIState) -> str | None:
+        """The screenshot as base64 PNG (encoded once for all groups of the state), or None."""
+        return png_base64(state.screenshot) if self.send_screenshot and state.screenshot is not None else None
+
     def _messages(
         self, state: GUIState, history: Sequence[str], actions: list[str], image: str | None
     ) -> list:
@@ -147,10 +135,7 @@ class OpenAIChatJudge:
                         "content": f"That answer is not valid: {exc}. Reply with the JSON object only.",
                     },
                 ]
-        self.stats["failures"] += 1
-        error = f"openai judge failed after {len(errors)} attempt(s): " + " | ".join(errors)
-        logger.warning("%s", error[:500])
-        return failed_verdicts(len(actions), error)
+        return self._failed("openai judge", errors, len(actions))
 
     def _request(self, messages: list, temperature: float) -> str:
         body: dict[str, Any] = {
