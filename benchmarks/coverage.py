@@ -7,7 +7,8 @@ tasks would be searched. Families the grammar cannot act on are listed with the 
 
 Levers are compared as **arms**: ``NAME=POLICY:N_CALIBRATION[:JSON_POLICY_KWARGS]``. The first arm is the
 collection's; each further arm runs only on the families no earlier arm could search, so the table says which
-lever bought which families. Pairs per family come from ``--train-data`` (the latest training collection).
+lever bought which families. Pairs per family are counted over the ``--data`` folders (the training collection
+and the held-out sets).
 
     .venv/bin/python benchmarks/coverage.py --seeds 0-3 \\
         --arm 'heuristic=heuristic:5:{"temperature": 1.0}' --arm 'more=heuristic:20:{"temperature": 1.0}' \\
@@ -88,14 +89,13 @@ def calibrate_family(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def pairs_per_family(folder: Path | None) -> tuple[Counter, bool]:
-    """Pairs per family in a dataset folder (and whether the folder exists)."""
+def pairs_per_family(folders: list[Path]) -> tuple[Counter, bool]:
+    """Pairs per family over the dataset folders that exist (and whether any does)."""
     from similar_rl.data.dataset import DatasetReader
     from similar_rl.envs.miniwob import task_name
 
-    if folder is None or not (folder / "manifest.json").exists():
-        return Counter(), False
-    return Counter(task_name(p.env_id) for p in DatasetReader(folder).pairs()), True
+    present = [f for f in folders if (f / "manifest.json").exists()]
+    return Counter(task_name(p.env_id) for f in present for p in DatasetReader(f).pairs()), bool(present)
 
 
 def summarise(family: str, rows: list[dict[str, Any]], pairs: int, have_pairs: bool) -> dict[str, Any]:
@@ -167,7 +167,7 @@ def markdown(result: dict[str, Any]) -> str:
         "the action grammar cannot act on)",
         f"- searchable by some arm: {searchable}; by the first arm: "
         f"{sum(f['searched'] > 0 for f in fams.values())}",
-        f"- with pairs in `{result['train_data']}`: {with_pairs}",
+        f"- with pairs in {', '.join(f'`{d}`' for d in result['data'])}: {with_pairs}",
         "- bought per arm: "
         + ", ".join(f"{a}: {sum(f.get('bought_by') == a for f in fams.values())}" for a in arms),
         "- families each arm ran on, of those due (not searched by an earlier arm): "
@@ -200,7 +200,13 @@ def main() -> int:
     parser.add_argument("--max-steps", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0, help="base seed of the policies' random streams")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--train-data", type=Path, default=ROOT / "data" / "default_train")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        default=[ROOT / "data" / "default_train"],
+        help="collection folders whose pairs are counted per family (training and held-out sets)",
+    )
     parser.add_argument("--out", default="coverage", help="result file stem under benchmarks/results/")
     parser.add_argument(
         "--cached-only",
@@ -271,7 +277,7 @@ def main() -> int:
                 done[(row["family"], f"also:{name}")] = {**row, "arm": name}
         arms.append({"name": name, "policy": f"(run {stem})", "n_calibration": other[0]["episodes_per_task"],
                      "policy_kwargs": {}, "key": f"also:{name}"})  # fmt: skip
-    pairs, have_pairs = pairs_per_family(args.train_data)
+    pairs, have_pairs = pairs_per_family(args.data)
     out_families: dict[str, Any] = {}
     for family in families:
         if family in UNACTABLE:
@@ -291,9 +297,7 @@ def main() -> int:
         "families": out_families,
         "arms": [{k: v for k, v in a.items() if k != "key"} for a in arms],
         **settings,
-        "train_data": str(
-            args.train_data.relative_to(ROOT) if args.train_data.is_relative_to(ROOT) else args.train_data
-        ),
+        "data": [str(d.relative_to(ROOT) if d.is_relative_to(ROOT) else d) for d in args.data],
         "seconds_this_run": round(time.perf_counter() - started, 1),
         "machine": machine_info(),
     }
