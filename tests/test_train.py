@@ -52,8 +52,14 @@ def test_config_yaml_roundtrip_and_errors(tmp_path):
         TrainConfig(pair_types=["speed"])
     with pytest.raises(ValueError, match="ridge_alphas"):
         TrainConfig(ridge_alphas=[0.0])
-    for name in ("configs/train_default.yaml", "configs/train_hf_vlm.yaml"):
-        assert TrainConfig.from_yaml(name).model["backbone"] in ("default", "hf")
+    from pathlib import Path
+
+    from similar_rl.model.backbones import BACKBONES
+
+    configs = sorted(Path("configs").glob("train_*.yaml"))
+    assert len(configs) >= 5  # default, cpu default, hf VLM, joint, SmolLM2
+    for path in configs:
+        assert TrainConfig.from_yaml(path).model["backbone"] in BACKBONES
 
 
 # -- stage 1 --------------------------------------------------------------------------------------------------------
