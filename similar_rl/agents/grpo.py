@@ -240,6 +240,11 @@ def rollout_states(args: GRPOArgs) -> list[dict[str, Any]]:
     return rows
 
 
+def state_key(rec: Any) -> str:
+    """The MCTS-P node of a step record (its siblings share it); older records without one use task, step, history."""
+    return rec.node_id or f"{rec.task_id}/{rec.step_idx}/{'|'.join(rec.history)}"
+
+
 def dataset_states(folder: str, limit: int) -> list[dict[str, Any]]:
     """One row per labelled state (MCTS-P node) of a dataset folder, at most ``limit``."""
     from similar_rl.data.dataset import DatasetReader
@@ -247,7 +252,7 @@ def dataset_states(folder: str, limit: int) -> list[dict[str, Any]]:
     reader = DatasetReader(folder)
     rows, seen = [], set()
     for rec in reader.steps():
-        node = rec.node_id or f"{rec.task_id}/{rec.step_idx}/{'|'.join(rec.history)}"
+        node = state_key(rec)
         if node in seen:
             continue
         seen.add(node)

@@ -27,28 +27,24 @@ def sft_rows(folder: str | Path, min_success: float = 1.0, limit: int | None = N
     Raises:
         ValueError: when no state qualifies (names the folder and the threshold).
     """
+    from similar_rl.agents.grpo import state_key, state_row
     from similar_rl.data.dataset import DatasetReader
+    from similar_rl.types import GUIState
 
     best: dict[str, Any] = {}
     for rec in DatasetReader(folder).steps():
         if rec.rollout_success is None:
             continue
-        node = rec.node_id or f"{rec.task_id}/{rec.step_idx}/{'|'.join(rec.history)}"
+        node = state_key(rec)
         held = best.get(node)
         if held is None or (rec.rollout_success, rec.total) > (held.rollout_success, held.total):
             best[node] = rec
     rows = [
-        {
-            "instruction": rec.instruction,
-            "observation_text": rec.observation_text,
-            "history": list(rec.history),
-            "env_id": rec.env_id,
-            "seed": int(rec.seed),
-            "action": rec.action,
-        }
+        {**state_row(GUIState(rec.instruction, observation_text=rec.observation_text), rec.history, rec.env_id,
+                     rec.seed), "action": rec.action}
         for rec in best.values()
         if rec.rollout_success >= min_success
-    ][:limit]
+    ][:limit]  # fmt: skip
     if not rows:
         raise ValueError(
             f"no state of {str(folder)!r} has a child with rollout success >= {min_success}; lower "
