@@ -4,7 +4,8 @@
 # Every collection resumes where it stopped: rerun this script after a kill or a session's end. The wall time of
 # each run is appended to data/v2_walltimes.tsv (a resumed collection adds one line per run, marked
 # done or stopped).
-#   bash scripts/build_data_v2.sh            (after `make setup`)
+#   bash scripts/build_data_v2.sh                      (after `make setup`; every phase in order)
+#   bash scripts/build_data_v2.sh heldout_tasks ...    (only the named phases, in the order given)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -28,8 +29,13 @@ phase() {  # phase LABEL SET [collect flags...]
   if $BIN/similar-rl collect --config "configs/collect_v2_$2.yaml" --out "data/v2_$2" \
     --json "data/v2_$2.summary.json" "${@:3}"; then record done; else record "exit $?"; fi
 }
-phase "train seeds 0-9" train --seeds 0-9
-phase heldout_tasks heldout_tasks
-phase heldout_families heldout_families
-phase train train
-echo "v2 data complete: data/v2_train, data/v2_heldout_tasks, data/v2_heldout_families"
+run() {  # run PHASE: one of train_0-9, heldout_tasks, heldout_families, train
+  case $1 in
+    train_0-9) phase "train seeds 0-9" train --seeds 0-9 ;;
+    heldout_tasks | heldout_families | train) phase "$1" "$1" ;;
+    *) echo "unknown phase '$1' (train_0-9, heldout_tasks, heldout_families, train)" >&2; exit 2 ;;
+  esac
+}
+if [ $# -eq 0 ]; then set -- train_0-9 heldout_tasks heldout_families train; fi
+for p in "$@"; do run "$p"; done
+echo "v2 phases finished: $*"
