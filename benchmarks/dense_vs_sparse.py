@@ -1,6 +1,8 @@
 """PPO on MiniWoB++ families: env-only sparse reward vs Similar reward modes, several seeds, the same budget.
 
-Two steps, both resumable per run (a run whose ``summary.json`` exists is read back, an unfinished one restarts):
+Two steps, both resumable per run: a run whose ``summary.json`` exists is read back, an unfinished one restarts,
+and the per-seed curves of the report already at ``<out>.json`` (written after each family, committed) are reused
+when its settings match, so a new machine without the run folders goes on where the report stopped.
 
 1. ``--pilot``: sparse PPO only, on candidate families; writes ``<out>_pilot.{md,json}`` with each family's final
    success, so the study's families (slow under sparse reward at the budget, e.g. below 0.7) are picked before
@@ -69,6 +71,13 @@ def ci95(curves: np.ndarray) -> list[float]:
         np.nanstd(curves, axis=0, ddof=1) / np.sqrt(np.maximum(counts, 1)) if len(curves) > 1 else 0 * counts
     )
     return np.nan_to_num(1.96 * sem).tolist()
+
+
+def run_curve(opts, family: str, arm: str, seed: int, scorer: object, bins: int) -> tuple[list[float], float]:
+    """The learning curve and wall seconds of one (family, arm, seed) run (trained unless its folder is done)."""
+    run_dir = run_one(opts, family, arm, seed, scorer)
+    seconds = json.loads((run_dir / "summary.json").read_text()).get("bench_seconds", float("nan"))
+    return curve(run_dir / "episodes.jsonl", opts.timesteps, bins), seconds
 
 
 def run_one(opts: argparse.Namespace, family: str, arm: str, seed: int, scorer: object) -> Path:
@@ -143,28 +152,24 @@ def main(argv: list[str] | None = None) -> int:
         scorer = load_scorer(opts.reward_model)
     bins = min(opts.bins, max(1, opts.timesteps // (opts.num_envs * opts.num_steps)))
     steps = [int(s) for s in np.linspace(0, opts.timesteps, bins + 1)[1:]]
+    done = earlier_runs(out.with_suffix(".json"), opts)
     results: dict[str, dict] = {}
     started = time.time()
     for family in opts.families:
         results[family] = {}
         for arm in arms:
-            runs = [run_one(opts, family, arm, seed, scorer) for seed in opts.seeds]
-            curves = np.array([curve(r / "episodes.jsonl", opts.timesteps, bins) for r in runs], dtype=float)
+            runs = [done.get((family, arm, seed)) or run_curve(opts, family, arm, seed, scorer, bins)
+                    for seed in opts.seeds]  # fmt: skip
+            curves = np.array([c for c, _ in runs], dtype=float)
             finals = curves[:, -1].tolist()
             results[family][arm] = {
+                "seeds": list(opts.seeds),
                 "curves": curves.tolist(),
                 "mean": np.nanmean(curves, axis=0).tolist(),
                 "ci95": ci95(curves),
                 "final_mean": float(np.nanmean(finals)),
                 "final_per_seed": finals,
-                "seconds_per_run": float(
-                    np.mean(
-                        [
-                            json.loads((r / "summary.json").read_text()).get("bench_seconds", np.nan)
-                            for r in runs
-                        ]
-                    )
-                ),
+                "seconds_per_run": float(np.mean([sec for _, sec in runs])),
             }
             print(f"{family} {arm}: final {results[family][arm]['final_mean']:.2f}", flush=True)
         sparse_final = results[family]["sparse"]["final_mean"]
@@ -172,18 +177,47 @@ def main(argv: list[str] | None = None) -> int:
             results[family][arm]["steps_to_sparse_final"] = steps_to_reach(
                 results[family][arm]["mean"], sparse_final, steps
             )
+        write_report(out, opts, arms, steps, results, time.time() - started)
+    print(out.with_suffix(".md").read_text())
+    return 0
+
+
+#: Settings that must match for an earlier report's runs to be reused.
+SAME = ("timesteps", "num_envs", "num_steps", "bins", "reward_model", "reward_coef", "max_episode_steps",
+        "dense_mode")  # fmt: skip
+
+
+def earlier_runs(path: Path, opts: argparse.Namespace) -> dict[tuple[str, str, int], tuple[list, float]]:
+    """(family, arm, seed) -> (curve, seconds) of an earlier report at ``path`` with the same settings.
+
+    The committed report is the resume point when the run folders are gone (a new machine): its per-seed curves
+    are reused instead of training again.
+    """
+    if not path.is_file():
+        return {}
+    report = json.loads(path.read_text())
+    if any(report["config"].get(k) != getattr(opts, k) for k in SAME):
+        return {}
+    return {
+        (family, arm, seed): (res["curves"][i], res.get("seconds_per_run", float("nan")))
+        for family, arms in report["results"].items()
+        for arm, res in arms.items()
+        for i, seed in enumerate(res.get("seeds", report["config"]["seeds"]))
+    }
+
+
+def write_report(out: Path, opts, arms: list[str], steps: list[int], results: dict, seconds: float) -> None:
+    """Write ``<out>.{json,md,png}`` for the families done so far (after each family, so a kill loses none)."""
     report = {
         "config": vars(opts),
         "arms": arms,
         "env_steps": steps,
         "results": results,
-        "wall_seconds": time.time() - started,
+        "wall_seconds": seconds,
     }
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     out.with_suffix(".md").write_text(table(report))
     plot(report, out.with_suffix(".png"))
-    print(out.with_suffix(".md").read_text())
-    return 0
 
 
 def table(report: dict) -> str:
