@@ -1,8 +1,9 @@
 """PPO on MiniWoB++ families: env-only sparse reward vs Similar reward modes, several seeds, the same budget.
 
 Two steps, both resumable per run: a run whose ``summary.json`` exists is read back, an unfinished one restarts,
-and the per-seed curves of the report already at ``<out>.json`` (written after each family, committed) are reused
-when its settings match, so a new machine without the run folders goes on where the report stopped.
+and the per-seed curves of the reports already at ``<out>.json`` and ``<out>_pilot.json`` (written after each
+trained run, committed) are reused when their settings match, so a new machine without the run folders goes on
+where the report stopped. Runs go seed by seed (every family and arm at the first seed, then the next seed).
 
 1. ``--pilot``: sparse PPO only, on candidate families; writes ``<out>_pilot.{md,json}`` with each family's final
    success, so the study's families (slow under sparse reward at the budget, e.g. below 0.7) are picked before
@@ -17,7 +18,7 @@ sparse arm's final success. JSON: ``config``, ``env_steps``, ``results[family][a
 success per bin), ``"mean"``, ``"ci95"``, ``"final_mean"``, ``"final_per_seed"``, ``"steps_to_sparse_final"``.
 
     python benchmarks/dense_vs_sparse.py --pilot --families click-checkboxes enter-date ... --seeds 1 --timesteps 2048
-    python benchmarks/dense_vs_sparse.py --families F1 F2 F3 F4 F5 --seeds 1 2 3 4 5 --timesteps 4096
+    python benchmarks/dense_vs_sparse.py --families F1 F2 F3 F4 F5 --seeds 1 2 3 4 5 --timesteps 2048
     python benchmarks/dense_vs_sparse.py --families click-button --seeds 1 --timesteps 32 --out /tmp/dvs  (smoke)
 
 The success rate of a curve point is the fraction of training episodes (stochastic policy) that ended in success
@@ -153,33 +154,47 @@ def main(argv: list[str] | None = None) -> int:
     bins = min(opts.bins, max(1, opts.timesteps // (opts.num_envs * opts.num_steps)))
     steps = [int(s) for s in np.linspace(0, opts.timesteps, bins + 1)[1:]]
     done = earlier_runs(out.with_suffix(".json"), opts)
-    results: dict[str, dict] = {}
+    if not opts.pilot:  # the pilot's sparse runs, at the same settings, are the study's too
+        done = {**earlier_runs(Path(f"{opts.out}_pilot.json"), opts), **done}
+    runs: dict[tuple[str, str], dict[int, tuple[list, float]]] = {}
     started = time.time()
-    for family in opts.families:
-        results[family] = {}
-        for arm in arms:
-            runs = [done.get((family, arm, seed)) or run_curve(opts, family, arm, seed, scorer, bins)
-                    for seed in opts.seeds]  # fmt: skip
-            curves = np.array([c for c, _ in runs], dtype=float)
-            finals = curves[:, -1].tolist()
-            results[family][arm] = {
-                "seeds": list(opts.seeds),
-                "curves": curves.tolist(),
-                "mean": np.nanmean(curves, axis=0).tolist(),
-                "ci95": ci95(curves),
-                "final_mean": float(np.nanmean(finals)),
-                "final_per_seed": finals,
-                "seconds_per_run": float(np.mean([sec for _, sec in runs])),
-            }
-            print(f"{family} {arm}: final {results[family][arm]['final_mean']:.2f}", flush=True)
-        sparse_final = results[family]["sparse"]["final_mean"]
-        for arm in arms[1:]:
-            results[family][arm]["steps_to_sparse_final"] = steps_to_reach(
-                results[family][arm]["mean"], sparse_final, steps
-            )
-        write_report(out, opts, arms, steps, results, time.time() - started)
+    for seed in opts.seeds:  # seed-major: every family and arm has a first curve early in a long study
+        for family in opts.families:
+            for arm in arms:
+                key = (family, arm, seed)
+                fresh = key not in done
+                if fresh:
+                    done[key] = run_curve(opts, family, arm, seed, scorer, bins)
+                runs.setdefault((family, arm), {})[seed] = done[key]
+                if fresh:  # after every trained run, so a kill loses at most the run in progress
+                    write_report(out, opts, arms, steps, summarise(runs, steps), time.time() - started)
+                    print(f"{family} {arm} seed {seed}: final {done[key][0][-1]:.2f}", flush=True)
+    write_report(out, opts, arms, steps, summarise(runs, steps), time.time() - started)
     print(out.with_suffix(".md").read_text())
     return 0
+
+
+def summarise(runs: dict[tuple[str, str], dict[int, tuple[list, float]]], steps: list[int]) -> dict:
+    """``results[family][arm]`` of the report from the per-seed (curve, seconds) of the runs done so far."""
+    results: dict[str, dict] = {}
+    for (family, arm), by_seed in runs.items():
+        curves = np.array([c for c, _ in by_seed.values()], dtype=float)
+        finals = curves[:, -1].tolist()
+        results.setdefault(family, {})[arm] = {
+            "seeds": list(by_seed),
+            "curves": curves.tolist(),
+            "mean": np.nanmean(curves, axis=0).tolist(),
+            "ci95": ci95(curves),
+            "final_mean": float(np.nanmean(finals)),
+            "final_per_seed": finals,
+            "seconds_per_run": float(np.nanmean([sec for _, sec in by_seed.values()])),
+        }
+    for res in (r for r in results.values() if "sparse" in r):
+        for arm in set(res) - {"sparse"}:
+            res[arm]["steps_to_sparse_final"] = steps_to_reach(
+                res[arm]["mean"], res["sparse"]["final_mean"], steps
+            )
+    return results
 
 
 #: Settings that must match for an earlier report's runs to be reused.
@@ -207,7 +222,7 @@ def earlier_runs(path: Path, opts: argparse.Namespace) -> dict[tuple[str, str, i
 
 
 def write_report(out: Path, opts, arms: list[str], steps: list[int], results: dict, seconds: float) -> None:
-    """Write ``<out>.{json,md,png}`` for the families done so far (after each family, so a kill loses none)."""
+    """Write ``<out>.{json,md,png}`` for the runs done so far."""
     report = {
         "config": vars(opts),
         "arms": arms,
@@ -229,19 +244,25 @@ def table(report: dict) -> str:
         f"{cfg['timesteps']} env steps per run; seeds {cfg['seeds']}; wall time {report['wall_seconds'] / 60:.1f} "
         "min (runs read back from earlier calls count 0).",
         "",
-        "| family | " + " | ".join(f"{a} final" for a in arms) + " | "
-        + " | ".join(f"{a}: steps to sparse final" for a in arms[1:]) + " |",
+        "| " + " | ".join(["family"] + [f"{a} final" for a in arms] + [f"{a}: steps to sparse final" for a in arms[1:]])
+        + " |",
         "|---" * (2 * len(arms)) + "|",
     ]  # fmt: skip
     for family, res in report["results"].items():
-        finals = [f"{res[a]['final_mean']:.2f} ± {np.nanstd(res[a]['final_per_seed']):.2f}" for a in arms]
-        reach = [str(res[a].get("steps_to_sparse_final") or "never") for a in arms[1:]]
+        finals = [
+            f"{res[a]['final_mean']:.2f} ± {np.nanstd(res[a]['final_per_seed']):.2f} (n={len(res[a]['seeds'])})"
+            if a in res else "not run" for a in arms
+        ]  # fmt: skip
+        reach = [
+            str(res[a].get("steps_to_sparse_final") or "never") if a in res and "sparse" in res else "-"
+            for a in arms[1:]
+        ]  # fmt: skip
         lines.append(f"| {family} | " + " | ".join(finals + reach) + " |")
     lines += [
         "",
         "Final = success rate of the training episodes (stochastic policy) in the last bin of env steps, mean ± std",
-        "over seeds. Target of the study: `dense` reaches the sparse final success in at most half the env steps on",
-        ">= 3 families and ends no more than 10 points below sparse on any.",
+        "over seeds (n = seeds done). Target of the study: `dense` reaches the sparse final success in at most half",
+        "the env steps on >= 3 families and ends no more than 10 points below sparse on any.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -257,7 +278,7 @@ def plot(report: dict, path: Path) -> None:
     x = np.array(report["env_steps"])
     colors = dict(zip(ARMS, ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red"), strict=True))
     for ax, family in zip(axes[0], families, strict=True):
-        for arm in report["arms"]:
+        for arm in (a for a in report["arms"] if a in report["results"][family]):
             res = report["results"][family][arm]
             mean, band = np.array(res["mean"]), np.array(res["ci95"])
             ax.plot(x, mean, color=colors[arm], marker="o", label=arm)
