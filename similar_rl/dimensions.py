@@ -47,59 +47,23 @@ class Dimension:
     description: str
 
 
+_DESCRIPTIONS = {
+    "helpfulness": "How much the step moves the task toward completion: positive if correct, negative if wrong.",
+    "odds_of_success": "Probability that the task is completed from the state after the step.",
+    "efficiency": "How much the step shortens the expected remaining path, relative to the task length.",
+    "task_relevance": "Whether the action relates to the instruction at all (1) or is clearly meaningless (0).",
+    "coherence": "Whether the step follows sensibly from the previous one (the first step counts as coherent).",
+}
+
+# the judge's dimensions are the binary ones
 DIMENSION_INFO: dict[str, Dimension] = {
-    d.key: d
-    for d in (
-        Dimension(
-            "helpfulness",
-            "Helpfulness",
-            "TC",
-            (-1.0, 1.0),
-            "rollout",
-            3.0,
-            False,
-            "How much the step moves the task toward completion: positive if correct, negative if wrong.",
-        ),
-        Dimension(
-            "odds_of_success",
-            "Odds of Success",
-            "IP",
-            (0.0, 1.0),
-            "rollout",
-            5.0,
-            False,
-            "Probability that the task is completed from the state after the step.",
-        ),
-        Dimension(
-            "efficiency",
-            "Efficiency",
-            "E",
-            (-1.0, 1.0),
-            "rollout",
-            5.0,
-            False,
-            "How much the step shortens the expected remaining path, relative to the task length.",
-        ),
-        Dimension(
-            "task_relevance",
-            "Task Relevance",
-            "TR",
-            (0.0, 1.0),
-            "judge",
-            1.0,
-            True,
-            "Whether the action relates to the instruction at all (1) or is clearly meaningless (0).",
-        ),
-        Dimension(
-            "coherence",
-            "Coherence",
-            "C",
-            (0.0, 1.0),
-            "judge",
-            1.0,
-            True,
-            "Whether the step follows sensibly from the previous one (the first step counts as coherent).",
-        ),
+    key: Dimension(key, name, alias, label_range, source, weight, source == "judge", _DESCRIPTIONS[key])
+    for key, name, alias, label_range, source, weight in (
+        ("helpfulness", "Helpfulness", "TC", (-1.0, 1.0), "rollout", 3.0),
+        ("odds_of_success", "Odds of Success", "IP", (0.0, 1.0), "rollout", 5.0),
+        ("efficiency", "Efficiency", "E", (-1.0, 1.0), "rollout", 5.0),
+        ("task_relevance", "Task Relevance", "TR", (0.0, 1.0), "judge", 1.0),
+        ("coherence", "Coherence", "C", (0.0, 1.0), "judge", 1.0),
     )
 }
 

@@ -46,7 +46,7 @@ from similar_rl.harness import episodes
 from similar_rl.harness.env_session import EnvSession
 from similar_rl.policies.random import check_positive
 from similar_rl.scoring import as_scorer
-from similar_rl.types import DimensionScores, GUIState
+from similar_rl.types import DimensionScores, GUIState, StepInput
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,10 @@ def objective_fn(objective: Objective) -> Callable[[DimensionScores], float]:
     )
 
 
+def _has(obj: Any, method: str) -> bool:
+    return callable(getattr(obj, method, None))
+
+
 def _dedup_key(action: str) -> str:
     try:
         return normalize_action(action)
@@ -152,7 +156,7 @@ class BestOfN(_SelectorPolicy):
     def __init__(
         self, policy: Any, scorer: Any, n: int = 5, objective: Objective = "total", dedup: bool = True
     ) -> None:
-        if not callable(getattr(policy, "propose", None)):
+        if not _has(policy, "propose"):
             raise TypeError(f"policy must have propose(state, history, n, rng), got {type(policy).__name__}")
         self.policy = policy
         self.scorer = as_scorer(scorer)
@@ -182,7 +186,10 @@ class BestOfN(_SelectorPolicy):
         self, state: GUIState, history: Sequence[str], actions: Sequence[str]
     ) -> list[ScoredAction]:
         """Score ``actions`` in ``state`` with one scorer call."""
-        steps = [state.step_input(a, list(history)) for a in actions]
+        return self._score([state.step_input(a, list(history)) for a in actions], actions)
+
+    def _score(self, steps: Sequence[StepInput], actions: Sequence[str]) -> list[ScoredAction]:
+        """Score ``steps`` (the steps of ``actions``, in any states) with one scorer call."""
         rows = self.scorer.score(steps)
         self.candidates_scored += len(steps)
         return [ScoredAction(a, s, self._value(s)) for a, s in zip(actions, rows, strict=True)]
@@ -205,8 +212,7 @@ class BestOfN(_SelectorPolicy):
         """
         self.calls += 1
         scored = self.score_candidates(state, history, self.candidates(state, history, rng))
-        best = max(range(len(scored)), key=lambda i: scored[i].value)
-        return scored[best].action, scored
+        return max(scored, key=lambda s: s.value).action, scored  # max: the first of equals
 
 
 @dataclass
@@ -268,7 +274,7 @@ class RewardGuidedSearch(_SelectorPolicy):
         env_reward_weight: float = 10.0,
         search_env: Any = None,
     ) -> None:
-        if not callable(getattr(adapter, "rebuild", None)):
+        if not _has(adapter, "rebuild"):
             raise TypeError(f"adapter must have rebuild(env, seed, prefix), got {type(adapter).__name__}")
         self.expander = BestOfN(policy, scorer, n=n, objective=objective, dedup=True)
         self.adapter = adapter
@@ -349,17 +355,16 @@ class RewardGuidedSearch(_SelectorPolicy):
         self.calls += 1
         history = list(history)
         root = self.expander.score_candidates(state, history, self.expander.candidates(state, history, rng))
-        first_best = max(range(len(root)), key=lambda i: root[i].value)
         if self.depth == 1 and not self.use_env_reward:
-            return root[first_best].action, root
+            return max(root, key=lambda s: s.value).action, root
         if env is None or seed is None:
             raise ValueError(
                 "RewardGuidedSearch.select needs env= and seed= (the env and its reset seed) to rebuild search "
                 "nodes when depth > 1 or use_env_reward=True; use BestOfN for selection without lookahead"
             )
         work_env = self.search_env if self.search_env is not None else env
-        order = sorted(range(len(root)), key=lambda i: -root[i].value)
-        frontier = [_Node((root[i].action,), [root[i].value]) for i in order[: self.beam]]
+        ranked = sorted(root, key=lambda s: -s.value)  # stable: ties keep sampling order
+        frontier = [_Node((s.action,), [s.value]) for s in ranked[: self.beam]]
         try:
             for _ in range(self.depth - 1):
                 frontier = self._expand(work_env, seed, history, frontier, rng)
@@ -394,10 +399,8 @@ class RewardGuidedSearch(_SelectorPolicy):
                 actions.append(action)
         children = kept
         if steps:
-            rows = self.expander.scorer.score(steps)
-            self.expander.candidates_scored += len(steps)
-            for node, action, scores in zip(owners, actions, rows, strict=True):
-                children.append(_Node((*node.path, action), [*node.values, self.expander._value(scores)]))
+            for node, child in zip(owners, self.expander._score(steps, actions), strict=True):
+                children.append(_Node((*node.path, child.action), [*node.values, child.value]))
         children.sort(key=lambda c: -self._rank(c))  # stable: ties keep insertion order
         return children[: self.beam]
 
@@ -424,10 +427,10 @@ class EpisodeResult:
 def _choose(
     agent: Any, state: GUIState, history: list[str], rng: np.random.Generator, env: Any, seed: int
 ) -> str:
-    if callable(getattr(agent, "select", None)):
+    if _has(agent, "select"):
         action, _ = agent.select(state, history, rng, env=env, seed=seed)
         return action
-    if callable(getattr(agent, "propose", None)):
+    if _has(agent, "propose"):
         proposed = agent.propose(state, history, 1, rng)
         if not proposed:
             raise ValueError(f"{type(agent).__name__}.propose returned no action")
@@ -469,16 +472,8 @@ def run_episode(
     def choose(state: GUIState, history: Sequence[str]) -> str:
         return _choose(selector_or_policy, state, list(history), rng, env, seed)
 
-    episode = episodes.run(env, adapter, choose, seed, max_steps, invalid="skip")
-    return EpisodeResult(
-        success=episode.success,
-        steps=episode.steps,
-        reward=float(episode.reward),
-        wall_time=episode.wall_time,
-        actions=episode.actions,
-        seed=seed,
-        invalid_actions=episode.invalid_actions,
-    )
+    e = episodes.run(env, adapter, choose, seed, max_steps, invalid="skip")
+    return EpisodeResult(e.success, e.steps, float(e.reward), e.wall_time, e.actions, seed, e.invalid_actions)
 
 
 def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
@@ -526,9 +521,7 @@ AgentFactory = Callable[[BaseAdapter], Any]
 
 def _bind(agent_or_factory: Any, adapter: BaseAdapter) -> Any:
     """An agent object as is, or a factory ``f(adapter)`` called to build one for this env's adapter."""
-    if callable(getattr(agent_or_factory, "select", None)) or callable(
-        getattr(agent_or_factory, "propose", None)
-    ):
+    if _has(agent_or_factory, "select") or _has(agent_or_factory, "propose"):
         return agent_or_factory
     if callable(agent_or_factory):
         return agent_or_factory(adapter)
@@ -538,7 +531,7 @@ def _bind(agent_or_factory: Any, adapter: BaseAdapter) -> Any:
 
 
 def _seeded_episode(
-    env: Any, *, adapter: BaseAdapter, agent: Any, seed: int, max_steps: int, rng_key: list[int]
+    adapter: BaseAdapter, agent: Any, seed: int, max_steps: int, rng_key: list[int], env: Any
 ) -> EpisodeResult:
     return run_episode(env, adapter, agent, seed, max_steps, rng=np.random.default_rng(rng_key))
 
@@ -581,10 +574,11 @@ def compare(
         raise ValueError("seeds is empty: give at least one seed")
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(env_ids) * len(seeds) * 2, desc="search", unit="episode", disable=not progress)
     per_env: dict[str, Any] = {}
     everything: dict[str, list[EpisodeResult]] = {"base": [], "scaled": []}
-    try:
+    with tqdm(
+        total=len(env_ids) * len(seeds) * 2, desc="search", unit="episode", disable=not progress
+    ) as bar:
         for env_id in env_ids:
             adapter = get_adapter(env_id)
             session = EnvSession(env_id, adapter, env_kwargs, max_retries=max_retries)
@@ -592,36 +586,21 @@ def compare(
                 arms = {"base": _bind(base_policy, adapter), "scaled": _bind(scaled_selector, adapter)}
                 results: dict[str, list[EpisodeResult]] = {"base": [], "scaled": []}
                 for seed in seeds:
-                    for arm, agent in arms.items():
+                    for k, (arm, agent) in enumerate(arms.items()):
                         bar.set_postfix_str(f"{env_id} seed {seed} {arm}")
-
-                        rng_key = [rng_seed, seed, 0 if arm == "base" else 1]  # the same stream on a retry
-                        play = functools.partial(
-                            _seeded_episode,
-                            adapter=adapter,
-                            agent=agent,
-                            seed=seed,
-                            max_steps=max_steps,
-                            rng_key=rng_key,
-                        )
+                        rng_key = [rng_seed, seed, k]  # the same stream on a retry
+                        play = functools.partial(_seeded_episode, adapter, agent, seed, max_steps, rng_key)
                         results[arm].append(session.call(f"{arm} episode of {env_id} seed {seed}", play))
                         bar.update(1)
             finally:
                 session.close()
-            per_env[env_id] = {}
+            per_env[env_id] = {arm: summarize(arm_results) for arm, arm_results in results.items()}
             for arm, arm_results in results.items():
                 everything[arm].extend(arm_results)
-                per_env[env_id][arm] = summarize(arm_results)
                 if keep_episodes:
                     per_env[env_id][arm]["episode_log"] = [r.to_dict() for r in arm_results]
-            logger.info(
-                "%s: base %.2f -> scaled %.2f success",
-                env_id,
-                per_env[env_id]["base"]["success_rate"],
-                per_env[env_id]["scaled"]["success_rate"],
-            )
-    finally:
-        bar.close()
+            rates = [per_env[env_id][arm]["success_rate"] for arm in arms]
+            logger.info("%s: base %.2f -> scaled %.2f success", env_id, *rates)
     return {
         **summarize_arms(everything["base"], everything["scaled"]),
         "per_env": per_env,
