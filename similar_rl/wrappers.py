@@ -164,27 +164,13 @@ def _check_keys(info: Mapping[str, Any], keys: tuple[str, ...]) -> None:
 class _RewardSetup:
     """The scorer, adapter, shaping and info keys that the single and the vector wrapper set up alike."""
 
-    env: Any
-
-    def _resolve_adapter(self, adapter: BaseAdapter | None) -> BaseAdapter:
-        raise NotImplementedError
-
     def _init_reward(
-        self,
-        model_or_scorer: Any,
-        adapter: BaseAdapter | None,
-        reward_mode: str,
-        coef: float,
-        dimensions_weights: Mapping[str, float] | None,
-        gamma: float,
-        potential_key: str,
-        info_key: str,
-        env_reward_key: str,
-        penalty: float,
+        self, model_or_scorer: Any, adapter: BaseAdapter, info_key: str, env_reward_key: str, *shaping: Any
     ) -> None:
+        """``shaping``: the arguments of :class:`_Shaping`, in its order."""
         self.scorer = as_scorer(model_or_scorer)
-        self.adapter = self._resolve_adapter(adapter)
-        self.shaping = _Shaping(reward_mode, coef, dimensions_weights, gamma, potential_key, penalty)
+        self.adapter = adapter
+        self.shaping = _Shaping(*shaping)
         self.info_key = info_key
         self.env_reward_key = env_reward_key
         self._keys = (info_key, env_reward_key, "vector_reward", "reward_weights") + (
@@ -250,14 +236,12 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         )
         gym.utils.RecordConstructorArgs.__init__(self, **settings)
         gym.Wrapper.__init__(self, env)
-        self._init_reward(model_or_scorer, adapter, **settings)
+        shaping = (reward_mode, coef, dimensions_weights, gamma, potential_key, penalty)
+        self._init_reward(model_or_scorer, resolve_adapter(env, adapter), info_key, env_reward_key, *shaping)
         self._state: GUIState | None = None
         self._history: list[str] = []
         # Phi of the current state; None when its scoring failed (the next step scores it)
         self._phi: float | None = 0.0
-
-    def _resolve_adapter(self, adapter: BaseAdapter | None) -> BaseAdapter:
-        return resolve_adapter(self.env, adapter)
 
     @property
     def history(self) -> list[str]:
@@ -356,34 +340,19 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
         penalty: float = 0.05,
     ) -> None:
         super().__init__(env)
-        self._init_reward(
-            model_or_scorer,
-            adapter,
-            reward_mode,
-            coef,
-            dimensions_weights,
-            gamma,
-            potential_key,
-            info_key,
-            env_reward_key,
-            penalty,
-        )
+        if adapter is None:
+            sub_envs = getattr(env.unwrapped, "envs", None)
+            if not sub_envs:
+                raise ValueError("cannot find the adapter of this vector env's sub-envs; pass adapter=...")
+            adapter = resolve_adapter(sub_envs[0])
+        shaping = (reward_mode, coef, dimensions_weights, gamma, potential_key, penalty)
+        self._init_reward(model_or_scorer, adapter, info_key, env_reward_key, *shaping)
         self.autoreset_mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
         n = self.num_envs
         self._states: list[GUIState | None] = [None] * n
         self._histories: list[list[str]] = [[] for _ in range(n)]
         self._phis = np.zeros(n)
         self._autoreset = np.zeros(n, dtype=bool)
-
-    def _resolve_adapter(self, adapter: BaseAdapter | None) -> BaseAdapter:
-        return adapter if adapter is not None else self._adapter_from_sub_env(self.env)
-
-    @staticmethod
-    def _adapter_from_sub_env(env: gym.vector.VectorEnv) -> BaseAdapter:
-        sub_envs = getattr(env.unwrapped, "envs", None)
-        if sub_envs:
-            return resolve_adapter(sub_envs[0])
-        raise ValueError("cannot find the adapter of this vector env's sub-envs; pass adapter=...")
 
     def histories(self) -> list[list[str]]:
         """Action strings of each sub-env's current episode."""
@@ -396,6 +365,10 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
         """Sub-env ``i`` where the vector env exposes it (``SyncVectorEnv``), else None (default action space)."""
         envs = getattr(self.env.unwrapped, "envs", None)
         return envs[i] if envs is not None else None
+
+    def _observe(self, subs: list[Any], info: Mapping[str, Any], i: int) -> GUIState:
+        """The state of sub-env ``i`` from the split observations and the vector info."""
+        return self.adapter.observe(subs[i], self._sub_info(info, i))
 
     def _sub_info(self, info: Mapping[str, Any], i: int) -> dict[str, Any]:
         out = {}
@@ -426,10 +399,10 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
         subs = self._split_obs(obs)
         reset_ids = [i for i in range(self.num_envs) if mask[i]]
         for i in reset_ids:
-            self._states[i] = self.adapter.observe(subs[i], self._sub_info(info, i))
+            self._states[i] = self._observe(subs, info, i)
             self._histories[i] = []
-            self._phis[i] = 0.0
-            self._autoreset[i] = False
+        self._phis[mask] = 0.0
+        self._autoreset[mask] = False
         if self.shaping.uses_potential:
             self._phis[reset_ids] = np.nan  # stays unknown if the scorer raises; step() then scores it
             phis = self._potentials([self._states[i] for i in reset_ids], [[] for _ in reset_ids])
@@ -451,13 +424,10 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
         done = np.logical_or(terminated, truncated)
         scored = [i for i in range(n) if not self._autoreset[i]]
         requests = [self._states[i].step_input(act_strings[i], self._histories[i]) for i in scored]
-        next_states: dict[int, GUIState] = {}
-        for i in scored:
-            if not done[i]:
-                next_states[i] = self.adapter.observe(subs[i], self._sub_info(info, i))
+        next_states = {i: self._observe(subs, info, i) for i in scored if not done[i]}
         same_step = self.autoreset_mode == gym.vector.AutoresetMode.SAME_STEP
         restarted = [i for i in range(n) if self._autoreset[i] or (same_step and done[i])]
-        restart_states = {i: self.adapter.observe(subs[i], self._sub_info(info, i)) for i in restarted}
+        restart_states = {i: self._observe(subs, info, i) for i in restarted}
         potential = self.shaping.uses_potential
         key = self.shaping.potential_key
         unknown_phi = [i for i in scored if np.isnan(self._phis[i])] if potential else []
@@ -497,22 +467,21 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
 
         rewards = np.asarray(env_rewards, dtype=np.float64).copy()
         table = {k: np.zeros(n) for k in SCORE_KEYS}
-        mask = np.zeros(n, dtype=bool)
         for i in scored:
             scores = step_scores[i]
             rewards[i] = self.shaping.reward(float(env_rewards[i]), scores, phis_before[i], phi_next[i])
             for k in SCORE_KEYS:
                 table[k][i] = scores[k]
-            mask[i] = True
-        info[self.info_key] = table
-        info[f"_{self.info_key}"] = mask
-        info["vector_reward"] = np.stack([table[k] for k in DIMENSIONS], axis=1).astype(np.float32)
-        info["_vector_reward"] = mask.copy()
-        info["reward_weights"] = np.tile(self.shaping.total_weights, (n, 1))
-        info["_reward_weights"] = np.ones(n, dtype=bool)
-        info[self.env_reward_key] = np.asarray(env_rewards, dtype=np.float64)
-        info[f"_{self.env_reward_key}"] = np.ones(n, dtype=bool)
+        mask, everyone = np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
+        mask[scored] = True
+        entries = [
+            (self.info_key, table, mask),
+            ("vector_reward", np.stack([table[k] for k in DIMENSIONS], axis=1).astype(np.float32), mask),
+            ("reward_weights", np.tile(self.shaping.total_weights, (n, 1)), everyone),
+            (self.env_reward_key, np.asarray(env_rewards, dtype=np.float64), everyone),
+        ]
         if potential:
-            info[f"{self.info_key}_potential"] = phi_next
-            info[f"_{self.info_key}_potential"] = mask.copy()
+            entries.append((f"{self.info_key}_potential", phi_next, mask))
+        for key, value, key_mask in entries:  # Gymnasium's vector info: each key with its "_key" mask
+            info[key], info[f"_{key}"] = value, key_mask.copy()
         return obs, rewards, terminated, truncated, info
