@@ -114,13 +114,9 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, Mapping):
         return _message_text(completion.get("content"))
     if isinstance(completion, Sequence):
-        texts = [_message_text(m.get("content")) for m in completion if isinstance(m, Mapping)]
-        assistant = [
-            _message_text(m.get("content"))
-            for m in completion
-            if isinstance(m, Mapping) and m.get("role", "assistant") == "assistant"
-        ]
-        return (assistant or texts or [""])[-1]
+        messages = [m for m in completion if isinstance(m, Mapping)]
+        assistant = [m for m in messages if m.get("role", "assistant") == "assistant"]
+        return _message_text((assistant or messages)[-1].get("content")) if messages else ""
     raise TypeError(f"a completion must be a string or a list of messages, got {type(completion).__name__}")
 
 
@@ -182,12 +178,9 @@ def _column(kwargs: Mapping[str, Any], name: str, n: int) -> list[Any]:
     values = kwargs.get(name)
     if values is None:
         return [None] * n
-    if isinstance(values, str) or not isinstance(values, Sequence) or len(values) != n:
-        got = (
-            len(values)
-            if isinstance(values, Sequence) and not isinstance(values, str)
-            else type(values).__name__
-        )
+    sized = isinstance(values, Sequence) and not isinstance(values, str)
+    if not sized or len(values) != n:
+        got = len(values) if sized else type(values).__name__
         raise ValueError(f"column {name!r} must hold one value per completion ({n}); got {got}")
     return list(values)
 
@@ -212,15 +205,11 @@ def step_inputs_from_columns(
         raise ValueError(
             f"got {len(prompts)} prompts for {n} completions; TRL passes one prompt per completion"
         )
-    instructions = _column(columns, "instruction", n)
-    histories = _column(columns, "history", n)
-    observations = _column(columns, "observation_text", n)
-    screenshots = _column(columns, "screenshot", n)
-    images = _column(columns, "image", n)
-    image_lists = _column(columns, "images", n)
+    names = ("instruction", "history", "observation_text", "screenshot", "image", "images")
+    rows = enumerate(zip(prompts, completions, *(_column(columns, name, n) for name in names), strict=True))
     steps: list[StepInput | None] = []
     texts: list[str] = []
-    for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+    for i, (prompt, completion, instruction, history, observation, screenshot, image, images) in rows:
         text = completion_text(completion)
         texts.append(text)
         try:
@@ -228,26 +217,18 @@ def step_inputs_from_columns(
         except ActionParseError:
             steps.append(None)
             continue
-        instruction = instructions[i] if instructions[i] else instruction_from_prompt(prompt)
+        instruction = instruction or instruction_from_prompt(prompt)
         if not instruction:
             raise ValueError(
                 f"row {i}: no instruction: add an 'instruction' column to the dataset or a line "
                 "'Instruction: ...' to the prompt"
             )
-        image = screenshots[i] if screenshots[i] is not None else images[i]
-        if image is None and image_lists[i]:
-            image = image_lists[i][-1]
+        image = screenshot if screenshot is not None else image
+        if image is None and images:
+            image = images[-1]
         if image is None:
             image = _prompt_image(prompt)
-        steps.append(
-            StepInput(
-                instruction=str(instruction),
-                action=action,
-                history=_history(histories[i], i),
-                screenshot=image,
-                observation_text=observations[i],
-            )
-        )
+        steps.append(StepInput(str(instruction), action, _history(history, i), image, observation))
     return steps, texts
 
 
@@ -345,9 +326,7 @@ class SimilarBatchScores:
     def _weighted(self, scores: DimensionScores) -> DimensionScores:
         if self.weights is None:
             return scores
-        out = dict(scores)
-        out["total"] = total_score(scores, self.weights)
-        return out
+        return {**scores, "total": total_score(scores, self.weights)}
 
     def _record(
         self,
