@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -89,11 +90,10 @@ class _Sinks:
         table: tuple[str, list[str], list[list[Any]]] | None = None,
     ) -> None:
         self.open()
+        arrays = {n: np.asarray(v, dtype=np.float64) for n, v in (histograms or {}).items() if len(v)}
         if self._wandb is not None and self._wandb.run is not None:
             payload: dict[str, Any] = dict(scalars)
-            for name, values in (histograms or {}).items():
-                if len(values):
-                    payload[name] = self._wandb.Histogram(np.asarray(values, dtype=np.float64))
+            payload.update({name: self._wandb.Histogram(values) for name, values in arrays.items()})
             if table is not None:
                 name, columns, rows = table
                 payload[name] = self._wandb.Table(columns=columns, data=[self._wandb_row(r) for r in rows])
@@ -106,9 +106,8 @@ class _Sinks:
         if self._tb is not None:
             for name, value in scalars.items():
                 self._tb.add_scalar(name, value, step)
-            for name, values in (histograms or {}).items():
-                if len(values):
-                    self._tb.add_histogram(name, np.asarray(values, dtype=np.float64), step)
+            for name, values in arrays.items():
+                self._tb.add_histogram(name, values, step)
             if table is not None:
                 self._tb_table(step, *table)
             self._tb.flush()
@@ -130,12 +129,13 @@ class _Sinks:
 
     def _tb_table(self, step: int, name: str, columns: list[str], rows: list[list[Any]]) -> None:
         text_cols = [i for i, c in enumerate(columns) if c != "screenshot"]
+        shot = columns.index("screenshot") if "screenshot" in columns else None
         lines = ["| " + " | ".join(columns[i] for i in text_cols) + " |", "|" + "---|" * len(text_cols)]
         for r, row in enumerate(rows):
             cells = [str(row[i]).replace("|", "/").replace("\n", " ") for i in text_cols]
             lines.append("| " + " | ".join(cells) + " |")
-            if "screenshot" in columns and isinstance(row[columns.index("screenshot")], np.ndarray):
-                self._tb.add_image(f"{name}/{r}", row[columns.index("screenshot")], step, dataformats="HWC")
+            if shot is not None and isinstance(row[shot], np.ndarray):
+                self._tb.add_image(f"{name}/{r}", row[shot], step, dataformats="HWC")
         self._tb.add_text(name, "\n".join(lines), step)
 
     def close(self) -> None:
@@ -239,6 +239,10 @@ class SimilarTrackingCallback(TrainerCallback):
             self.sinks.close()
 
 
+#: What :class:`GymRewardLogger` sums over an episode.
+_SUMS = (*SCORE_KEYS, "length", "env_return", "shaped_return", "early_failure")
+
+
 class GymRewardLogger:
     """Record/dump logger of Similar rewards for Gymnasium loops (single or vector envs).
 
@@ -278,23 +282,13 @@ class GymRewardLogger:
         self.info_key = info_key
         self.env_reward_key = env_reward_key
         self.history: list[dict[str, float]] = []
-        self._running: dict[int, dict[str, float]] = {}
+        # per sub-env: the running sums of its current episode
+        self._running: defaultdict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(_SUMS, 0.0))
         self._step_values: dict[str, list[float]] = {k: [] for k in SCORE_KEYS}
         self._episodes: list[dict[str, float]] = []
         self._last_action: dict[int, str] = {}
         self._repeats: list[float] = []
         self._previous: tuple[float, float] | None = None  # (shaped return, success rate) of the last dump
-
-    def _acc(self, env_id: int) -> dict[str, float]:
-        if env_id not in self._running:
-            self._running[env_id] = {
-                **{k: 0.0 for k in SCORE_KEYS},
-                "length": 0.0,
-                "env_return": 0.0,
-                "shaped_return": 0.0,
-                "early_failure": 0.0,
-            }
-        return self._running[env_id]
 
     def record(
         self, info: Mapping[str, Any], terminated: Any, truncated: Any, reward: Any = None, action: Any = None
@@ -317,7 +311,7 @@ class GymRewardLogger:
         for i in range(len(terminated)):
             if not mask[i]:
                 continue
-            acc = self._acc(i)
+            acc = self._running[i]
             for k in SCORE_KEYS:
                 value = float(np.atleast_1d(scores[k])[i])
                 acc[k] += value
@@ -342,13 +336,8 @@ class GymRewardLogger:
         acc = self._running.pop(env_id)
         episode = {f"{k}_sum": acc[k] for k in SCORE_KEYS}
         episode.update({f"{k}_mean": acc[k] / acc["length"] for k in SCORE_KEYS})
-        episode.update(
-            length=acc["length"],
-            env_return=acc["env_return"],
-            shaped_return=acc["shaped_return"],
-            success_rate=float(success),
-            early_failure=acc["early_failure"],
-        )
+        episode.update({k: acc[k] for k in ("length", "env_return", "shaped_return")})
+        episode.update(success_rate=float(success), early_failure=acc["early_failure"])
         self._episodes.append(episode)
 
     def dump(self, step: int) -> dict[str, float]:
@@ -371,13 +360,9 @@ class GymRewardLogger:
     def _alarms(self) -> dict[str, float]:
         alarm = f"{self.prefix}/alarm"
         out: dict[str, float] = {}
-        if self._step_values["task_relevance"]:
-            out[f"{alarm}/irrelevant_steps"] = float(
-                np.mean(np.asarray(self._step_values["task_relevance"]) < 0.5)
-            )
-            out[f"{alarm}/incoherent_steps"] = float(
-                np.mean(np.asarray(self._step_values["coherence"]) < 0.5)
-            )
+        for name, key in (("irrelevant_steps", "task_relevance"), ("incoherent_steps", "coherence")):
+            if self._step_values[key]:
+                out[f"{alarm}/{name}"] = float(np.mean(np.asarray(self._step_values[key]) < 0.5))
         if self._repeats:
             out[f"{alarm}/repeated_actions"] = float(np.mean(self._repeats))
         if self._episodes:
