@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from similar_rl.harness.settings import build_args, check_min
+from similar_rl.harness.settings import build_args, check_min, load_yaml
 
 #: The parts of the demo, in the order they run.
 PARTS = ("episodes", "search", "ppo")
@@ -204,13 +204,9 @@ def load_demo_config(
 ) -> DemoConfig:
     """Read the YAML at ``path`` (default: configs/demo.yaml when it exists), apply its ``quick`` section when
     ``quick``, then ``overrides``."""
-    from similar_rl.harness.settings import load_yaml
-
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = load_yaml(path)
-    elif DEFAULT_CONFIG_PATH.is_file():
-        data = load_yaml(DEFAULT_CONFIG_PATH)
+    if path is None and DEFAULT_CONFIG_PATH.is_file():
+        path = DEFAULT_CONFIG_PATH
+    data = load_yaml(path) if path is not None else {}
     quick_layer = data.pop("quick", None) or {}
     if not isinstance(quick_layer, Mapping):
         raise ValueError(f"demo config 'quick' must be a mapping, got {type(quick_layer).__name__}")

@@ -78,40 +78,19 @@ class DemoTracker:
                         **{f"episodes/{k}": v for k, v in scores.items()},
                     }
                 )
-                table.add_data(
-                    e + 1,
-                    episode["env_id"],
-                    episode["seed"],
-                    step["step"],
-                    step["action"],
-                    step["env_reward"],
-                    *[scores.get(k) for k in SCORE_KEYS],
-                )
+                cells = [episode["env_id"], episode["seed"], step["step"], step["action"], step["env_reward"]]
+                table.add_data(e + 1, *cells, *[scores.get(k) for k in SCORE_KEYS])
         self.run.log({"episodes/steps": table})
 
     def log_search(self, result: dict[str, Any]) -> None:
         """The base vs best-of-N table and the overall success rates (also in the run summary)."""
         if not self.enabled or not result.get("per_env"):
             return
-        table = self._wandb.Table(
-            columns=[
-                "env_id",
-                "episodes",
-                "base_success",
-                "best_of_n_success",
-                "base_steps",
-                "best_of_n_steps",
-            ]
-        )
+        columns = ["env_id", "episodes", "base_success", "best_of_n_success", "base_steps", "best_of_n_steps"]
+        table = self._wandb.Table(columns=columns)
         for env_id, arms in result["per_env"].items():
-            table.add_data(
-                env_id,
-                arms["base"]["episodes"],
-                arms["base"]["success_rate"],
-                arms["scaled"]["success_rate"],
-                arms["base"]["mean_steps"],
-                arms["scaled"]["mean_steps"],
-            )
+            cells = [arms[arm][k] for k in ("success_rate", "mean_steps") for arm in ("base", "scaled")]
+            table.add_data(env_id, arms["base"]["episodes"], *cells)
         self.run.log({"search/table": table})
         for arm, key in (("base", "base"), ("scaled", "best_of_n")):
             self.run.summary[f"search/{key}_success_rate"] = result[arm]["success_rate"]
