@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -184,13 +185,10 @@ class Scorer:
 
     def _forward(self, batch: list[StepInput]) -> list[tuple[float, ...]]:
         torch = _torch_or_none()
-        if torch is not None:
-            with torch.inference_mode():
-                out = self.model.score_steps(batch)
-            if isinstance(out, torch.Tensor):
-                out = out.detach().float().cpu().tolist()
-        else:
+        with torch.inference_mode() if torch is not None else contextlib.nullcontext():
             out = self.model.score_steps(batch)
+        if torch is not None and isinstance(out, torch.Tensor):
+            out = out.detach().float().cpu()  # float32 rows, as the model's dtype may be lower
         self.forward_calls += 1
         self.steps_scored += len(batch)
         rows = [tuple(float(v) for v in row) for row in (out.tolist() if hasattr(out, "tolist") else out)]
