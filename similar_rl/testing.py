@@ -100,7 +100,7 @@ def build_tiny_tokenizer(image_token: str = "<|image_pad|>", vocab_size: int = 4
     tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
     image = "<|vision_start|><|image_pad|><|vision_end|>" if image_token == "<|image_pad|>" else image_token
     template = CHATML_TEMPLATE.replace("{{ IMAGE }}", image)
-    fast = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<|endoftext|>",
         eos_token="<|im_end|>",
@@ -110,7 +110,6 @@ def build_tiny_tokenizer(image_token: str = "<|image_pad|>", vocab_size: int = 4
         chat_template=template,
         extra_special_tokens={"image_token": image_token} if image_token != "<|image_pad|>" else {},
     )
-    return fast
 
 
 def _text_config_kwargs(tokenizer: Any, hidden: int, layers: int) -> dict[str, Any]:

@@ -211,10 +211,7 @@ class GUIState:
     fields: dict[str, str] = field(default_factory=dict)
 
     def element(self, ref: int) -> Element | None:
-        for el in self.elements:
-            if el.ref == ref:
-                return el
-        return None
+        return next((el for el in self.elements if el.ref == ref), None)
 
     def step_input(self, action: str, history: Sequence[str] = ()) -> StepInput:
         """The :class:`StepInput` for scoring ``action`` in this state."""

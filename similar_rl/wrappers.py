@@ -137,9 +137,7 @@ class _Shaping:
         return self.penalty * lack
 
     def shaped(self, scores: DimensionScores) -> float:
-        if self.weights is None:
-            return scores["total"]
-        return total_score(scores, self.weights)
+        return scores["total"] if self.weights is None else total_score(scores, self.weights)
 
     def reward(self, env_reward: float, scores: DimensionScores, phi: float, phi_next: float) -> float:
         if self.reward_mode == "add":

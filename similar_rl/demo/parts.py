@@ -95,12 +95,9 @@ def success_curve(episodes: list[dict[str, Any]], window: int = 8) -> dict[str, 
         >>> success_curve(eps, window=2)["success_rate"]
         [1.0, 0.5, 0.5, 0.5]
     """
-    steps, rates, raw = [], [], []
-    for i, ep in enumerate(episodes):
-        lo = max(0, i + 1 - window)
-        steps.append(float(ep["global_step"]))
-        raw.append(float(ep["success"]))
-        rates.append(float(np.mean(raw[lo : i + 1])))
+    steps = [float(ep["global_step"]) for ep in episodes]
+    raw = [float(ep["success"]) for ep in episodes]
+    rates = [float(np.mean(raw[max(0, i + 1 - window) : i + 1])) for i in range(len(raw))]
     return {"global_step": steps, "success_rate": rates, "success": raw}
 
 

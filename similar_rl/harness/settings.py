@@ -79,9 +79,10 @@ def add_dataclass_arguments(
     for f in dataclasses.fields(cls):
         if f.name in exclude:
             continue
-        is_list = str(f.type).startswith("list")
+        kind = str(f.type).replace(" ", "")
+        is_list = kind.startswith("list")
         extra: dict[str, Any] = {"nargs": "+", "action": _ListValues} if is_list else {}
-        if str(f.type) == "bool":  # a bare --flag means true
+        if kind == "bool":  # a bare --flag means true
             extra = {"nargs": "?", "const": True}
         parser.add_argument(
             f"--{f.name.replace('_', '-')}",
@@ -89,9 +90,7 @@ def add_dataclass_arguments(
             dest=f.name,
             type=_yaml_value,
             default=argparse.SUPPRESS,
-            metavar=str(f.type).replace(" ", "").removesuffix("|None").removeprefix("list[").removesuffix("]")
-            if is_list
-            else str(f.type).replace(" ", ""),
+            metavar=kind.removesuffix("|None").removeprefix("list[").removesuffix("]") if is_list else kind,
             help=f"{f.metadata.get('help', '')} (default: {_default_text(f)})",
             **extra,
         )
