@@ -47,24 +47,24 @@ class Dimension:
     description: str
 
 
-_DESCRIPTIONS = {
-    "helpfulness": "How much the step moves the task toward completion: positive if correct, negative if wrong.",
-    "odds_of_success": "Probability that the task is completed from the state after the step.",
-    "efficiency": "How much the step shortens the expected remaining path, relative to the task length.",
-    "task_relevance": "Whether the action relates to the instruction at all (1) or is clearly meaningless (0).",
-    "coherence": "Whether the step follows sensibly from the previous one (the first step counts as coherent).",
-}
+_DESCRIPTIONS = (  # in DIMENSIONS order
+    "How much the step moves the task toward completion: positive if correct, negative if wrong.",
+    "Probability that the task is completed from the state after the step.",
+    "How much the step shortens the expected remaining path, relative to the task length.",
+    "Whether the action relates to the instruction at all (1) or is clearly meaningless (0).",
+    "Whether the step follows sensibly from the previous one (the first step counts as coherent).",
+)
 
-# the judge's dimensions are the binary ones
+_ROWS = (  # key, display name, alias, label range, source, total weight
+    ("helpfulness", "Helpfulness", "TC", (-1.0, 1.0), "rollout", 3.0),
+    ("odds_of_success", "Odds of Success", "IP", (0.0, 1.0), "rollout", 5.0),
+    ("efficiency", "Efficiency", "E", (-1.0, 1.0), "rollout", 5.0),
+    ("task_relevance", "Task Relevance", "TR", (0.0, 1.0), "judge", 1.0),
+    ("coherence", "Coherence", "C", (0.0, 1.0), "judge", 1.0),
+)
 DIMENSION_INFO: dict[str, Dimension] = {
-    key: Dimension(key, name, alias, label_range, source, weight, source == "judge", _DESCRIPTIONS[key])
-    for key, name, alias, label_range, source, weight in (
-        ("helpfulness", "Helpfulness", "TC", (-1.0, 1.0), "rollout", 3.0),
-        ("odds_of_success", "Odds of Success", "IP", (0.0, 1.0), "rollout", 5.0),
-        ("efficiency", "Efficiency", "E", (-1.0, 1.0), "rollout", 5.0),
-        ("task_relevance", "Task Relevance", "TR", (0.0, 1.0), "judge", 1.0),
-        ("coherence", "Coherence", "C", (0.0, 1.0), "judge", 1.0),
-    )
+    row[0]: Dimension(*row, row[4] == "judge", description)  # the judge's dimensions are the binary ones
+    for row, description in zip(_ROWS, _DESCRIPTIONS, strict=True)
 }
 
 #: Default weights of ``total = 5*OS + 5*E + 3*H + TR + C`` (the reference data's weighting).

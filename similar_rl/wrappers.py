@@ -381,19 +381,11 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
                     out[key] = value
         return out
 
-    def _potentials(self, states: list[GUIState], histories: list[list[str]]) -> list[float]:
-        if not states:
-            return []
-        results = self.scorer.score([s.step_input(NOOP, h) for s, h in zip(states, histories, strict=True)])
-        return [r[self.shaping.potential_key] for r in results]
-
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        mask = np.ones(self.num_envs, dtype=bool)
-        if options is not None and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"], dtype=bool)
+        mask = np.asarray((options or {}).get("reset_mask", np.ones(self.num_envs)), dtype=bool)
         subs = self._split_obs(obs)
         reset_ids = [i for i in range(self.num_envs) if mask[i]]
         for i in reset_ids:
@@ -401,10 +393,10 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
             self._histories[i] = []
         self._phis[mask] = 0.0
         self._autoreset[mask] = False
-        if self.shaping.uses_potential:
+        if self.shaping.uses_potential and reset_ids:
             self._phis[reset_ids] = np.nan  # stays unknown if the scorer raises; step() then scores it
-            phis = self._potentials([self._states[i] for i in reset_ids], [[] for _ in reset_ids])
-            self._phis[reset_ids] = phis
+            results = self.scorer.score([self._states[i].step_input(NOOP) for i in reset_ids])
+            self._phis[reset_ids] = [r[self.shaping.potential_key] for r in results]
         return obs, info
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -480,6 +472,6 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
         ]
         if potential:
             entries.append((f"{self.info_key}_potential", phi_next, mask))
-        for key, value, key_mask in entries:  # Gymnasium's vector info: each key with its "_key" mask
-            info[key], info[f"_{key}"] = value, key_mask.copy()
+        for name, value, name_mask in entries:  # Gymnasium's vector info: each key with its "_key" mask
+            info[name], info[f"_{name}"] = value, name_mask.copy()
         return obs, rewards, terminated, truncated, info
