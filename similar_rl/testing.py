@@ -128,13 +128,16 @@ def _text_config_kwargs(tokenizer: Any, hidden: int, layers: int) -> dict[str, A
     }
 
 
-def _save_random_model(model_cls: Any, config: Any, seed: int, path: Path) -> None:
-    """Build ``model_cls(config)`` with weights drawn under ``torch.manual_seed(seed)`` and save it to ``path``."""
+def _save_random_model(model_cls: Any, config: Any, seed: int, path: Path, *processors: Any) -> Path:
+    """Build ``model_cls(config)`` with weights drawn under ``torch.manual_seed(seed)`` and save it and its
+    tokenizer / processors to ``path``; returns ``path``."""
     import torch
 
     torch.manual_seed(seed)
-    model = model_cls(config).eval()
-    model.save_pretrained(path)
+    model_cls(config).eval().save_pretrained(path)
+    for processor in processors:
+        processor.save_pretrained(path)
+    return path
 
 
 def build_tiny_qwen2(path: str | Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
@@ -144,9 +147,7 @@ def build_tiny_qwen2(path: str | Path, hidden: int = 32, layers: int = 2, seed: 
     path = Path(path)
     tokenizer = build_tiny_tokenizer()
     config = Qwen2Config(**_text_config_kwargs(tokenizer, hidden, layers), tie_word_embeddings=True)
-    _save_random_model(Qwen2ForCausalLM, config, seed, path)
-    tokenizer.save_pretrained(path)
-    return path
+    return _save_random_model(Qwen2ForCausalLM, config, seed, path, tokenizer)
 
 
 def build_tiny_qwen2_vl(
@@ -191,13 +192,10 @@ def build_tiny_qwen2_vl(
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
     )
-    _save_random_model(model_cls, config, seed, path)
-    tokenizer.save_pretrained(path)
     image_processor = transformers.Qwen2VLImageProcessorPil(
         min_pixels=28 * 28, max_pixels=56 * 56, patch_size=14, merge_size=2, temporal_patch_size=2
     )
-    image_processor.save_pretrained(path)
-    return path
+    return _save_random_model(model_cls, config, seed, path, tokenizer, image_processor)
 
 
 def build_tiny_llava(path: str | Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
@@ -225,7 +223,6 @@ def build_tiny_llava(path: str | Path, hidden: int = 32, layers: int = 2, seed: 
         vision_feature_select_strategy="default",
         tie_word_embeddings=True,
     )
-    _save_random_model(transformers.LlavaForConditionalGeneration, config, seed, path)
     image_processor = transformers.CLIPImageProcessorPil(
         size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
     )
@@ -237,8 +234,7 @@ def build_tiny_llava(path: str | Path, hidden: int = 32, layers: int = 2, seed: 
         num_additional_image_tokens=1,
         chat_template=tokenizer.chat_template,
     )
-    processor.save_pretrained(path)
-    return path
+    return _save_random_model(transformers.LlavaForConditionalGeneration, config, seed, path, processor)
 
 
 def tiny_hf_similar_model(path: str | Path, seed: int = 0) -> Any:
