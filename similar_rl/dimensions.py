@@ -20,13 +20,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-DIMENSIONS: tuple[str, ...] = (
-    "helpfulness",
-    "odds_of_success",
-    "efficiency",
-    "task_relevance",
-    "coherence",
-)
+DIMENSIONS: tuple[str, ...] = ("helpfulness", "odds_of_success", "efficiency", "task_relevance", "coherence")
 #: Keys of a full score: the five dimensions then ``total``.
 SCORE_KEYS: tuple[str, ...] = (*DIMENSIONS, "total")
 #: Preference-pair types: one per dimension, ``total`` (weighted step score) and ``traj`` (whole trajectories).

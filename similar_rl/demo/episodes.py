@@ -120,11 +120,7 @@ def format_row(row: StepRow, width: int = 46) -> str:
 
 
 def play_scored_episodes(
-    part: Any,
-    scorer: Any,
-    seed: int,
-    echo: Echo,
-    deadline: float | None = None,
+    part: Any, scorer: Any, seed: int, echo: Echo, deadline: float | None = None
 ) -> dict[str, Any]:
     """Run part 1: ``part.episodes_per_family`` episodes of each family, printing every step.
 
@@ -218,10 +214,4 @@ def _one_episode(
     }
 
 
-__all__ = [
-    "StepRow",
-    "format_row",
-    "play_scored_episodes",
-    "step_rows",
-    "table_header",
-]
+__all__ = ["StepRow", "format_row", "play_scored_episodes", "step_rows", "table_header"]

@@ -194,10 +194,7 @@ def _episode_tables(episodes: list[dict[str, Any]]) -> list[str]:
 
 
 def write_report(
-    out_dir: Path,
-    results: Mapping[str, Any],
-    plots: Mapping[str, Path],
-    meta: Mapping[str, Any],
+    out_dir: Path, results: Mapping[str, Any], plots: Mapping[str, Path], meta: Mapping[str, Any]
 ) -> Path:
     """Write ``<out_dir>/report.md`` and return its path.
 
