@@ -316,7 +316,13 @@ class SimilarBatchScores:
             results = [None if s is None else self._weighted(next(scored)) for s in steps]
             self._last_key, self._last = key, results
             self.batches_scored += 1
-            self._record(steps, texts, results, global_step)
+            for step, text, scores in zip(steps, texts, results, strict=True):
+                self.pending_values["invalid"].append(0.0 if scores is not None else 1.0)
+                if scores is not None:
+                    for k in SCORE_KEYS:
+                        self.pending_values[k].append(scores[k])
+                if self.keep_samples:
+                    self.samples.append(SampleStep(text, step, scores, global_step))
         log_metric = kwargs.get("log_metric")
         if self.log_metrics and callable(log_metric):
             for name, value in self.batch_means(results).items():
@@ -327,21 +333,6 @@ class SimilarBatchScores:
         if self.weights is None:
             return scores
         return {**scores, "total": total_score(scores, self.weights)}
-
-    def _record(
-        self,
-        steps: list[StepInput | None],
-        texts: list[str],
-        results: list[DimensionScores | None],
-        global_step: int | None,
-    ) -> None:
-        for step, text, scores in zip(steps, texts, results, strict=True):
-            self.pending_values["invalid"].append(0.0 if scores is not None else 1.0)
-            if scores is not None:
-                for k in SCORE_KEYS:
-                    self.pending_values[k].append(scores[k])
-            if self.keep_samples:
-                self.samples.append(SampleStep(text, step, scores, global_step))
 
     @staticmethod
     def batch_means(results: Sequence[DimensionScores | None]) -> dict[str, float]:

@@ -424,20 +424,6 @@ class EpisodeResult:
         return asdict(self)
 
 
-def _choose(
-    agent: Any, state: GUIState, history: list[str], rng: np.random.Generator, env: Any, seed: int
-) -> str:
-    if _has(agent, "select"):
-        action, _ = agent.select(state, history, rng, env=env, seed=seed)
-        return action
-    if _has(agent, "propose"):
-        proposed = agent.propose(state, history, 1, rng)
-        if not proposed:
-            raise ValueError(f"{type(agent).__name__}.propose returned no action")
-        return proposed[0]
-    raise TypeError(f"expected a policy (propose) or a selector (select), got {type(agent).__name__}")
-
-
 def run_episode(
     env: Any,
     adapter: BaseAdapter,
@@ -470,7 +456,16 @@ def run_episode(
     rng = np.random.default_rng(seed) if rng is None else rng
 
     def choose(state: GUIState, history: Sequence[str]) -> str:
-        return _choose(selector_or_policy, state, list(history), rng, env, seed)
+        agent = selector_or_policy
+        if _has(agent, "select"):
+            action, _ = agent.select(state, list(history), rng, env=env, seed=seed)
+            return action
+        if _has(agent, "propose"):
+            proposed = agent.propose(state, list(history), 1, rng)
+            if not proposed:
+                raise ValueError(f"{type(agent).__name__}.propose returned no action")
+            return proposed[0]
+        raise TypeError(f"expected a policy (propose) or a selector (select), got {type(agent).__name__}")
 
     e = episodes.run(env, adapter, choose, seed, max_steps, invalid="skip")
     return EpisodeResult(e.success, e.steps, float(e.reward), e.wall_time, e.actions, seed, e.invalid_actions)
