@@ -1,10 +1,8 @@
 """Inference-time scaling with a Similar reward model: best-of-N and reward-guided tree search.
 
-- :class:`BestOfN` samples ``n`` candidate actions from a policy, scores all of them in one scorer call (they
-  share the state, so the model encodes the prompt side once) and acts on the best.
-- :class:`RewardGuidedSearch` looks ahead: it expands candidates, scores them, keeps the best ``beam`` action
-  prefixes, rebuilds the env after each prefix (``adapter.rebuild``: ``reset(seed)`` + replay, since GUI envs have
-  no snapshots) to expand them ``depth`` steps deep, and commits the first action of the best branch.
+- :class:`BestOfN` scores ``n`` sampled candidate actions in one scorer call and acts on the best.
+- :class:`RewardGuidedSearch` looks ahead: a beam search over action prefixes, ``depth`` steps deep, rebuilding
+  the env for each prefix (``adapter.rebuild``: ``reset(seed)`` + replay, since GUI envs have no snapshots).
 - :func:`run_episode` plays one episode with a policy or a selector; :func:`compare` measures a base policy
   against a scaled selector on several envs and seeds and returns the JSON-ready summary.
 
@@ -125,11 +123,8 @@ class ScoredAction:
 
 
 class _SelectorPolicy:
-    """Lets a selector stand in for a policy: ``propose`` returns the selected action ``n`` times.
-
-    ``propose`` has no env or seed to rebuild, so a :class:`RewardGuidedSearch` with lookahead raises there; call
-    its ``select`` (as :func:`run_episode` does) instead.
-    """
+    """Lets a selector stand in for a policy: ``propose`` returns the selected action ``n`` times (without the
+    env and seed that a :class:`RewardGuidedSearch` with lookahead needs: it raises there)."""
 
     def propose(self, state: GUIState, history: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
         check_positive(n, "n")
@@ -230,7 +225,7 @@ class _Node:
 
 
 class RewardGuidedSearch(_SelectorPolicy):
-    """Beam search over action prefixes, guided by the reward model (see the module docstring).
+    """Beam search over action prefixes, guided by the reward model.
 
     At the root, ``n`` candidates are sampled and scored; the best ``beam`` become branches. For each further
     level (``depth - 1`` of them) every unfinished branch is rebuilt in the env (reset + replay of the episode's

@@ -7,9 +7,7 @@
   history, completion, action, screenshot as ``wandb.Image``, the five scores and total; the screenshots are
   also logged as ``similar/samples_screenshots`` images, because offline runs do not store images inside tables). TRL itself logs
   ``rewards/similar_<key>/mean|std``, and the reward functions add ``similar/<key>`` through ``log_metric``.
-- :class:`GymRewardLogger`: record/dump logging for Gymnasium loops fed by
-  :class:`similar_rl.wrappers.SimilarRewardWrapper`'s info (single or vector envs): per-dimension episode sums
-  and means, episode length, env return and success rate, and per-step means.
+- :class:`GymRewardLogger`: record/dump logging for Gymnasium loops fed by the wrappers' info.
 
 Backends: ``"wandb"`` (honours ``WANDB_MODE=offline``; uses the active run, else starts one) and
 ``"tensorboard"`` (``torch.utils.tensorboard.SummaryWriter``).

@@ -32,14 +32,10 @@ Reward modes (``shaped`` is ``total``, or ``sum_k w_k * score_k`` when ``dimensi
 
 The wrappers refuse to overwrite an info key the env already writes (pass other ``info_key``/``env_reward_key``).
 
-Scorer failures (e.g. a remote scorer answering 503): the env's step is recorded (history and state advance to
-the state after the action) *before* the scorer is called, so when scoring raises, the error propagates and the
-step's reward is lost, but the next ``step`` is scored against the env's real state and history, never a stale one.
-A potential that could not be scored is marked unknown and scored again with the next step's batch. An env failure
-inside ``env.step`` leaves history and state unchanged (the env did not move).
-
-Action strings for the history and the scorer: a ``str`` action (text action spaces, like the toy env's) is used
-as is (canonicalised when it parses); any other action is converted with ``adapter.to_action_string``.
+Scorer failures (e.g. a remote scorer answering 503): the env's step is recorded *before* scoring, so the error
+propagates and the step's reward is lost, but the next ``step`` is scored against the env's real state and history;
+a potential that could not be scored is scored with the next step's batch. An env failure inside ``env.step``
+leaves history and state unchanged. Actions become strings with :func:`action_string`.
 """
 
 from __future__ import annotations

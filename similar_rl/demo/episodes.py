@@ -1,8 +1,5 @@
 """Part 1 of the demo: a few episodes played through :class:`~similar_rl.wrappers.SimilarRewardWrapper`, every
-step shown as a table row (action, env reward, the five scores and total).
-
-The demo's rows come from :func:`step_rows`, a generator of :class:`StepRow` over the harness's episode loop (the state before the action is kept in
-the row). With a wrapped env the row carries the wrapper's scores; without one, ``scores`` is None.
+step shown as a table row (action, env reward, the five scores and total) by :func:`step_rows`.
 
 Example:
     >>> import numpy as np

@@ -1,11 +1,9 @@
 """The one retrying env session: an env made lazily, operations run under a deadline, the env rebuilt and the
-operation retried after a failure, every failure recorded.
+operation retried after a failure, every failure recorded (collection and the search comparison use it).
 
-Collection (:class:`~similar_rl.collect.mcts.TaskSearch`), the search comparison
-(:func:`similar_rl.search.compare`) and through it the demo's best-of-N part run their env work through
-:class:`EnvSession`. An env error is anything :func:`env_errors` lists: :class:`~similar_rl.envs.base.EnvFailure`,
-Selenium's ``WebDriverException``, timeouts, lost connections. Past ``max_retries`` the session raises
-:class:`TaskFailed` (an ``EnvFailure`` too, so callers that skip a broken env catch it).
+An env error is anything :func:`env_errors` lists: :class:`~similar_rl.envs.base.EnvFailure`, Selenium's
+``WebDriverException``, timeouts, lost connections. Past ``max_retries`` the session raises :class:`TaskFailed`
+(an ``EnvFailure`` too, so callers that skip a broken env catch it).
 
 Example:
     >>> from similar_rl.envs import get_adapter

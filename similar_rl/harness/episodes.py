@@ -7,9 +7,6 @@ the state stays) or ``"noop"`` (``noop()`` is executed in its place). The info k
 :class:`~similar_rl.wrappers.SimilarRewardWrapper` adds are read from :mod:`similar_rl.types`, so a shaped
 reward never turns a failure into a success.
 
-Used by the search comparison and best-of-N (:func:`similar_rl.search.run_episode`), the demo, the PPO and GRPO
-evaluations and GRPO's state rollouts.
-
 Example:
     >>> import numpy as np
     >>> from similar_rl.envs import make_env
