@@ -68,12 +68,8 @@ def plot_episode_scores(episodes: list[dict[str, Any]], path: Path) -> Path | No
         twin.set_ylabel("total")
         outcome = "success" if episode["success"] else "failure"
         ax.set_title(f"{short_env(episode['env_id'])} (seed {episode['seed']}): {outcome}", fontsize=10)
-    handles = [
-        plt.Line2D([], [], color="black", marker="D", ls="--")
-        if k == "total"
-        else plt.Rectangle((0, 0), 1, 1, color=COLORS[k])
-        for k in SCORE_KEYS
-    ]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS[k]) for k in DIMENSIONS]
+    handles.append(plt.Line2D([], [], color="black", marker="D", ls="--"))  # the total
     fig.legend(
         handles, [LABELS[k] for k in SCORE_KEYS], loc="lower center", ncol=6, fontsize=8, frameon=False
     )
@@ -98,16 +94,8 @@ def plot_best_of_n(result: Mapping[str, Any], path: Path) -> Path | None:
     )
     for arm, side, label, color in arms:
         rates = [100 * a[arm]["success_rate"] for a in [*per_env.values(), result]]
-        for bar in ax.bar([x + side * width / 2 for x in xs], rates, width, label=label, color=color):
-            ax.annotate(
-                f"{bar.get_height():.0f}%",
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                xytext=(0, 2),
-                textcoords="offset points",
-            )
+        bars = ax.bar([x + side * width / 2 for x in xs], rates, width, label=label, color=color)
+        ax.bar_label(bars, fmt="%.0f%%", fontsize=8, padding=2)
     ax.set_xticks(list(xs))
     ax.set_xticklabels(names, rotation=15, ha="right")
     ax.set_ylabel("success rate (%)")
