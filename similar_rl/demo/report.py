@@ -96,8 +96,7 @@ def plot_best_of_n(result: Mapping[str, Any], path: Path) -> Path | None:
         rates = [100 * a[arm]["success_rate"] for a in [*per_env.values(), result]]
         bars = ax.bar([x + side * width / 2 for x in xs], rates, width, label=label, color=color)
         ax.bar_label(bars, fmt="%.0f%%", fontsize=8, padding=2)
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(names, rotation=15, ha="right")
+    ax.set_xticks(list(xs), names, rotation=15, ha="right")
     ax.set_ylabel("success rate (%)")
     ax.set_ylim(0, 128)
     episodes = result["base"]["episodes"]

@@ -71,13 +71,8 @@ class DemoTracker:
             for step in episode["steps"]:
                 scores = step["scores"] or {}
                 index += 1
-                self.run.log(
-                    {
-                        "episodes/step_index": index,
-                        "episodes/env_reward": step["env_reward"],
-                        **{f"episodes/{k}": v for k, v in scores.items()},
-                    }
-                )
+                row = {"step_index": index, "env_reward": step["env_reward"], **scores}
+                self.run.log({f"episodes/{k}": v for k, v in row.items()})
                 cells = [episode["env_id"], episode["seed"], step["step"], step["action"], step["env_reward"]]
                 table.add_data(e + 1, *cells, *[scores.get(k) for k in SCORE_KEYS])
         self.run.log({"episodes/steps": table})
@@ -101,20 +96,12 @@ class DemoTracker:
         if not self.enabled:
             return
         curve = result.get("curve", {})
+        similar = [f"similar_{k}" for k in SCORE_KEYS]
         for i, episode in enumerate(result.get("episode_log", [])):
+            row = {k: episode[k] for k in ("global_step", "success", "env_return", "length")}
+            row.update({k: episode[k] for k in similar if k in episode})
             self.run.log(
-                {
-                    "ppo/global_step": episode["global_step"],
-                    "ppo/success_rate": curve["success_rate"][i],
-                    "ppo/success": episode["success"],
-                    "ppo/env_return": episode["env_return"],
-                    "ppo/length": episode["length"],
-                    **{
-                        f"ppo/similar_{k}": episode[f"similar_{k}"]
-                        for k in SCORE_KEYS
-                        if f"similar_{k}" in episode
-                    },
-                }
+                {"ppo/success_rate": curve["success_rate"][i], **{f"ppo/{k}": v for k, v in row.items()}}
             )
 
     def log_images(self, plots: dict[str, Path]) -> None:
