@@ -266,25 +266,23 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         act = action_string(action, self.adapter, self.env, self._state)
         obs, env_reward, terminated, truncated, info = self.env.step(action)  # raises: history left unchanged
         _check_keys(info, self._keys)
-        done = bool(terminated or truncated)
         state, history, phi = self._state, self._history, self._phi
         history_after = [*history, act]
-        next_state = None if done else self.adapter.observe(obs, info)
+        next_state = None if terminated or truncated else self.adapter.observe(obs, info)
         requests = [state.step_input(act, history)]
-        uses_potential = self.shaping.uses_potential
-        if uses_potential and phi is None:
+        uses_potential, key = self.shaping.uses_potential, self.shaping.potential_key
+        score_phi, score_phi_next = uses_potential and phi is None, uses_potential and next_state is not None
+        if score_phi:
             requests.append(state.step_input(NOOP, history))
-        if uses_potential and next_state is not None:
-            requests.append(next_state.step_input(NOOP, history_after))
+        if score_phi_next:
+            requests.append(next_state.step_input(NOOP, history_after))  # type: ignore[union-attr]
         # record the env's move before scoring: a scorer error must not leave the next step scored on a stale state
         self._history, self._state, self._phi = history_after, next_state, (None if uses_potential else 0.0)
         results = self.scorer.score(requests)
         scores = results[0]
-        if uses_potential and phi is None:
-            phi = results[1][self.shaping.potential_key]
-        phi_next = (
-            results[-1][self.shaping.potential_key] if uses_potential and next_state is not None else 0.0
-        )
+        if score_phi:
+            phi = results[1][key]
+        phi_next = results[-1][key] if score_phi_next else 0.0
         reward = self.shaping.reward(float(env_reward), scores, phi or 0.0, phi_next)
         info[self.info_key] = dict(scores)
         info["vector_reward"] = np.asarray([scores[k] for k in DIMENSIONS], dtype=np.float32)

@@ -162,13 +162,9 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[s
     out = copy.deepcopy(dict(base))
     for key, value in (override or {}).items():
         if key in _SECTIONS and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            section = dict(out[key])
-            if (
-                key == "ppo"
-                and isinstance(value.get("args"), Mapping)
-                and isinstance(section.get("args"), Mapping)
-            ):
-                value = {**value, "args": {**section["args"], **value["args"]}}
+            section, args = dict(out[key]), value.get("args")
+            if key == "ppo" and isinstance(args, Mapping) and isinstance(section.get("args"), Mapping):
+                value = {**value, "args": {**section["args"], **args}}
             section.update(value)
             out[key] = section
         else:
