@@ -170,12 +170,7 @@ class BestOfN(_SelectorPolicy):
         proposed = list(self.policy.propose(state, list(history), self.n, rng))
         if not proposed:
             raise ValueError(f"{type(self.policy).__name__}.propose returned no action")
-        if not self.dedup:
-            return proposed
-        seen: dict[str, None] = {}
-        for action in proposed:
-            seen.setdefault(_dedup_key(action))
-        return list(seen)
+        return list(dict.fromkeys(_dedup_key(a) for a in proposed)) if self.dedup else proposed
 
     def score_candidates(
         self, state: GUIState, history: Sequence[str], actions: Sequence[str]

@@ -238,7 +238,7 @@ class SimilarTrackingCallback(TrainerCallback):
 
 
 #: What :class:`GymRewardLogger` sums over an episode.
-_SUMS = (*SCORE_KEYS, "length", "env_return", "shaped_return", "early_failure")
+_SUMS = (*SCORE_KEYS, "length", "env_return", "shaped_return")
 
 
 class GymRewardLogger:
@@ -326,17 +326,15 @@ class GymRewardLogger:
                     success = bool(np.atleast_1d(success_info)[i])
                 else:
                     success = bool(terminated[i] and env_reward > 0)
-                acc["early_failure"] = float(bool(terminated[i]) and not success)
                 self._last_action.pop(i, None)
-                self._finish(i, success)
-
-    def _finish(self, env_id: int, success: bool) -> None:
-        acc = self._running.pop(env_id)
-        episode = {f"{k}_sum": acc[k] for k in SCORE_KEYS}
-        episode.update({f"{k}_mean": acc[k] / acc["length"] for k in SCORE_KEYS})
-        episode.update({k: acc[k] for k in ("length", "env_return", "shaped_return")})
-        episode.update(success_rate=float(success), early_failure=acc["early_failure"])
-        self._episodes.append(episode)
+                del self._running[i]
+                episode = {f"{k}_sum": acc[k] for k in SCORE_KEYS}
+                episode.update({f"{k}_mean": acc[k] / acc["length"] for k in SCORE_KEYS})
+                episode.update({k: acc[k] for k in ("length", "env_return", "shaped_return")})
+                episode.update(
+                    success_rate=float(success), early_failure=float(terminated[i] and not success)
+                )
+                self._episodes.append(episode)
 
     def dump(self, step: int) -> dict[str, float]:
         """Aggregate what was recorded since the last dump, write it to the backends and return it."""

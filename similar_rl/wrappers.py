@@ -40,6 +40,7 @@ leaves history and state unchanged. Actions become strings with :func:`action_st
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,10 +68,8 @@ def resolve_adapter(env: Any, adapter: BaseAdapter | None = None) -> BaseAdapter
 
     spec = getattr(env, "spec", None)
     if spec is not None and spec.id:
-        try:
+        with contextlib.suppress(ValueError):  # not a registered id: try the env's class below
             return get_adapter(spec.id)
-        except ValueError:
-            pass
     unwrapped = getattr(env, "unwrapped", env)
     if type(unwrapped).__module__ == "similar_rl.envs.toy":
         return get_adapter("toy/")

@@ -128,11 +128,8 @@ def run_ppo(
     summary = train(args, scorer=scorer if args.reward != "sparse" else None)
     run_dir = Path(summary.get("run_dir", out_dir / "ppo"))
     episodes_file = run_dir / "episodes.jsonl"
-    episodes = (
-        [json.loads(line) for line in episodes_file.read_text().splitlines() if line.strip()]
-        if episodes_file.is_file()
-        else []
-    )
+    lines = episodes_file.read_text().splitlines() if episodes_file.is_file() else []
+    episodes = [json.loads(line) for line in lines if line.strip()]
     half = len(episodes) // 2
     first = [e["success"] for e in episodes[:half]]
     second = [e["success"] for e in episodes[half:]]
