@@ -358,10 +358,8 @@ class RewardGuidedSearch(_SelectorPolicy):
         try:
             for _ in range(self.depth - 1):
                 frontier = self._expand(work_env, seed, history, frontier, rng)
-            if self.use_env_reward:
-                for node in frontier:
-                    if not node.done:
-                        self._execute(work_env, seed, history, node)
+            for node in [n for n in frontier if self.use_env_reward and not n.done]:
+                self._execute(work_env, seed, history, node)  # does the leaf end the episode?
         finally:
             if self.search_env is None:
                 self._rebuild(env, seed, history)
@@ -375,9 +373,7 @@ class RewardGuidedSearch(_SelectorPolicy):
         """One level: rebuild unfinished branches, sample and score their children, keep the best ``beam``."""
         steps, owners, actions = [], [], []
         kept = [node for node in frontier if node.done]
-        for node in frontier:
-            if node.done:
-                continue
+        for node in [n for n in frontier if not n.done]:
             node_state = self._execute(env, seed, history, node)
             if node_state is None:
                 kept.append(node)
