@@ -235,13 +235,11 @@ class RewardGuidedSearch(_SelectorPolicy):
     it: an upper bound that assumes a simulator, for analysis only.
 
     Args:
-        policy: proposes candidates.
-        scorer: a Scorer, a model, or anything with ``score(steps)``.
+        policy, scorer, objective: as for :class:`BestOfN`.
         adapter: the env's adapter (for ``rebuild``).
         n: candidates sampled per expanded state.
         depth: levels of lookahead (1 = best-of-N).
         beam: branches kept per level.
-        objective: ``"total"``, a dimension, or a dict of dimension weights.
         use_env_reward: let terminal env rewards of lookahead branches count (default off; see above).
         env_reward_weight: weight of the terminal env reward when ``use_env_reward``.
         search_env: an extra env instance of the same task to do the lookahead in, so the acting env is not
@@ -541,10 +539,8 @@ def compare(
     :class:`~similar_rl.harness.env_session.TaskFailed` (an ``EnvFailure``) is raised.
 
     Returns:
-        ``{"base": summary, "scaled": summary, "per_env": {env_id: {"base": ..., "scaled": ...}}, "delta": ...}``
-        where a summary is :func:`summarize`'s dict (``success_rate``, ``mean_steps``, ``wall_time_s``,
-        ``episodes``, ...); with ``keep_episodes`` each per-env summary also lists its episodes. ``delta`` holds
-        the scaled-minus-base success rate and the scaled/base wall-time ratio.
+        :func:`summarize_arms`'s dict over all episodes, plus ``per_env`` (``{env_id: {"base": summary, "scaled":
+        summary}}``, each summary listing its episodes with ``keep_episodes``), ``env_ids``, ``seeds``, ``max_steps``.
     """
     from similar_rl.envs import get_adapter
 

@@ -155,17 +155,8 @@ def check_range(
     low_open: bool = False,
     high_open: bool = False,
 ) -> None:
-    """Refuse a settings value that is not a finite number in ``[low, high]`` (ends open where asked).
-
-    Args:
-        owner: the settings class, named in the message (``"PPOArgs"``).
-        name: the field, named in the message.
-        value: the value to check.
-        low: lower bound (None: unbounded); ``low_open`` excludes it.
-        high: upper bound (None: unbounded); ``high_open`` excludes it.
-
-    Raises:
-        ValueError: naming ``owner.name``, the allowed range and the value.
+    """Refuse (ValueError naming ``owner.name``, the range and the value) a settings value that is not a finite
+    number in ``[low, high]``; a None bound is unbounded, ``low_open`` / ``high_open`` exclude the bound.
 
     Example:
         >>> check_range("Args", "gamma", 0.9, 0.0, 1.0)
