@@ -367,18 +367,13 @@ class SimilarReward:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.__name__})"
 
-    def _rewards(
-        self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
-    ) -> list[float | None]:
-        results = self.batch_scores.scores(prompts, completions, **kwargs)
-        return [self.invalid_penalty if r is None else r[self.key] for r in results]
-
     def __call__(
         self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
     ) -> list[float | None]:
         """Rewards for a batch. Keywords: TRL's (``completion_ids``, ``trainer_state``, ``log_metric``,
         ``log_extra``) and the dataset columns listed in :mod:`similar_rl.rewards`; others are ignored."""
-        return self._rewards(prompts, completions, **kwargs)
+        results = self.batch_scores.scores(prompts, completions, **kwargs)
+        return [self.invalid_penalty if r is None else r[self.key] for r in results]
 
 
 class AsyncSimilarReward(SimilarReward):
@@ -388,7 +383,7 @@ class AsyncSimilarReward(SimilarReward):
     async def __call__(  # type: ignore[override]
         self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
     ) -> list[float | None]:
-        return await asyncio.to_thread(self._rewards, prompts, completions, **kwargs)
+        return await asyncio.to_thread(super().__call__, prompts, completions, **kwargs)
 
 
 def similar_reward_funcs(

@@ -1,13 +1,10 @@
 """Settings for every command and trainer: YAML files, command-line overrides and dataclass validation, plus the
 parsers of seed lists and JSON options.
 
-A job keeps its settings in a dataclass. :func:`add_dataclass_arguments` exposes every field as
-``--field-name VALUE`` (values are read as YAML, so ``--reward-weights '{helpfulness: 1.0}'`` and ``--track true``
-work), and :func:`build_args` merges, in order, the dataclass defaults, the YAML file and the overrides, rejecting
-unknown keys by name and coercing scalars to the field's type. :func:`save_args` records the resolved settings
-next to a run's outputs. :func:`parse_seeds` and :func:`parse_json_dict` raise
-:class:`argparse.ArgumentTypeError` (a ``ValueError``) whose message says what to write instead, so they serve as
-argparse ``type=`` functions and as validators of YAML values.
+A job keeps its settings in a dataclass: :func:`add_dataclass_arguments` exposes every field as ``--field-name
+VALUE`` (read as YAML: ``--track true``), and :func:`build_args` merges the defaults, the YAML file and the
+overrides, rejecting unknown keys and coercing scalars. The parsers raise :class:`argparse.ArgumentTypeError` (a
+``ValueError``) saying what to write instead, so they serve as argparse ``type=`` functions and as YAML validators.
 
 Example:
     >>> from dataclasses import dataclass
