@@ -31,8 +31,7 @@ def tiny_default_config(**overrides: Any) -> SimilarConfig:
         "gate_layers": 2,
         "backbone_options": {"cache_size": 256, "text_cache_size": 1024, "image_size": 64},
     }
-    fields.update(overrides)
-    return SimilarConfig(**fields)
+    return SimilarConfig(**{**fields, **overrides})
 
 
 def tiny_default_model(seed: int = 0) -> Any:

@@ -134,6 +134,7 @@ def play_scored_episodes(
     """
     from similar_rl.envs import make_env
     from similar_rl.policies import make_policy
+    from similar_rl.wrappers import SimilarRewardWrapper
 
     rng = np.random.default_rng(seed)
     episodes: list[dict[str, Any]] = []
@@ -150,8 +151,6 @@ def play_scored_episodes(
             started = time.perf_counter()
             env, adapter = make_env(env_id)
             if scorer is not None:
-                from similar_rl.wrappers import SimilarRewardWrapper
-
                 env = SimilarRewardWrapper(env, scorer, adapter=adapter, coef=part.reward_coef)
             policy = make_policy(part.policy, adapter, **part.policy_kwargs)
             echo(f"\n== {env_id} (env ready in {time.perf_counter() - started:.1f}s)")

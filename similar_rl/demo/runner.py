@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from similar_rl.demo.config import DemoConfig, Echo
+from similar_rl.demo.tracking import DemoTracker
 from similar_rl.envs.base import EnvFailure
+from similar_rl.scoring import as_scorer
 
 logger = logging.getLogger(__name__)
 
@@ -105,12 +107,7 @@ def run_demo(
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
 
-    scorer = None
-    if model is not None:
-        from similar_rl.scoring import as_scorer
-
-        scorer = as_scorer(model, batch_size=config.batch_size)
-
+    scorer = None if model is None else as_scorer(model, batch_size=config.batch_size)
     failures: list[dict[str, str]] = []
     tracker = _open_tracker(config, out_dir, failures, echo)
     parts: dict[str, dict[str, Any]] = {}
@@ -206,8 +203,6 @@ def tracker_call(
 
 
 def _open_tracker(config: DemoConfig, out_dir: Path, failures: list[dict[str, str]], echo: Echo) -> Any:
-    from similar_rl.demo.tracking import DemoTracker
-
     enabled = config.wandb and config.wandb_mode != "disabled"
     settings = _jsonable(config.to_dict())
     try:
