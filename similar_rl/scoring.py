@@ -153,15 +153,11 @@ class Scorer:
             for batch in self._plan_batches(list(todo.values())):
                 for step, row in zip(batch, self._forward(batch), strict=True):
                     found[step.key] = row
-                    self._remember(step.key, row)
+                    if self.cache_size:
+                        self._cache[step.key] = row
+                        if len(self._cache) > self.cache_size:  # evict the least recently used
+                            self._cache.popitem(last=False)
         return [dict(zip(SCORE_KEYS, found[key], strict=True)) for key in keys]
-
-    def _remember(self, key: str, row: tuple[float, ...]) -> None:
-        if self.cache_size == 0:
-            return
-        self._cache[key] = row
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
 
     def _plan_batches(self, steps: list[StepInput]) -> list[list[StepInput]]:
         """Group candidates of one state together, order states by length, pack groups into batches."""
