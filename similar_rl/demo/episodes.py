@@ -155,9 +155,8 @@ def play_scored_episodes(
             policy = make_policy(part.policy, adapter, **part.policy_kwargs)
             echo(f"\n== {env_id} (env ready in {time.perf_counter() - started:.1f}s)")
             for k in range(part.episodes_per_family):
-                episodes.append(
-                    _one_episode(env, adapter, policy, env_id, seed + k, part, rng, echo, len(episodes))
-                )
+                rows = step_rows(env, adapter, policy, env_id, seed + k, part.max_steps, rng)
+                episodes.append(_one_episode(rows, env_id, seed + k, echo, len(episodes)))
         except EnvFailure as exc:
             echo(f"  ! {env_id}: the browser failed: {exc}\n    skipping {env_id}; the demo goes on")
             failures.append({"part": "episodes", "env_id": env_id, "error": str(exc)})
@@ -169,20 +168,11 @@ def play_scored_episodes(
     return {"episodes": episodes, "failures": failures, "skipped": skipped}
 
 
-def _one_episode(
-    env: Any,
-    adapter: Any,
-    policy: Any,
-    env_id: str,
-    seed: int,
-    part: Any,
-    rng: np.random.Generator,
-    echo: Echo,
-    index: int,
-) -> dict[str, Any]:
+def _one_episode(rows: Iterator[StepRow], env_id: str, seed: int, echo: Echo, index: int) -> dict[str, Any]:
+    """Print and record the episode that ``rows`` plays (the ``index``-th of the part)."""
     steps: list[dict[str, Any]] = []
     instruction, success = "", False
-    for row in step_rows(env, adapter, policy, env_id, seed, part.max_steps, rng):
+    for row in rows:
         if row.step == 1:
             instruction = row.instruction
             echo(f"episode {index + 1} (seed {seed}): {row.instruction}")
