@@ -260,12 +260,9 @@ def write_report(
         ]
     section("3. PPO with dense Similar rewards", body, "ppo_curve", "PPO curve")
 
-    lines += ["## Files", ""]
-    for name, path in (meta.get("files") or {}).items():
-        lines.append(f"- {name}: `{rel(path)}`")
-    for name, path in plots.items():
-        lines.append(f"- plot {name}: `{rel(path)}`")
-    lines.append("")
+    files = [f"- {name}: `{rel(path)}`" for name, path in (meta.get("files") or {}).items()]
+    files += [f"- plot {name}: `{rel(path)}`" for name, path in plots.items()]
+    lines += ["## Files", "", *files, ""]
     wandb_dir = meta.get("wandb_dir")
     lines += ["## Weights & Biases", ""]
     if wandb_dir:
@@ -278,11 +275,10 @@ def write_report(
         lines += ["W&B logging was off (`--no-wandb`) or failed (see below).", ""]
     failures = meta.get("failures") or []
     lines += ["## Problems", ""]
-    if failures:
-        for f in failures:
-            where = f" ({f['env_id']})" if f.get("env_id") else ""
-            lines.append(f"- {f['part']}{where}: {f['error']}")
-    else:
+    for f in failures:
+        where = f" ({f['env_id']})" if f.get("env_id") else ""
+        lines.append(f"- {f['part']}{where}: {f['error']}")
+    if not failures:
         lines.append("None.")
     lines.append("")
     path = out_dir / "report.md"
