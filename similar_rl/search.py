@@ -219,8 +219,9 @@ class _Node:
         return sum(self.values) / len(self.values)
 
 
-class RewardGuidedSearch(_SelectorPolicy):
-    """Beam search over action prefixes, guided by the reward model.
+class RewardGuidedSearch(BestOfN):
+    """Beam search over action prefixes, guided by the reward model: a :class:`BestOfN` (deduplicating) that looks
+    ahead.
 
     At the root, ``n`` candidates are sampled and scored; the best ``beam`` become branches. For each further
     level (``depth - 1`` of them) every unfinished branch is rebuilt in the env (reset + replay of the episode's
@@ -264,7 +265,7 @@ class RewardGuidedSearch(_SelectorPolicy):
     ) -> None:
         if not _has(adapter, "rebuild"):
             raise TypeError(f"adapter must have rebuild(env, seed, prefix), got {type(adapter).__name__}")
-        self.expander = BestOfN(policy, scorer, n=n, objective=objective, dedup=True)
+        super().__init__(policy, scorer, n=n, objective=objective, dedup=True)
         self.adapter = adapter
         self.depth = check_positive(depth, "depth")
         self.beam = check_positive(beam, "beam")
@@ -273,25 +274,17 @@ class RewardGuidedSearch(_SelectorPolicy):
         self.use_env_reward = bool(use_env_reward)
         self.env_reward_weight = float(env_reward_weight)
         self.search_env = search_env
-        self.calls = 0
         self.rebuilds = 0
 
     @property
-    def n(self) -> int:
-        return self.expander.n
-
-    @property
-    def scorer(self) -> Any:
-        return self.expander.scorer
-
-    @property
-    def candidates_scored(self) -> int:
-        return self.expander.candidates_scored
+    def expander(self) -> BestOfN:
+        """What samples and scores the candidates: the search itself."""
+        return self
 
     def __repr__(self) -> str:
         return (
             f"RewardGuidedSearch(n={self.n}, depth={self.depth}, beam={self.beam}, "
-            f"objective={self.expander.objective!r}, use_env_reward={self.use_env_reward})"
+            f"objective={self.objective!r}, use_env_reward={self.use_env_reward})"
         )
 
     def _rebuild(self, env: Any, seed: int, prefix: Sequence[str]) -> tuple[GUIState | None, Any]:
@@ -342,7 +335,7 @@ class RewardGuidedSearch(_SelectorPolicy):
         """
         self.calls += 1
         history = list(history)
-        root = self.expander.score_candidates(state, history, self.expander.candidates(state, history, rng))
+        root = self.score_candidates(state, history, self.candidates(state, history, rng))
         if self.depth == 1 and not self.use_env_reward:
             return max(root, key=lambda s: s.value).action, root
         if env is None or seed is None:
@@ -377,13 +370,13 @@ class RewardGuidedSearch(_SelectorPolicy):
                 kept.append(node)
                 continue
             node_history = [*history, *node.path]
-            for action in self.expander.candidates(node_state, node_history, rng):
+            for action in self.candidates(node_state, node_history, rng):
                 steps.append(node_state.step_input(action, node_history))
                 owners.append(node)
                 actions.append(action)
         children = kept
         if steps:
-            for node, child in zip(owners, self.expander._score(steps, actions), strict=True):
+            for node, child in zip(owners, self._score(steps, actions), strict=True):
                 children.append(_Node((*node.path, child.action), [*node.values, child.value]))
         children.sort(key=lambda c: -self._rank(c))  # stable: ties keep insertion order
         return children[: self.beam]
