@@ -59,10 +59,9 @@ def plot_episode_scores(episodes: list[dict[str, Any]], path: Path) -> Path | No
             values = [s["scores"][key] for s in episode["steps"]]
             ax.bar([x + offset for x in steps], values, width, color=COLORS[key])
         ax.axhline(0, color="#999999", lw=0.6)
-        ax.set_xlabel("step")
-        ax.set_ylabel("dimension score")
-        ax.set_xticks(steps)
-        ax.set_xlim(min(steps) - 0.6, max(steps) + 0.6)
+        ax.set(
+            xlabel="step", ylabel="dimension score", xticks=steps, xlim=(min(steps) - 0.6, max(steps) + 0.6)
+        )
         twin = ax.twinx()
         twin.plot(steps, [s["scores"]["total"] for s in episode["steps"]], "D--", color="black", lw=1.5, ms=6)
         twin.set_ylabel("total")
@@ -97,8 +96,7 @@ def plot_best_of_n(result: Mapping[str, Any], path: Path) -> Path | None:
         bars = ax.bar([x + side * width / 2 for x in xs], rates, width, label=label, color=color)
         ax.bar_label(bars, fmt="%.0f%%", fontsize=8, padding=2)
     ax.set_xticks(list(xs), names, rotation=15, ha="right")
-    ax.set_ylabel("success rate (%)")
-    ax.set_ylim(0, 128)
+    ax.set(ylabel="success rate (%)", ylim=(0, 128))
     episodes = result["base"]["episodes"]
     ax.set_title(
         f"Held-out MiniWoB++ families: base vs best-of-N ({episodes} episodes per arm, "
@@ -123,8 +121,7 @@ def plot_ppo(result: Mapping[str, Any], path: Path) -> Path | None:
     x = curve["global_step"]
     top.plot(x, curve["success_rate"], "-", color="#0072B2", lw=2, label="rolling success rate (8 episodes)")
     top.scatter(x, curve["success"], s=14, color="#D55E00", alpha=0.6, label="episode outcome (1 = success)")
-    top.set_ylim(-0.08, 1.08)
-    top.set_ylabel("success")
+    top.set(ylim=(-0.08, 1.08), ylabel="success")
     args = result.get("args", {})
     top.set_title(
         f"PPO on {short_env(args.get('env_id', '?'))} with dense Similar rewards "
@@ -137,8 +134,7 @@ def plot_ppo(result: Mapping[str, Any], path: Path) -> Path | None:
         bottom.scatter(steps, totals, s=12, marker="D", color="black", label="Similar total (mean per step)")
     bottom.scatter(steps, [e["env_return"] for e in episodes], s=12, color="#009E73", label="env return")
     bottom.axhline(0, color="#999999", lw=0.6)
-    bottom.set_xlabel("env steps")
-    bottom.set_ylabel("per episode")
+    bottom.set(xlabel="env steps", ylabel="per episode")
     for ax in (top, bottom):
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
