@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,9 +175,7 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[s
 
 def build_demo_config(*layers: Mapping[str, Any] | None) -> DemoConfig:
     """A validated :class:`DemoConfig` from mappings (later layers override earlier ones)."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = merge(merged, layer)
+    merged = functools.reduce(merge, layers, {})
     sections = {}
     for name, cls in _SECTIONS.items():
         value = merged.pop(name, None) or {}
