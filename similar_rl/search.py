@@ -374,10 +374,8 @@ class RewardGuidedSearch(BestOfN):
                 steps.append(node_state.step_input(action, node_history))
                 owners.append(node)
                 actions.append(action)
-        children = kept
-        if steps:
-            for node, child in zip(owners, self._score(steps, actions), strict=True):
-                children.append(_Node((*node.path, child.action), [*node.values, child.value]))
+        scored = zip(owners, self._score(steps, actions) if steps else [], strict=True)
+        children = kept + [_Node((*node.path, c.action), [*node.values, c.value]) for node, c in scored]
         children.sort(key=lambda c: -self._rank(c))  # stable: ties keep insertion order
         return children[: self.beam]
 
@@ -607,7 +605,6 @@ def results_table(result: Mapping[str, Any], base_label: str = "base", scaled_la
             f"| {base['wall_time_per_episode_s']:.3f} | {scaled['wall_time_per_episode_s']:.3f} |"
         )
 
-    for env_id, arms in result.get("per_env", {}).items():
-        lines.append(row(env_id, arms["base"], arms["scaled"]))
-    lines.append(row("**overall**", result["base"], result["scaled"]))
+    rows = [*result.get("per_env", {}).items(), ("**overall**", result)]
+    lines += [row(name, arms["base"], arms["scaled"]) for name, arms in rows]
     return "\n".join(lines)
