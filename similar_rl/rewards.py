@@ -240,8 +240,7 @@ class SimilarBatchScores:
         scorer: a :class:`similar_rl.scoring.Scorer` (or anything with ``score(steps)``).
         weights: optional dimension weights; when given, ``total`` is ``sum_k weights[k] * score_k`` instead of
             the model's gated total.
-        log_metrics: call TRL's ``log_metric`` with the per-dimension means of each batch.
-        metric_prefix: prefix of those metric names.
+        log_metrics, metric_prefix: log each batch's means with TRL's ``log_metric`` as ``<prefix>/<key>``.
         keep_samples: how many recent :class:`SampleStep` records to keep for tracking (0: none).
 
     Attributes:
@@ -411,8 +410,7 @@ def similar_reward_funcs(
         invalid_penalty: reward of a completion without a valid action (every function returns it);
             None returns None, which TRL treats as "not applicable" (NaN, ignored in the sums).
         asynchronous: return ``async`` callables (:class:`AsyncSimilarReward`) for TRL's async reward path.
-        log_metrics: log per-dimension batch means through TRL's ``log_metric`` (``similar/<key>``).
-        metric_prefix: prefix of those metrics.
+        log_metrics, metric_prefix: log batch means through TRL's ``log_metric`` as ``<metric_prefix>/<key>``.
         keep_samples: recent scored completions kept for :class:`similar_rl.tracking.SimilarTrackingCallback`.
         batch_size, cache_size: for the Scorer built when a model is given.
 

@@ -1,8 +1,8 @@
 """Inference-time scaling with a Similar reward model: best-of-N and reward-guided tree search.
 
 - :class:`BestOfN` scores ``n`` sampled candidate actions in one scorer call and acts on the best.
-- :class:`RewardGuidedSearch` looks ahead: a beam search over action prefixes, ``depth`` steps deep, rebuilding
-  the env for each prefix (``adapter.rebuild``: ``reset(seed)`` + replay, since GUI envs have no snapshots).
+- :class:`RewardGuidedSearch` looks ahead: beam search over action prefixes, ``depth`` steps deep, replaying
+  each prefix (``adapter.rebuild``: ``reset(seed)`` + replay, since GUI envs have no snapshots).
 - :func:`run_episode` plays one episode with a policy or a selector; :func:`compare` measures a base policy
   against a scaled selector on several envs and seeds and returns the JSON-ready summary.
 
@@ -220,8 +220,7 @@ class _Node:
 
 
 class RewardGuidedSearch(BestOfN):
-    """Beam search over action prefixes, guided by the reward model: a :class:`BestOfN` (deduplicating) that looks
-    ahead.
+    """A :class:`BestOfN` that looks ahead: beam search over action prefixes, guided by the reward model.
 
     At the root, ``n`` candidates are sampled and scored; the best ``beam`` become branches. For each further
     level (``depth - 1`` of them) every unfinished branch is rebuilt in the env (reset + replay of the episode's
@@ -323,12 +322,10 @@ class RewardGuidedSearch(BestOfN):
         """Search from ``state`` (the env after ``reset(seed)`` and ``history``) and return the action to commit.
 
         Args:
-            state: the current state.
-            history: actions taken so far in this episode (replayed to rebuild search nodes).
-            rng: randomness for the policy's proposals.
-            env: the acting env (rebuilt to ``history`` again before returning unless ``search_env`` is set).
-                Needed when ``depth > 1``.
-            seed: the episode's reset seed. Needed when ``depth > 1``.
+            state, history, rng: the current state, the episode's actions so far (replayed to rebuild search
+                nodes) and the policy's randomness.
+            env, seed: the acting env (rebuilt to ``history`` before returning unless ``search_env`` is set)
+                and its reset seed; needed when ``depth > 1``.
 
         Returns:
             ``(action, scored)``: the committed action and the scored root candidates.
@@ -530,8 +527,9 @@ def compare(
     :class:`~similar_rl.harness.env_session.TaskFailed` (an ``EnvFailure``) is raised.
 
     Returns:
-        :func:`summarize_arms`'s dict over all episodes, plus ``per_env`` (``{env_id: {"base": summary, "scaled":
-        summary}}``, each summary listing its episodes with ``keep_episodes``), ``env_ids``, ``seeds``, ``max_steps``.
+        :func:`summarize_arms`'s dict over all episodes, plus ``per_env`` (``{env_id: {"base": summary,
+        "scaled": summary}}``, each summary listing its episodes with ``keep_episodes``), ``env_ids``,
+        ``seeds``, ``max_steps``.
     """
     from similar_rl.envs import get_adapter
 

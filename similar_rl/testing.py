@@ -1,11 +1,8 @@
 """Builders of tiny offline models for tests, docs and benchmarks (nothing is downloaded).
 
-- :func:`tiny_default_config`: a small-headed config of the default (MiniLM + EfficientNet-Lite0) backbone;
-  :func:`tiny_default_model` builds it with random expert heads.
-- :func:`build_tiny_qwen2`, :func:`build_tiny_qwen2_vl`, :func:`build_tiny_llava`: random tiny Hugging Face
-  models with an offline byte-level BPE tokenizer (and image processor), saved to a folder that the ``hf``
-  backbone loads.
-- :func:`tiny_hf_similar_model`: a random text-only Similar reward model on the tiny Qwen2 backbone.
+:func:`tiny_default_config` / :func:`tiny_default_model` (small heads on the default backbone), random tiny
+Hugging Face models that the ``hf`` backbone loads (:func:`build_tiny_qwen2`, :func:`build_tiny_qwen2_vl`,
+:func:`build_tiny_llava`) and :func:`tiny_hf_similar_model` on the tiny Qwen2.
 
 Example:
     >>> tiny_default_config().gate_hidden

@@ -173,8 +173,7 @@ class SimilarTrackingCallback(TrainerCallback):
         max_samples: rows of the sample table per log.
         log_images: put screenshots in the table (``wandb.Image``; TensorBoard images).
         log_dir: TensorBoard folder / W&B dir when this callback starts the run (default: ``output_dir``).
-        prefix: metric name prefix.
-        wandb_init: keyword arguments of ``wandb.init`` when no run is active.
+        prefix, wandb_init: metric name prefix; keyword arguments of ``wandb.init`` when no run is active.
     """
 
     def __init__(

@@ -35,10 +35,8 @@ INFO_ENV_REWARD = "similar_env_reward"
 
 
 def as_rgb_array(image: Any, field_name: str = "screenshot") -> np.ndarray:
-    """Validate a screenshot (PIL image or HxWx3/HxWx4/HxW uint8 array) and return it as HxWx3 uint8.
-
-    Raises:
-        TypeError / ValueError naming ``field_name`` and what is wrong.
+    """Validate a screenshot (PIL image or HxWx3/HxWx4/HxW uint8 array) and return it as HxWx3 uint8; a
+    TypeError / ValueError names ``field_name`` and what is wrong.
 
     Example:
         >>> as_rgb_array(np.zeros((4, 5, 3), dtype=np.uint8)).shape

@@ -32,10 +32,10 @@ Reward modes (``shaped`` is ``total``, or ``sum_k w_k * score_k`` when ``dimensi
 
 The wrappers refuse to overwrite an info key the env already writes (pass other ``info_key``/``env_reward_key``).
 
-Scorer failures (e.g. a remote scorer answering 503): the env's step is recorded *before* scoring, so the error
-propagates and the step's reward is lost, but the next ``step`` is scored against the env's real state and history;
-a potential that could not be scored is scored with the next step's batch. An env failure inside ``env.step``
-leaves history and state unchanged. Actions become strings with :func:`action_string`.
+Scorer failures (e.g. a remote scorer answering 503): the env's step is recorded *before* scoring, so the
+error propagates and the step's reward is lost, but the next ``step`` is scored against the env's real state
+and history; a potential that could not be scored is scored with the next step's batch. An env failure inside
+``env.step`` leaves history and state unchanged. Actions become strings with :func:`action_string`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 operation retried after a failure, every failure recorded (collection and the search comparison use it).
 
 An env error is anything :func:`env_errors` lists: :class:`~similar_rl.envs.base.EnvFailure`, Selenium's
-``WebDriverException``, timeouts, lost connections. Past ``max_retries`` the session raises :class:`TaskFailed`
-(an ``EnvFailure`` too, so callers that skip a broken env catch it).
+``WebDriverException``, timeouts, lost connections. Past ``max_retries`` the session raises
+:class:`TaskFailed` (an ``EnvFailure`` too, so callers that skip a broken env catch it).
 
 Example:
     >>> from similar_rl.envs import get_adapter
@@ -87,8 +87,7 @@ class EnvSession:
     """One env owned by one worker: created lazily, rebuilt after failures, operations retried and timed.
 
     Args:
-        env_id: the env to create.
-        adapter: its adapter.
+        env_id, adapter: the env to create and its adapter.
         env_kwargs: keyword arguments of ``adapter.make_env``.
         max_retries: retries of a failing operation (each on a freshly made env).
         timeout_s: deadline of one operation (0: none).

@@ -1,11 +1,7 @@
 """Run logging for every job: one place that starts W&B runs and TensorBoard writers, and one run logger.
 
-- :func:`start_wandb` is the package's only ``wandb.init``: offline unless ``WANDB_MODE`` or ``mode`` says
-  otherwise, quiet, in the run's folder; with ``reuse`` it joins a run that is already active (one a TRL trainer
-  started) instead of opening a second one.
-- :func:`tensorboard_writer` opens a TensorBoard writer on a folder.
-- :class:`RunLogger` writes a job's metrics to ``metrics.jsonl`` (every row, with the time since the start),
-  TensorBoard (numbers, at a step) and W&B (numbers), each where asked.
+:func:`start_wandb` is the package's only ``wandb.init`` (offline, quiet; with ``reuse`` it joins an active
+run); :class:`RunLogger` writes a job's metrics to ``metrics.jsonl``, TensorBoard and W&B.
 
 Example:
     >>> import json, tempfile

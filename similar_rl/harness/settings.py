@@ -1,10 +1,10 @@
 """Settings for every command and trainer: YAML files, command-line overrides and dataclass validation, plus the
 parsers of seed lists and JSON options.
 
-A job keeps its settings in a dataclass: :func:`add_dataclass_arguments` exposes every field as ``--field-name
-VALUE`` (read as YAML: ``--track true``), and :func:`build_args` merges the defaults, the YAML file and the
-overrides, rejecting unknown keys and coercing scalars. The parsers raise :class:`argparse.ArgumentTypeError` (a
-``ValueError``) saying what to write instead, so they serve as argparse ``type=`` functions and as YAML validators.
+A job keeps its settings in a dataclass: :func:`add_dataclass_arguments` exposes each field as ``--field-name
+VALUE`` (read as YAML), :func:`build_args` merges the defaults, the YAML file and the overrides, rejecting
+unknown keys and coercing scalars. The parsers raise :class:`argparse.ArgumentTypeError` (a ``ValueError``)
+saying what to write instead, so they serve as argparse ``type=`` functions and as YAML validators.
 
 Example:
     >>> from dataclasses import dataclass
@@ -152,8 +152,8 @@ def check_range(
     low_open: bool = False,
     high_open: bool = False,
 ) -> None:
-    """Refuse (ValueError naming ``owner.name``, the range and the value) a settings value that is not a finite
-    number in ``[low, high]``; a None bound is unbounded, ``low_open`` / ``high_open`` exclude the bound.
+    """Refuse a value that is not a finite number in ``[low, high]`` (a None bound: unbounded; ``low_open`` /
+    ``high_open`` exclude the bound) with a ValueError naming ``owner.name``, the range and the value.
 
     Example:
         >>> check_range("Args", "gamma", 0.9, 0.0, 1.0)
