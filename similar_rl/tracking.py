@@ -346,9 +346,7 @@ class GymRewardLogger:
         if self.sinks.backends:
             histograms = {f"{self.prefix}/hist/{k}": v for k, v in self._step_values.items()}
             self.sinks.write(step, metrics, histograms)
-        self._step_values = {k: [] for k in SCORE_KEYS}
-        self._episodes = []
-        self._repeats = []
+        self._step_values, self._episodes, self._repeats = {k: [] for k in SCORE_KEYS}, [], []
         self.history.append(metrics)
         return metrics
 

@@ -252,9 +252,8 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         obs, info = self.env.reset(seed=seed, options=options)
         self._state = self.adapter.observe(obs, info)
         self._history = []
-        self._phi = 0.0
+        self._phi = None if self.shaping.uses_potential else 0.0  # None: unknown if the scorer raises below
         if self.shaping.uses_potential:
-            self._phi = None  # stays unknown if the scorer raises; step() then scores it
             self._phi = self.scorer.score([self._state.step_input(NOOP)])[0][self.shaping.potential_key]
         return obs, info
 

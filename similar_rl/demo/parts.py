@@ -62,8 +62,7 @@ def run_best_of_n(
             echo(f"  ! {env_id}: the browser failed: {exc}\n    skipping {env_id}; the demo goes on")
             failures.append({"part": "search", "env_id": env_id, "error": str(exc)})
             continue
-        arms = result["per_env"][env_id]
-        per_env[env_id] = arms
+        arms = per_env[env_id] = result["per_env"][env_id]
         for arm in episodes:
             episodes[arm].extend(EpisodeResult(**e) for e in arms[arm]["episode_log"])
         echo(
