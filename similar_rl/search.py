@@ -222,17 +222,16 @@ class _Node:
 class RewardGuidedSearch(BestOfN):
     """A :class:`BestOfN` that looks ahead: beam search over action prefixes, guided by the reward model.
 
-    At the root, ``n`` candidates are sampled and scored; the best ``beam`` become branches. For each further
-    level (``depth - 1`` of them) every unfinished branch is rebuilt in the env (reset + replay of the episode's
-    history and the branch's actions), ``n`` candidates are sampled and scored from its state (all branches of a
-    level in one scorer call), and the best ``beam`` extended branches overall are kept. A branch's value is the
-    mean objective of its actions, so branches that end early compete fairly with longer ones. The first action
-    of the best branch is committed, and the env is rebuilt to the episode's current state before returning.
+    At the root, ``n`` candidates are sampled and scored and the best ``beam`` become branches; each further
+    level (``depth - 1``) rebuilds the unfinished branches (reset + replay), scores ``n`` candidates from each
+    in one call and keeps the best ``beam`` extensions. A branch's value is the mean objective of its actions
+    (branches that end early compete fairly); the first action of the best branch is committed and the env
+    rebuilt to the episode's state.
 
-    The env's own reward is NOT used by default, since a deployed agent does not see rewards at test time. With
-    ``use_env_reward=True`` a branch whose lookahead ends the episode adds ``env_reward_weight * reward``
-    (success > 0, failure < 0) to its value, and the final beam's leaves are executed to find out whether they end
-    it: an upper bound that assumes a simulator, for analysis only.
+    The env's own reward is NOT used by default (a deployed agent does not see rewards). With
+    ``use_env_reward=True`` a branch whose lookahead ends the episode adds ``env_reward_weight * reward`` to
+    its value, and the final beam's leaves are executed to see whether they end it: an upper bound that
+    assumes a simulator, for analysis only.
 
     Args:
         policy, scorer, objective: as for :class:`BestOfN`.

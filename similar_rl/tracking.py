@@ -1,12 +1,10 @@
 """Per-dimension logging of Similar rewards to Weights & Biases and TensorBoard.
 
-- :class:`SimilarTrackingCallback`: a ``transformers.TrainerCallback`` for TRL trainers (GRPO, RLOO) using
-  :func:`similar_rl.rewards.similar_reward_funcs`. At each logging step it writes, from the scores the reward
-  functions computed since the previous log: ``similar/mean/<key>`` (means), ``similar/hist/<key>``
-  (histograms), ``similar/invalid_fraction`` and a ``similar/samples`` table of recent steps (instruction,
-  history, completion, action, screenshot as ``wandb.Image``, the five scores and total; the screenshots are
-  also logged as ``similar/samples_screenshots`` images, because offline runs do not store images inside tables). TRL itself logs
-  ``rewards/similar_<key>/mean|std``, and the reward functions add ``similar/<key>`` through ``log_metric``.
+- :class:`SimilarTrackingCallback`: a ``transformers.TrainerCallback`` for TRL trainers using
+  :func:`similar_rl.rewards.similar_reward_funcs`; each log writes ``similar/mean/<key>``,
+  ``similar/hist/<key>``, ``similar/invalid_fraction`` and a ``similar/samples`` table of recent steps
+  (screenshots also as ``similar/samples_screenshots`` images, which offline runs keep). TRL logs
+  ``rewards/similar_<key>/mean|std``.
 - :class:`GymRewardLogger`: record/dump logging for Gymnasium loops fed by the wrappers' info.
 
 Backends: ``"wandb"`` (honours ``WANDB_MODE=offline``; uses the active run, else starts one) and

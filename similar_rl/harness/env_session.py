@@ -55,10 +55,9 @@ def env_errors() -> tuple[type[BaseException], ...]:
 def deadline(seconds: float, what: str) -> Iterator[None]:
     """Raise :class:`EnvTimeout` in the main thread if the block runs longer than ``seconds`` (0: no limit).
 
-    Uses ``SIGALRM``, so it only acts in the main thread on POSIX (each collection worker is a process whose
-    main thread runs the env); elsewhere it is a no-op. Deadlines nest: an inner one never outlasts the outer
-    one, and on exit it re-arms what remains of the outer deadline (an operation that first creates its env keeps
-    its own deadline for the rest of the operation).
+    Uses ``SIGALRM``: it acts only in the main thread on POSIX (where a collection worker runs its env) and is
+    a no-op elsewhere. Deadlines nest: an inner one never outlasts the outer one, and on exit the rest of the
+    outer deadline is re-armed (an operation that first creates its env keeps its own deadline).
     """
     usable = (
         seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
