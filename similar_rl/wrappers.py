@@ -437,7 +437,6 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
                 self._states[i], self._phis[i] = next_states[i], unknown
 
         results = self.scorer.score(requests) if requests else []  # one batch for every sub-env
-        step_scores = dict(zip(scored, results[: len(scored)], strict=True))
         phis = iter([r[key] for r in results[len(scored) :]])
         for i in unknown_phi:
             phis_before[i] = next(phis)
@@ -449,8 +448,7 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
 
         rewards = np.asarray(env_rewards, dtype=np.float64).copy()
         table = {k: np.zeros(n) for k in SCORE_KEYS}
-        for i in scored:
-            scores = step_scores[i]
+        for i, scores in zip(scored, results[: len(scored)], strict=True):
             rewards[i] = self.shaping.reward(float(env_rewards[i]), scores, phis_before[i], phi_next[i])
             for k in SCORE_KEYS:
                 table[k][i] = scores[k]

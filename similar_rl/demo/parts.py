@@ -69,17 +69,9 @@ def run_best_of_n(
             f"      base {100 * arms['base']['success_rate']:.0f}% -> best-of-{part.n} "
             f"{100 * arms['scaled']['success_rate']:.0f}% success"
         )
-    out: dict[str, Any] = {
-        "per_env": per_env,
-        "env_ids": list(per_env),
-        "seeds": seeds,
-        "max_steps": part.max_steps,
-        "n": part.n,
-        "policy": part.policy,
-        "objective": part.objective,
-        "failures": failures,
-        "skipped": skipped,
-    }
+    out: dict[str, Any] = {"per_env": per_env, "env_ids": list(per_env), "seeds": seeds}
+    out.update({k: getattr(part, k) for k in ("max_steps", "n", "policy", "objective")})
+    out.update(failures=failures, skipped=skipped)
     if per_env:
         out.update(summarize_arms(episodes["base"], episodes["scaled"]))
         out["table"] = results_table(out, base_label=part.policy, scaled_label=f"best-of-{part.n}")

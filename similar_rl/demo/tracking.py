@@ -51,10 +51,9 @@ class DemoTracker:
 
         self._wandb = wandb
         self.run_dir = Path(self.run.dir).parent
-        self.run.define_metric("episodes/step_index")
-        self.run.define_metric("episodes/*", step_metric="episodes/step_index")
-        self.run.define_metric("ppo/global_step")
-        self.run.define_metric("ppo/*", step_metric="ppo/global_step")
+        for prefix, axis in (("episodes", "episodes/step_index"), ("ppo", "ppo/global_step")):
+            self.run.define_metric(axis)
+            self.run.define_metric(f"{prefix}/*", step_metric=axis)
 
     @property
     def enabled(self) -> bool:
