@@ -1,10 +1,9 @@
 """TRL reward functions: Similar's ``total`` and its five dimensions as dense rewards for GRPO / RLOO.
 
-:func:`similar_reward_funcs` returns one callable per reward (``similar_total``, ``similar_helpfulness``, ...).
-Pass them all to a TRL trainer's ``reward_funcs``; weight them with the config's ``reward_weights`` (for instance
-``[1, 0, 0, 0, 0, 0]`` to train on ``total`` while logging every dimension). All of them share one
-:class:`SimilarBatchScores`, so together they cost ONE batched scorer call per training step: the first function
-called in a step scores the batch, its siblings reuse the result (keyed by the batch content).
+:func:`similar_reward_funcs` returns one callable per reward (``similar_total``, ``similar_helpfulness``, ...)
+for a TRL trainer's ``reward_funcs``; weight them with the config's ``reward_weights`` (``[1, 0, 0, 0, 0, 0]``
+trains on ``total`` and logs every dimension). They share one :class:`SimilarBatchScores`: ONE batched scorer
+call per training step, the first function called scoring the batch and its siblings reusing the result.
 
 What the functions read (TRL passes every extra dataset column as a keyword, one value per completion):
 

@@ -3,11 +3,10 @@
 Every face of the package (TRL reward functions, Gymnasium wrappers, search, evaluation, the reward server)
 scores through a :class:`Scorer`. It
 
-- deduplicates the request and answers repeated steps from an LRU cache keyed by :attr:`StepInput.key`
-  (a content hash: the same step scored twice costs one forward);
-- groups the candidate actions of one state (same :attr:`StepInput.prompt_key`) into the same model batch,
-  so the model's prompt-once path computes each state's prompt side once, and orders states by length so
-  that a batch holds similar lengths (less padding);
+- deduplicates the request and answers repeated steps from an LRU cache keyed by the content hash
+  :attr:`StepInput.key`;
+- batches the candidates of one state (same :attr:`StepInput.prompt_key`) together, so the model's prompt-once
+  path encodes each state once, and orders states by length (less padding);
 - calls ``model.score_steps(batch)`` under :func:`torch.inference_mode` with at most ``batch_size`` steps;
 - counts model calls (:attr:`Scorer.forward_calls`) and cache hits (:attr:`Scorer.cache_hits`);
 - is safe to call from several threads (one lock around the cache and the model call).

@@ -19,16 +19,14 @@ Reward modes (``shaped`` is ``total``, or ``sum_k w_k * score_k`` when ``dimensi
 
 - ``"add"``: ``env_reward + coef * shaped``.
 - ``"replace"``: ``coef * shaped``.
-- ``"potential"``: ``env_reward + coef * (gamma * Phi(s') - Phi(s))``, potential-based shaping (Ng et al. 1999),
-  which keeps the optimal policy of the env reward. ``Phi(s)`` is the model's ``potential_key`` score
-  (default ``odds_of_success``: the predicted probability of completing the task from ``s``) of the no-op action
-  ``noop()`` in ``s``: doing nothing leaves the state as it is, so it reads as a value of the state itself.
-  ``Phi`` of the state after the last step of an episode (terminated or truncated) is 0, so over an episode the
-  shaping sums to ``coef * (gamma**T * 0 - Phi(s_0))`` discounted: a bounded amount that repeating steps cannot
-  farm.
-- ``"potential_penalty"``: ``"potential"`` minus ``penalty * (max(0, 1 - TR) + max(0, 1 - C))``: the steps the model
-  judges irrelevant or incoherent cost a little, and nothing is ever paid for relevance or coherence (the term is
-  never positive). The env's outcome reward stays the dominant term at the default ``coef`` and ``penalty``.
+- ``"potential"``: ``env_reward + coef * (gamma * Phi(s') - Phi(s))``, potential-based shaping (Ng et al.
+  1999), which keeps the optimal policy of the env reward. ``Phi(s)`` is the model's ``potential_key`` score
+  (default ``odds_of_success``) of the no-op ``noop()`` in ``s``, which leaves the state as it is: a value of
+  the state itself. ``Phi`` after an episode's last step is 0, so the shaping sums to ``-coef * Phi(s_0)``
+  (discounted): a bounded amount that repeating steps cannot farm.
+- ``"potential_penalty"``: ``"potential"`` minus ``penalty * (max(0, 1 - TR) + max(0, 1 - C))``: steps judged
+  irrelevant or incoherent cost a little and relevance or coherence is never paid for. The env's outcome
+  reward stays the dominant term at the default ``coef`` and ``penalty``.
 
 The wrappers refuse to overwrite an info key the env already writes (pass other ``info_key``/``env_reward_key``).
 
