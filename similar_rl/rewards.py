@@ -299,8 +299,7 @@ class SimilarBatchScores:
     ) -> list[DimensionScores | None]:
         """Per completion, the score dict (``None`` if it held no valid action). Scores a batch once."""
         steps, texts = step_inputs_from_columns(prompts, completions, **kwargs)
-        trainer_state = kwargs.get("trainer_state")
-        global_step = getattr(trainer_state, "global_step", None)
+        global_step = getattr(kwargs.get("trainer_state"), "global_step", None)
         h = hashlib.blake2b(digest_size=16)
         h.update(repr(global_step).encode())
         for step in steps:
@@ -345,9 +344,9 @@ class SimilarBatchScores:
 class SimilarReward:
     """A TRL reward function returning one score key (``"total"`` or a dimension) per completion.
 
-    Built by :func:`similar_reward_funcs`; its ``__name__`` (``similar_<key>``) names TRL's logged columns
-    (``rewards/similar_total/mean``...). Instances pickle (the async GRPO worker pickles reward functions).
-    Siblings pickled together (one ``pickle.dumps(funcs)``) keep sharing one :class:`SimilarBatchScores`.
+    Built by :func:`similar_reward_funcs`; its ``__name__`` (``similar_<key>``) names TRL's logged columns.
+    Instances pickle (the async GRPO worker pickles reward functions); siblings pickled together keep sharing
+    one :class:`SimilarBatchScores`.
     """
 
     def __init__(

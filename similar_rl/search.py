@@ -517,13 +517,11 @@ def compare(
 ) -> dict[str, Any]:
     """Run the base policy and the scaled selector on every env and seed; return the summary.
 
-    Both arms play the same env instance and seeds. ``base_policy`` and ``scaled_selector`` are agents (a policy
-    or a selector) or factories ``f(adapter) -> agent``, called once per env (needed when the envs use different
-    adapters, or for a tree search, which holds its adapter).
-
-    An episode that hits an env error (a crashed browser, see :class:`~similar_rl.harness.env_session.EnvSession`)
-    is replayed from scratch in a restarted env, up to ``max_retries`` times; then
-    :class:`~similar_rl.harness.env_session.TaskFailed` (an ``EnvFailure``) is raised.
+    Both arms play the same env instance and seeds. Each agent is a policy, a selector or a factory
+    ``f(adapter) -> agent`` called once per env (for envs with different adapters, or a tree search, which
+    holds its adapter). An episode that hits an env error (see
+    :class:`~similar_rl.harness.env_session.EnvSession`) is replayed in a restarted env up to ``max_retries``
+    times, then :class:`~similar_rl.harness.env_session.TaskFailed` is raised.
 
     Returns:
         :func:`summarize_arms`'s dict over all episodes, plus ``per_env`` (``{env_id: {"base": summary,

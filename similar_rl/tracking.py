@@ -204,8 +204,7 @@ class SimilarTrackingCallback(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if self.sinks is None or not state.is_world_process_zero:
             return
-        values = self.batch_scores.drain()
-        samples = self.batch_scores.drain_samples()
+        values, samples = self.batch_scores.drain(), self.batch_scores.drain_samples()
         if not values["invalid"]:
             return
         scalars = {f"{self.prefix}/mean/{k}": float(np.mean(values[k])) for k in SCORE_KEYS if values[k]}

@@ -293,11 +293,10 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
 class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
     """The vector form of :class:`SimilarRewardWrapper`: scores the steps of all sub-envs in one scorer call.
 
-    Same arguments, info keys (values are arrays over sub-envs, masked by ``info["_similar"]``) and reward modes.
-    Handles Gymnasium's autoreset modes: with ``NEXT_STEP`` (the default) a sub-env's step after its episode
-    ended is its reset (the action is ignored): that step is not scored, its reward passes through and its
-    history restarts; with ``SAME_STEP`` the returned observation already is the reset one; with ``DISABLED``
-    pass ``options={"reset_mask": mask}`` to ``reset``.
+    Same arguments, info keys (arrays over sub-envs, masked by ``info["_similar"]``) and reward modes. Handles
+    Gymnasium's autoreset modes: with ``NEXT_STEP`` (the default) a sub-env's step after its episode ended is
+    its reset, not scored (its reward passes through, its history restarts); with ``SAME_STEP`` the returned
+    observation already is the reset one; with ``DISABLED`` call ``reset(options={"reset_mask": mask})``.
 
     Example:
         >>> import gymnasium as gym, torch
@@ -408,8 +407,7 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
         same_step = self.autoreset_mode == gym.vector.AutoresetMode.SAME_STEP
         restarted = [i for i in range(n) if self._autoreset[i] or (same_step and done[i])]
         restart_states = {i: self._observe(subs, info, i) for i in restarted}
-        potential = self.shaping.uses_potential
-        key = self.shaping.potential_key
+        potential, key = self.shaping.uses_potential, self.shaping.potential_key
         unknown_phi = [i for i in scored if np.isnan(self._phis[i])] if potential else []
         potential_ids = [i for i in scored if i in next_states] if potential else []
         if potential:

@@ -1,7 +1,6 @@
 """The demo's report: PNG plots (matplotlib, Agg backend) and ``report.md`` under the run folder.
 
-:func:`write_plots` draws whatever parts produced results; :func:`write_report` writes the markdown that links
-them, with the tables, the files, the W&B run folder and what failed.
+:func:`write_plots` draws the parts' plots; :func:`write_report` writes the markdown around them.
 """
 
 from __future__ import annotations
