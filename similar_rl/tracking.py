@@ -115,11 +115,10 @@ class _Sinks:
         if "screenshot" not in columns:
             return []
         col, out = columns.index("screenshot"), []
+        shown = [i for i, c in enumerate(columns) if c in ("action", "total")]  # in the caption
         for r, row in enumerate(rows):
             if isinstance(row[col], np.ndarray):
-                caption = f"row {r}: " + ", ".join(
-                    f"{c}={row[i]}" for i, c in enumerate(columns) if c in ("action", "total")
-                )
+                caption = f"row {r}: " + ", ".join(f"{columns[i]}={row[i]}" for i in shown)
                 out.append(self._wandb.Image(row[col], caption=caption))
         return out
 

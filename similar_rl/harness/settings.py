@@ -51,9 +51,7 @@ class _ListValues(argparse.Action):
     """Collect ``--name a b`` or ``--name '[a, b]'`` into one flat list (each value read as YAML)."""
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
-        flat: list[Any] = []
-        for value in values:
-            flat.extend(value if isinstance(value, list) else [value])
+        flat = [item for value in values for item in (value if isinstance(value, list) else [value])]
         setattr(namespace, self.dest, flat)
 
 
