@@ -64,8 +64,7 @@ class Scorer:
 
     Attributes:
         forward_calls: number of ``model.score_steps`` calls so far.
-        cache_hits: number of requested steps answered without the model (the cache or a duplicate in the
-            same request).
+        cache_hits: number of requested steps answered without the model (from the cache or a duplicate).
         steps_scored: number of steps the model scored.
     """
 

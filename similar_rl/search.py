@@ -411,8 +411,7 @@ def run_episode(
     Args:
         env, adapter: from :func:`similar_rl.envs.make_env`.
         selector_or_policy: a selector (``select``; gets ``env``/``seed`` for lookahead) or a policy (``propose``).
-        seed: the env's reset seed.
-        max_steps: step budget (the env may truncate earlier).
+        seed, max_steps: the env's reset seed and the step budget (the env may truncate earlier).
         rng: randomness for the policy (default: ``np.random.default_rng(seed)``).
 
     Example:

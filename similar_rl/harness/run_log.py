@@ -79,9 +79,8 @@ class RunLogger:
     Args:
         folder: the run's output folder (None: no files; W&B, if on, goes to its default place).
         config: the run's settings (recorded in TensorBoard and W&B).
-        jsonl: append every logged row to ``metrics.jsonl``.
-        tensorboard: write numbers as TensorBoard scalars (rows logged with a ``step``).
-        wandb: also log numbers to a W&B run (offline by default).
+        jsonl, tensorboard, wandb: append every row to ``metrics.jsonl``; write its numbers as TensorBoard
+            scalars (rows logged with a ``step``); log its numbers to a W&B run (offline by default).
         project / name / wandb_mode: the W&B run's project, name and mode.
     """
 
