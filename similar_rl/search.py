@@ -471,14 +471,9 @@ def summarize_arms(base: Sequence[EpisodeResult], scaled: Sequence[EpisodeResult
         {'success_rate': 1.0, 'wall_time_ratio': 2.0}
     """
     b, s = summarize(base), summarize(scaled)
-    return {
-        "base": b,
-        "scaled": s,
-        "delta": {
-            "success_rate": s["success_rate"] - b["success_rate"],
-            "wall_time_ratio": s["wall_time_s"] / b["wall_time_s"] if b["wall_time_s"] > 0 else None,
-        },
-    }
+    ratio = s["wall_time_s"] / b["wall_time_s"] if b["wall_time_s"] > 0 else None
+    delta = {"success_rate": s["success_rate"] - b["success_rate"], "wall_time_ratio": ratio}
+    return {"base": b, "scaled": s, "delta": delta}
 
 
 AgentFactory = Callable[[BaseAdapter], Any]

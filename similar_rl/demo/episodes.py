@@ -180,11 +180,9 @@ def _one_episode(rows: Iterator[StepRow], env_id: str, seed: int, echo: Echo, in
         echo(format_row(row))
         steps.append({"step": row.step, "action": row.action, "env_reward": row.reward, "scores": row.scores})
         success = row.success
-    mean = (
-        {k: float(np.mean([s["scores"][k] for s in steps])) for k in SCORE_KEYS}
-        if steps and steps[0]["scores"] is not None
-        else None
-    )
+    mean = None
+    if steps and steps[0]["scores"] is not None:
+        mean = {k: float(np.mean([s["scores"][k] for s in steps])) for k in SCORE_KEYS}
     tail = f", mean total {mean['total']:+.3f}" if mean else ""
     final = steps[-1]["env_reward"] if steps else 0.0
     echo(
