@@ -93,11 +93,8 @@ def _message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, Sequence):
-        return "\n".join(
-            part.get("text", "")
-            for part in content
-            if isinstance(part, Mapping) and part.get("type") == "text"
-        )
+        texts = [part for part in content if isinstance(part, Mapping) and part.get("type") == "text"]
+        return "\n".join(part.get("text", "") for part in texts)
     raise TypeError(f"message content must be a string or a list of parts, got {type(content).__name__}")
 
 

@@ -164,9 +164,8 @@ class _RewardSetup:
         self.shaping = _Shaping(*shaping)
         self.info_key = info_key
         self.env_reward_key = env_reward_key
-        self._keys = (info_key, env_reward_key, "vector_reward", "reward_weights") + (
-            (f"{info_key}_potential",) if self.shaping.uses_potential else ()
-        )
+        potential = (f"{info_key}_potential",) if self.shaping.uses_potential else ()
+        self._keys = (info_key, env_reward_key, "vector_reward", "reward_weights", *potential)
 
 
 class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructorArgs):
