@@ -158,10 +158,8 @@ def build_tiny_qwen2_vl(
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     half_head = hidden // 4 // 2  # 4 attention heads (see _text_config_kwargs)
     mrope = [half_head - 2 * (half_head // 3), half_head // 3, half_head // 3]
-    text = {
-        **_text_config_kwargs(tokenizer, hidden, layers),
-        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-    }
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope}
+    text = {**_text_config_kwargs(tokenizer, hidden, layers), "rope_parameters": rope}
     vision = {
         "depth": 1,
         "embed_dim": 32,

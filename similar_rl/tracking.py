@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections import defaultdict
@@ -276,7 +277,7 @@ class GymRewardLogger:
         self.env_reward_key = env_reward_key
         self.history: list[dict[str, float]] = []
         # per sub-env: the running sums of its current episode
-        self._running: defaultdict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(_SUMS, 0.0))
+        self._running = defaultdict(functools.partial(dict.fromkeys, _SUMS, 0.0))
         self._step_values: dict[str, list[float]] = {k: [] for k in SCORE_KEYS}
         self._episodes: list[dict[str, float]] = []
         self._last_action: dict[int, str] = {}
