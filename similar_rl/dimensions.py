@@ -20,13 +20,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-DIMENSIONS: tuple[str, ...] = (
-    "helpfulness",
-    "odds_of_success",
-    "efficiency",
-    "task_relevance",
-    "coherence",
-)
+DIMENSIONS: tuple[str, ...] = ("helpfulness", "odds_of_success", "efficiency", "task_relevance", "coherence")
 #: Keys of a full score: the five dimensions then ``total``.
 SCORE_KEYS: tuple[str, ...] = (*DIMENSIONS, "total")
 #: Preference-pair types: one per dimension, ``total`` (weighted step score) and ``traj`` (whole trajectories).
@@ -47,60 +41,24 @@ class Dimension:
     description: str
 
 
+_DESCRIPTIONS = (  # in DIMENSIONS order
+    "How much the step moves the task toward completion: positive if correct, negative if wrong.",
+    "Probability that the task is completed from the state after the step.",
+    "How much the step shortens the expected remaining path, relative to the task length.",
+    "Whether the action relates to the instruction at all (1) or is clearly meaningless (0).",
+    "Whether the step follows sensibly from the previous one (the first step counts as coherent).",
+)
+
+_ROWS = (  # key, display name, alias, label range, source, total weight
+    ("helpfulness", "Helpfulness", "TC", (-1.0, 1.0), "rollout", 3.0),
+    ("odds_of_success", "Odds of Success", "IP", (0.0, 1.0), "rollout", 5.0),
+    ("efficiency", "Efficiency", "E", (-1.0, 1.0), "rollout", 5.0),
+    ("task_relevance", "Task Relevance", "TR", (0.0, 1.0), "judge", 1.0),
+    ("coherence", "Coherence", "C", (0.0, 1.0), "judge", 1.0),
+)
 DIMENSION_INFO: dict[str, Dimension] = {
-    d.key: d
-    for d in (
-        Dimension(
-            "helpfulness",
-            "Helpfulness",
-            "TC",
-            (-1.0, 1.0),
-            "rollout",
-            3.0,
-            False,
-            "How much the step moves the task toward completion: positive if correct, negative if wrong.",
-        ),
-        Dimension(
-            "odds_of_success",
-            "Odds of Success",
-            "IP",
-            (0.0, 1.0),
-            "rollout",
-            5.0,
-            False,
-            "Probability that the task is completed from the state after the step.",
-        ),
-        Dimension(
-            "efficiency",
-            "Efficiency",
-            "E",
-            (-1.0, 1.0),
-            "rollout",
-            5.0,
-            False,
-            "How much the step shortens the expected remaining path, relative to the task length.",
-        ),
-        Dimension(
-            "task_relevance",
-            "Task Relevance",
-            "TR",
-            (0.0, 1.0),
-            "judge",
-            1.0,
-            True,
-            "Whether the action relates to the instruction at all (1) or is clearly meaningless (0).",
-        ),
-        Dimension(
-            "coherence",
-            "Coherence",
-            "C",
-            (0.0, 1.0),
-            "judge",
-            1.0,
-            True,
-            "Whether the step follows sensibly from the previous one (the first step counts as coherent).",
-        ),
-    )
+    row[0]: Dimension(*row, row[4] == "judge", description)  # the judge's dimensions are the binary ones
+    for row, description in zip(_ROWS, _DESCRIPTIONS, strict=True)
 }
 
 #: Default weights of ``total = 5*OS + 5*E + 3*H + TR + C`` (the reference data's weighting).

@@ -1,10 +1,9 @@
 """TRL reward functions: Similar's ``total`` and its five dimensions as dense rewards for GRPO / RLOO.
 
-:func:`similar_reward_funcs` returns one callable per reward (``similar_total``, ``similar_helpfulness``, ...).
-Pass them all to a TRL trainer's ``reward_funcs``; weight them with the config's ``reward_weights`` (for instance
-``[1, 0, 0, 0, 0, 0]`` to train on ``total`` while logging every dimension). All of them share one
-:class:`SimilarBatchScores`, so together they cost ONE batched scorer call per training step: the first function
-called in a step scores the batch, its siblings reuse the result (keyed by the batch content).
+:func:`similar_reward_funcs` returns one callable per reward (``similar_total``, ``similar_helpfulness``, ...)
+for a TRL trainer's ``reward_funcs``; weight them with the config's ``reward_weights`` (``[1, 0, 0, 0, 0, 0]``
+trains on ``total`` and logs every dimension). They share one :class:`SimilarBatchScores`: ONE batched scorer
+call per training step, the first function called scoring the batch and its siblings reusing the result.
 
 What the functions read (TRL passes every extra dataset column as a keyword, one value per completion):
 
@@ -94,11 +93,8 @@ def _message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, Sequence):
-        return "\n".join(
-            part.get("text", "")
-            for part in content
-            if isinstance(part, Mapping) and part.get("type") == "text"
-        )
+        texts = [part for part in content if isinstance(part, Mapping) and part.get("type") == "text"]
+        return "\n".join(part.get("text", "") for part in texts)
     raise TypeError(f"message content must be a string or a list of parts, got {type(content).__name__}")
 
 
@@ -114,13 +110,9 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, Mapping):
         return _message_text(completion.get("content"))
     if isinstance(completion, Sequence):
-        texts = [_message_text(m.get("content")) for m in completion if isinstance(m, Mapping)]
-        assistant = [
-            _message_text(m.get("content"))
-            for m in completion
-            if isinstance(m, Mapping) and m.get("role", "assistant") == "assistant"
-        ]
-        return (assistant or texts or [""])[-1]
+        messages = [m for m in completion if isinstance(m, Mapping)]
+        assistant = [m for m in messages if m.get("role", "assistant") == "assistant"]
+        return _message_text((assistant or messages)[-1].get("content")) if messages else ""
     raise TypeError(f"a completion must be a string or a list of messages, got {type(completion).__name__}")
 
 
@@ -182,12 +174,9 @@ def _column(kwargs: Mapping[str, Any], name: str, n: int) -> list[Any]:
     values = kwargs.get(name)
     if values is None:
         return [None] * n
-    if isinstance(values, str) or not isinstance(values, Sequence) or len(values) != n:
-        got = (
-            len(values)
-            if isinstance(values, Sequence) and not isinstance(values, str)
-            else type(values).__name__
-        )
+    sized = isinstance(values, Sequence) and not isinstance(values, str)
+    if not sized or len(values) != n:
+        got = len(values) if sized else type(values).__name__
         raise ValueError(f"column {name!r} must hold one value per completion ({n}); got {got}")
     return list(values)
 
@@ -212,15 +201,11 @@ def step_inputs_from_columns(
         raise ValueError(
             f"got {len(prompts)} prompts for {n} completions; TRL passes one prompt per completion"
         )
-    instructions = _column(columns, "instruction", n)
-    histories = _column(columns, "history", n)
-    observations = _column(columns, "observation_text", n)
-    screenshots = _column(columns, "screenshot", n)
-    images = _column(columns, "image", n)
-    image_lists = _column(columns, "images", n)
+    names = ("instruction", "history", "observation_text", "screenshot", "image", "images")
+    rows = enumerate(zip(prompts, completions, *(_column(columns, name, n) for name in names), strict=True))
     steps: list[StepInput | None] = []
     texts: list[str] = []
-    for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+    for i, (prompt, completion, instruction, history, observation, screenshot, image, images) in rows:
         text = completion_text(completion)
         texts.append(text)
         try:
@@ -228,26 +213,18 @@ def step_inputs_from_columns(
         except ActionParseError:
             steps.append(None)
             continue
-        instruction = instructions[i] if instructions[i] else instruction_from_prompt(prompt)
+        instruction = instruction or instruction_from_prompt(prompt)
         if not instruction:
             raise ValueError(
                 f"row {i}: no instruction: add an 'instruction' column to the dataset or a line "
                 "'Instruction: ...' to the prompt"
             )
-        image = screenshots[i] if screenshots[i] is not None else images[i]
-        if image is None and image_lists[i]:
-            image = image_lists[i][-1]
+        image = screenshot if screenshot is not None else image
+        if image is None and images:
+            image = images[-1]
         if image is None:
             image = _prompt_image(prompt)
-        steps.append(
-            StepInput(
-                instruction=str(instruction),
-                action=action,
-                history=_history(histories[i], i),
-                screenshot=image,
-                observation_text=observations[i],
-            )
-        )
+        steps.append(StepInput(str(instruction), action, _history(history, i), image, observation))
     return steps, texts
 
 
@@ -259,8 +236,7 @@ class SimilarBatchScores:
         scorer: a :class:`similar_rl.scoring.Scorer` (or anything with ``score(steps)``).
         weights: optional dimension weights; when given, ``total`` is ``sum_k weights[k] * score_k`` instead of
             the model's gated total.
-        log_metrics: call TRL's ``log_metric`` with the per-dimension means of each batch.
-        metric_prefix: prefix of those metric names.
+        log_metrics, metric_prefix: log each batch's means with TRL's ``log_metric`` as ``<prefix>/<key>``.
         keep_samples: how many recent :class:`SampleStep` records to keep for tracking (0: none).
 
     Attributes:
@@ -320,8 +296,7 @@ class SimilarBatchScores:
     ) -> list[DimensionScores | None]:
         """Per completion, the score dict (``None`` if it held no valid action). Scores a batch once."""
         steps, texts = step_inputs_from_columns(prompts, completions, **kwargs)
-        trainer_state = kwargs.get("trainer_state")
-        global_step = getattr(trainer_state, "global_step", None)
+        global_step = getattr(kwargs.get("trainer_state"), "global_step", None)
         h = hashlib.blake2b(digest_size=16)
         h.update(repr(global_step).encode())
         for step in steps:
@@ -335,7 +310,13 @@ class SimilarBatchScores:
             results = [None if s is None else self._weighted(next(scored)) for s in steps]
             self._last_key, self._last = key, results
             self.batches_scored += 1
-            self._record(steps, texts, results, global_step)
+            for step, text, scores in zip(steps, texts, results, strict=True):
+                self.pending_values["invalid"].append(0.0 if scores is not None else 1.0)
+                if scores is not None:
+                    for k in SCORE_KEYS:
+                        self.pending_values[k].append(scores[k])
+                if self.keep_samples:
+                    self.samples.append(SampleStep(text, step, scores, global_step))
         log_metric = kwargs.get("log_metric")
         if self.log_metrics and callable(log_metric):
             for name, value in self.batch_means(results).items():
@@ -345,24 +326,7 @@ class SimilarBatchScores:
     def _weighted(self, scores: DimensionScores) -> DimensionScores:
         if self.weights is None:
             return scores
-        out = dict(scores)
-        out["total"] = total_score(scores, self.weights)
-        return out
-
-    def _record(
-        self,
-        steps: list[StepInput | None],
-        texts: list[str],
-        results: list[DimensionScores | None],
-        global_step: int | None,
-    ) -> None:
-        for step, text, scores in zip(steps, texts, results, strict=True):
-            self.pending_values["invalid"].append(0.0 if scores is not None else 1.0)
-            if scores is not None:
-                for k in SCORE_KEYS:
-                    self.pending_values[k].append(scores[k])
-            if self.keep_samples:
-                self.samples.append(SampleStep(text, step, scores, global_step))
+        return {**scores, "total": total_score(scores, self.weights)}
 
     @staticmethod
     def batch_means(results: Sequence[DimensionScores | None]) -> dict[str, float]:
@@ -377,9 +341,9 @@ class SimilarBatchScores:
 class SimilarReward:
     """A TRL reward function returning one score key (``"total"`` or a dimension) per completion.
 
-    Built by :func:`similar_reward_funcs`; its ``__name__`` (``similar_<key>``) names TRL's logged columns
-    (``rewards/similar_total/mean``...). Instances pickle (the async GRPO worker pickles reward functions).
-    Siblings pickled together (one ``pickle.dumps(funcs)``) keep sharing one :class:`SimilarBatchScores`.
+    Built by :func:`similar_reward_funcs`; its ``__name__`` (``similar_<key>``) names TRL's logged columns.
+    Instances pickle (the async GRPO worker pickles reward functions); siblings pickled together keep sharing
+    one :class:`SimilarBatchScores`.
     """
 
     def __init__(
@@ -397,18 +361,13 @@ class SimilarReward:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.__name__})"
 
-    def _rewards(
-        self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
-    ) -> list[float | None]:
-        results = self.batch_scores.scores(prompts, completions, **kwargs)
-        return [self.invalid_penalty if r is None else r[self.key] for r in results]
-
     def __call__(
         self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
     ) -> list[float | None]:
         """Rewards for a batch. Keywords: TRL's (``completion_ids``, ``trainer_state``, ``log_metric``,
         ``log_extra``) and the dataset columns listed in :mod:`similar_rl.rewards`; others are ignored."""
-        return self._rewards(prompts, completions, **kwargs)
+        results = self.batch_scores.scores(prompts, completions, **kwargs)
+        return [self.invalid_penalty if r is None else r[self.key] for r in results]
 
 
 class AsyncSimilarReward(SimilarReward):
@@ -418,7 +377,7 @@ class AsyncSimilarReward(SimilarReward):
     async def __call__(  # type: ignore[override]
         self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
     ) -> list[float | None]:
-        return await asyncio.to_thread(self._rewards, prompts, completions, **kwargs)
+        return await asyncio.to_thread(super().__call__, prompts, completions, **kwargs)
 
 
 def similar_reward_funcs(
@@ -446,8 +405,7 @@ def similar_reward_funcs(
         invalid_penalty: reward of a completion without a valid action (every function returns it);
             None returns None, which TRL treats as "not applicable" (NaN, ignored in the sums).
         asynchronous: return ``async`` callables (:class:`AsyncSimilarReward`) for TRL's async reward path.
-        log_metrics: log per-dimension batch means through TRL's ``log_metric`` (``similar/<key>``).
-        metric_prefix: prefix of those metrics.
+        log_metrics, metric_prefix: log batch means through TRL's ``log_metric`` as ``<metric_prefix>/<key>``.
         keep_samples: recent scored completions kept for :class:`similar_rl.tracking.SimilarTrackingCallback`.
         batch_size, cache_size: for the Scorer built when a model is given.
 

@@ -3,11 +3,10 @@
 Every face of the package (TRL reward functions, Gymnasium wrappers, search, evaluation, the reward server)
 scores through a :class:`Scorer`. It
 
-- deduplicates the request and answers repeated steps from an LRU cache keyed by :attr:`StepInput.key`
-  (a content hash: the same step scored twice costs one forward);
-- groups the candidate actions of one state (same :attr:`StepInput.prompt_key`) into the same model batch,
-  so the model's prompt-once path computes each state's prompt side once, and orders states by length so
-  that a batch holds similar lengths (less padding);
+- deduplicates the request and answers repeated steps from an LRU cache keyed by the content hash
+  :attr:`StepInput.key`;
+- batches the candidates of one state (same :attr:`StepInput.prompt_key`) together, so the model's prompt-once
+  path encodes each state once, and orders states by length (less padding);
 - calls ``model.score_steps(batch)`` under :func:`torch.inference_mode` with at most ``batch_size`` steps;
 - counts model calls (:attr:`Scorer.forward_calls`) and cache hits (:attr:`Scorer.cache_hits`);
 - is safe to call from several threads (one lock around the cache and the model call).
@@ -31,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -64,8 +64,7 @@ class Scorer:
 
     Attributes:
         forward_calls: number of ``model.score_steps`` calls so far.
-        cache_hits: number of requested steps answered without the model (the cache or a duplicate in the
-            same request).
+        cache_hits: number of requested steps answered without the model (from the cache or a duplicate).
         steps_scored: number of steps the model scored.
     """
 
@@ -152,15 +151,11 @@ class Scorer:
             for batch in self._plan_batches(list(todo.values())):
                 for step, row in zip(batch, self._forward(batch), strict=True):
                     found[step.key] = row
-                    self._remember(step.key, row)
+                    if self.cache_size:
+                        self._cache[step.key] = row
+                        if len(self._cache) > self.cache_size:  # evict the least recently used
+                            self._cache.popitem(last=False)
         return [dict(zip(SCORE_KEYS, found[key], strict=True)) for key in keys]
-
-    def _remember(self, key: str, row: tuple[float, ...]) -> None:
-        if self.cache_size == 0:
-            return
-        self._cache[key] = row
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
 
     def _plan_batches(self, steps: list[StepInput]) -> list[list[StepInput]]:
         """Group candidates of one state together, order states by length, pack groups into batches."""
@@ -184,13 +179,10 @@ class Scorer:
 
     def _forward(self, batch: list[StepInput]) -> list[tuple[float, ...]]:
         torch = _torch_or_none()
-        if torch is not None:
-            with torch.inference_mode():
-                out = self.model.score_steps(batch)
-            if isinstance(out, torch.Tensor):
-                out = out.detach().float().cpu().tolist()
-        else:
+        with torch.inference_mode() if torch is not None else contextlib.nullcontext():
             out = self.model.score_steps(batch)
+        if torch is not None and isinstance(out, torch.Tensor):
+            out = out.detach().float().cpu()  # float32 rows, as the model's dtype may be lower
         self.forward_calls += 1
         self.steps_scored += len(batch)
         rows = [tuple(float(v) for v in row) for row in (out.tolist() if hasattr(out, "tolist") else out)]

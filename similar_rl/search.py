@@ -1,10 +1,8 @@
 """Inference-time scaling with a Similar reward model: best-of-N and reward-guided tree search.
 
-- :class:`BestOfN` samples ``n`` candidate actions from a policy, scores all of them in one scorer call (they
-  share the state, so the model encodes the prompt side once) and acts on the best.
-- :class:`RewardGuidedSearch` looks ahead: it expands candidates, scores them, keeps the best ``beam`` action
-  prefixes, rebuilds the env after each prefix (``adapter.rebuild``: ``reset(seed)`` + replay, since GUI envs have
-  no snapshots) to expand them ``depth`` steps deep, and commits the first action of the best branch.
+- :class:`BestOfN` scores ``n`` sampled candidate actions in one scorer call and acts on the best.
+- :class:`RewardGuidedSearch` looks ahead: beam search over action prefixes, ``depth`` steps deep, replaying
+  each prefix (``adapter.rebuild``: ``reset(seed)`` + replay, since GUI envs have no snapshots).
 - :func:`run_episode` plays one episode with a policy or a selector; :func:`compare` measures a base policy
   against a scaled selector on several envs and seeds and returns the JSON-ready summary.
 
@@ -46,7 +44,7 @@ from similar_rl.harness import episodes
 from similar_rl.harness.env_session import EnvSession
 from similar_rl.policies.random import check_positive
 from similar_rl.scoring import as_scorer
-from similar_rl.types import DimensionScores, GUIState
+from similar_rl.types import DimensionScores, GUIState, StepInput
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +102,10 @@ def objective_fn(objective: Objective) -> Callable[[DimensionScores], float]:
     )
 
 
+def _has(obj: Any, method: str) -> bool:
+    return callable(getattr(obj, method, None))
+
+
 def _dedup_key(action: str) -> str:
     try:
         return normalize_action(action)
@@ -121,11 +123,8 @@ class ScoredAction:
 
 
 class _SelectorPolicy:
-    """Lets a selector stand in for a policy: ``propose`` returns the selected action ``n`` times.
-
-    ``propose`` has no env or seed to rebuild, so a :class:`RewardGuidedSearch` with lookahead raises there; call
-    its ``select`` (as :func:`run_episode` does) instead.
-    """
+    """Lets a selector stand in for a policy: ``propose`` returns the selected action ``n`` times (without the
+    env and seed that a :class:`RewardGuidedSearch` with lookahead needs: it raises there)."""
 
     def propose(self, state: GUIState, history: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
         check_positive(n, "n")
@@ -152,7 +151,7 @@ class BestOfN(_SelectorPolicy):
     def __init__(
         self, policy: Any, scorer: Any, n: int = 5, objective: Objective = "total", dedup: bool = True
     ) -> None:
-        if not callable(getattr(policy, "propose", None)):
+        if not _has(policy, "propose"):
             raise TypeError(f"policy must have propose(state, history, n, rng), got {type(policy).__name__}")
         self.policy = policy
         self.scorer = as_scorer(scorer)
@@ -171,18 +170,16 @@ class BestOfN(_SelectorPolicy):
         proposed = list(self.policy.propose(state, list(history), self.n, rng))
         if not proposed:
             raise ValueError(f"{type(self.policy).__name__}.propose returned no action")
-        if not self.dedup:
-            return proposed
-        seen: dict[str, None] = {}
-        for action in proposed:
-            seen.setdefault(_dedup_key(action))
-        return list(seen)
+        return list(dict.fromkeys(_dedup_key(a) for a in proposed)) if self.dedup else proposed
 
     def score_candidates(
         self, state: GUIState, history: Sequence[str], actions: Sequence[str]
     ) -> list[ScoredAction]:
         """Score ``actions`` in ``state`` with one scorer call."""
-        steps = [state.step_input(a, list(history)) for a in actions]
+        return self._score([state.step_input(a, list(history)) for a in actions], actions)
+
+    def _score(self, steps: Sequence[StepInput], actions: Sequence[str]) -> list[ScoredAction]:
+        """Score ``steps`` (the steps of ``actions``, in any states) with one scorer call."""
         rows = self.scorer.score(steps)
         self.candidates_scored += len(steps)
         return [ScoredAction(a, s, self._value(s)) for a, s in zip(actions, rows, strict=True)]
@@ -205,8 +202,7 @@ class BestOfN(_SelectorPolicy):
         """
         self.calls += 1
         scored = self.score_candidates(state, history, self.candidates(state, history, rng))
-        best = max(range(len(scored)), key=lambda i: scored[i].value)
-        return scored[best].action, scored
+        return max(scored, key=lambda s: s.value).action, scored  # max: the first of equals
 
 
 @dataclass
@@ -223,29 +219,26 @@ class _Node:
         return sum(self.values) / len(self.values)
 
 
-class RewardGuidedSearch(_SelectorPolicy):
-    """Beam search over action prefixes, guided by the reward model (see the module docstring).
+class RewardGuidedSearch(BestOfN):
+    """A :class:`BestOfN` that looks ahead: beam search over action prefixes, guided by the reward model.
 
-    At the root, ``n`` candidates are sampled and scored; the best ``beam`` become branches. For each further
-    level (``depth - 1`` of them) every unfinished branch is rebuilt in the env (reset + replay of the episode's
-    history and the branch's actions), ``n`` candidates are sampled and scored from its state (all branches of a
-    level in one scorer call), and the best ``beam`` extended branches overall are kept. A branch's value is the
-    mean objective of its actions, so branches that end early compete fairly with longer ones. The first action
-    of the best branch is committed, and the env is rebuilt to the episode's current state before returning.
+    At the root, ``n`` candidates are sampled and scored and the best ``beam`` become branches; each further
+    level (``depth - 1``) rebuilds the unfinished branches (reset + replay), scores ``n`` candidates from each
+    in one call and keeps the best ``beam`` extensions. A branch's value is the mean objective of its actions
+    (branches that end early compete fairly); the first action of the best branch is committed and the env
+    rebuilt to the episode's state.
 
-    The env's own reward is NOT used by default, since a deployed agent does not see rewards at test time. With
-    ``use_env_reward=True`` a branch whose lookahead ends the episode adds ``env_reward_weight * reward``
-    (success > 0, failure < 0) to its value, and the final beam's leaves are executed to find out whether they end
-    it: an upper bound that assumes a simulator, for analysis only.
+    The env's own reward is NOT used by default (a deployed agent does not see rewards). With
+    ``use_env_reward=True`` a branch whose lookahead ends the episode adds ``env_reward_weight * reward`` to
+    its value, and the final beam's leaves are executed to see whether they end it: an upper bound that
+    assumes a simulator, for analysis only.
 
     Args:
-        policy: proposes candidates.
-        scorer: a Scorer, a model, or anything with ``score(steps)``.
+        policy, scorer, objective: as for :class:`BestOfN`.
         adapter: the env's adapter (for ``rebuild``).
         n: candidates sampled per expanded state.
         depth: levels of lookahead (1 = best-of-N).
         beam: branches kept per level.
-        objective: ``"total"``, a dimension, or a dict of dimension weights.
         use_env_reward: let terminal env rewards of lookahead branches count (default off; see above).
         env_reward_weight: weight of the terminal env reward when ``use_env_reward``.
         search_env: an extra env instance of the same task to do the lookahead in, so the acting env is not
@@ -268,9 +261,9 @@ class RewardGuidedSearch(_SelectorPolicy):
         env_reward_weight: float = 10.0,
         search_env: Any = None,
     ) -> None:
-        if not callable(getattr(adapter, "rebuild", None)):
+        if not _has(adapter, "rebuild"):
             raise TypeError(f"adapter must have rebuild(env, seed, prefix), got {type(adapter).__name__}")
-        self.expander = BestOfN(policy, scorer, n=n, objective=objective, dedup=True)
+        super().__init__(policy, scorer, n=n, objective=objective, dedup=True)
         self.adapter = adapter
         self.depth = check_positive(depth, "depth")
         self.beam = check_positive(beam, "beam")
@@ -279,25 +272,17 @@ class RewardGuidedSearch(_SelectorPolicy):
         self.use_env_reward = bool(use_env_reward)
         self.env_reward_weight = float(env_reward_weight)
         self.search_env = search_env
-        self.calls = 0
         self.rebuilds = 0
 
     @property
-    def n(self) -> int:
-        return self.expander.n
-
-    @property
-    def scorer(self) -> Any:
-        return self.expander.scorer
-
-    @property
-    def candidates_scored(self) -> int:
-        return self.expander.candidates_scored
+    def expander(self) -> BestOfN:
+        """What samples and scores the candidates: the search itself."""
+        return self
 
     def __repr__(self) -> str:
         return (
             f"RewardGuidedSearch(n={self.n}, depth={self.depth}, beam={self.beam}, "
-            f"objective={self.expander.objective!r}, use_env_reward={self.use_env_reward})"
+            f"objective={self.objective!r}, use_env_reward={self.use_env_reward})"
         )
 
     def _rebuild(self, env: Any, seed: int, prefix: Sequence[str]) -> tuple[GUIState | None, Any]:
@@ -336,37 +321,32 @@ class RewardGuidedSearch(_SelectorPolicy):
         """Search from ``state`` (the env after ``reset(seed)`` and ``history``) and return the action to commit.
 
         Args:
-            state: the current state.
-            history: actions taken so far in this episode (replayed to rebuild search nodes).
-            rng: randomness for the policy's proposals.
-            env: the acting env (rebuilt to ``history`` again before returning unless ``search_env`` is set).
-                Needed when ``depth > 1``.
-            seed: the episode's reset seed. Needed when ``depth > 1``.
+            state, history, rng: the current state, the episode's actions so far (replayed to rebuild search
+                nodes) and the policy's randomness.
+            env, seed: the acting env (rebuilt to ``history`` before returning unless ``search_env`` is set)
+                and its reset seed; needed when ``depth > 1``.
 
         Returns:
             ``(action, scored)``: the committed action and the scored root candidates.
         """
         self.calls += 1
         history = list(history)
-        root = self.expander.score_candidates(state, history, self.expander.candidates(state, history, rng))
-        first_best = max(range(len(root)), key=lambda i: root[i].value)
+        root = self.score_candidates(state, history, self.candidates(state, history, rng))
         if self.depth == 1 and not self.use_env_reward:
-            return root[first_best].action, root
+            return max(root, key=lambda s: s.value).action, root
         if env is None or seed is None:
             raise ValueError(
                 "RewardGuidedSearch.select needs env= and seed= (the env and its reset seed) to rebuild search "
                 "nodes when depth > 1 or use_env_reward=True; use BestOfN for selection without lookahead"
             )
         work_env = self.search_env if self.search_env is not None else env
-        order = sorted(range(len(root)), key=lambda i: -root[i].value)
-        frontier = [_Node((root[i].action,), [root[i].value]) for i in order[: self.beam]]
+        ranked = sorted(root, key=lambda s: -s.value)  # stable: ties keep sampling order
+        frontier = [_Node((s.action,), [s.value]) for s in ranked[: self.beam]]
         try:
             for _ in range(self.depth - 1):
                 frontier = self._expand(work_env, seed, history, frontier, rng)
-            if self.use_env_reward:
-                for node in frontier:
-                    if not node.done:
-                        self._execute(work_env, seed, history, node)
+            for node in [n for n in frontier if self.use_env_reward and not n.done]:
+                self._execute(work_env, seed, history, node)  # does the leaf end the episode?
         finally:
             if self.search_env is None:
                 self._rebuild(env, seed, history)
@@ -380,24 +360,18 @@ class RewardGuidedSearch(_SelectorPolicy):
         """One level: rebuild unfinished branches, sample and score their children, keep the best ``beam``."""
         steps, owners, actions = [], [], []
         kept = [node for node in frontier if node.done]
-        for node in frontier:
-            if node.done:
-                continue
+        for node in [n for n in frontier if not n.done]:
             node_state = self._execute(env, seed, history, node)
             if node_state is None:
                 kept.append(node)
                 continue
             node_history = [*history, *node.path]
-            for action in self.expander.candidates(node_state, node_history, rng):
+            for action in self.candidates(node_state, node_history, rng):
                 steps.append(node_state.step_input(action, node_history))
                 owners.append(node)
                 actions.append(action)
-        children = kept
-        if steps:
-            rows = self.expander.scorer.score(steps)
-            self.expander.candidates_scored += len(steps)
-            for node, action, scores in zip(owners, actions, rows, strict=True):
-                children.append(_Node((*node.path, action), [*node.values, self.expander._value(scores)]))
+        scored = zip(owners, self._score(steps, actions) if steps else [], strict=True)
+        children = kept + [_Node((*node.path, c.action), [*node.values, c.value]) for node, c in scored]
         children.sort(key=lambda c: -self._rank(c))  # stable: ties keep insertion order
         return children[: self.beam]
 
@@ -421,20 +395,6 @@ class EpisodeResult:
         return asdict(self)
 
 
-def _choose(
-    agent: Any, state: GUIState, history: list[str], rng: np.random.Generator, env: Any, seed: int
-) -> str:
-    if callable(getattr(agent, "select", None)):
-        action, _ = agent.select(state, history, rng, env=env, seed=seed)
-        return action
-    if callable(getattr(agent, "propose", None)):
-        proposed = agent.propose(state, history, 1, rng)
-        if not proposed:
-            raise ValueError(f"{type(agent).__name__}.propose returned no action")
-        return proposed[0]
-    raise TypeError(f"expected a policy (propose) or a selector (select), got {type(agent).__name__}")
-
-
 def run_episode(
     env: Any,
     adapter: BaseAdapter,
@@ -451,8 +411,7 @@ def run_episode(
     Args:
         env, adapter: from :func:`similar_rl.envs.make_env`.
         selector_or_policy: a selector (``select``; gets ``env``/``seed`` for lookahead) or a policy (``propose``).
-        seed: the env's reset seed.
-        max_steps: step budget (the env may truncate earlier).
+        seed, max_steps: the env's reset seed and the step budget (the env may truncate earlier).
         rng: randomness for the policy (default: ``np.random.default_rng(seed)``).
 
     Example:
@@ -467,18 +426,19 @@ def run_episode(
     rng = np.random.default_rng(seed) if rng is None else rng
 
     def choose(state: GUIState, history: Sequence[str]) -> str:
-        return _choose(selector_or_policy, state, list(history), rng, env, seed)
+        agent = selector_or_policy
+        if _has(agent, "select"):
+            action, _ = agent.select(state, list(history), rng, env=env, seed=seed)
+            return action
+        if _has(agent, "propose"):
+            proposed = agent.propose(state, list(history), 1, rng)
+            if not proposed:
+                raise ValueError(f"{type(agent).__name__}.propose returned no action")
+            return proposed[0]
+        raise TypeError(f"expected a policy (propose) or a selector (select), got {type(agent).__name__}")
 
-    episode = episodes.run(env, adapter, choose, seed, max_steps, invalid="skip")
-    return EpisodeResult(
-        success=episode.success,
-        steps=episode.steps,
-        reward=float(episode.reward),
-        wall_time=episode.wall_time,
-        actions=episode.actions,
-        seed=seed,
-        invalid_actions=episode.invalid_actions,
-    )
+    e = episodes.run(env, adapter, choose, seed, max_steps, invalid="skip")
+    return EpisodeResult(e.success, e.steps, float(e.reward), e.wall_time, e.actions, seed, e.invalid_actions)
 
 
 def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
@@ -511,14 +471,9 @@ def summarize_arms(base: Sequence[EpisodeResult], scaled: Sequence[EpisodeResult
         {'success_rate': 1.0, 'wall_time_ratio': 2.0}
     """
     b, s = summarize(base), summarize(scaled)
-    return {
-        "base": b,
-        "scaled": s,
-        "delta": {
-            "success_rate": s["success_rate"] - b["success_rate"],
-            "wall_time_ratio": s["wall_time_s"] / b["wall_time_s"] if b["wall_time_s"] > 0 else None,
-        },
-    }
+    ratio = s["wall_time_s"] / b["wall_time_s"] if b["wall_time_s"] > 0 else None
+    delta = {"success_rate": s["success_rate"] - b["success_rate"], "wall_time_ratio": ratio}
+    return {"base": b, "scaled": s, "delta": delta}
 
 
 AgentFactory = Callable[[BaseAdapter], Any]
@@ -526,9 +481,7 @@ AgentFactory = Callable[[BaseAdapter], Any]
 
 def _bind(agent_or_factory: Any, adapter: BaseAdapter) -> Any:
     """An agent object as is, or a factory ``f(adapter)`` called to build one for this env's adapter."""
-    if callable(getattr(agent_or_factory, "select", None)) or callable(
-        getattr(agent_or_factory, "propose", None)
-    ):
+    if _has(agent_or_factory, "select") or _has(agent_or_factory, "propose"):
         return agent_or_factory
     if callable(agent_or_factory):
         return agent_or_factory(adapter)
@@ -538,7 +491,7 @@ def _bind(agent_or_factory: Any, adapter: BaseAdapter) -> Any:
 
 
 def _seeded_episode(
-    env: Any, *, adapter: BaseAdapter, agent: Any, seed: int, max_steps: int, rng_key: list[int]
+    adapter: BaseAdapter, agent: Any, seed: int, max_steps: int, rng_key: list[int], env: Any
 ) -> EpisodeResult:
     return run_episode(env, adapter, agent, seed, max_steps, rng=np.random.default_rng(rng_key))
 
@@ -558,19 +511,16 @@ def compare(
 ) -> dict[str, Any]:
     """Run the base policy and the scaled selector on every env and seed; return the summary.
 
-    Both arms play the same env instance and seeds. ``base_policy`` and ``scaled_selector`` are agents (a policy
-    or a selector) or factories ``f(adapter) -> agent``, called once per env (needed when the envs use different
-    adapters, or for a tree search, which holds its adapter).
-
-    An episode that hits an env error (a crashed browser, see :class:`~similar_rl.harness.env_session.EnvSession`)
-    is replayed from scratch in a restarted env, up to ``max_retries`` times; then
-    :class:`~similar_rl.harness.env_session.TaskFailed` (an ``EnvFailure``) is raised.
+    Both arms play the same env instance and seeds. Each agent is a policy, a selector or a factory
+    ``f(adapter) -> agent`` called once per env (for envs with different adapters, or a tree search, which
+    holds its adapter). An episode that hits an env error (see
+    :class:`~similar_rl.harness.env_session.EnvSession`) is replayed in a restarted env up to ``max_retries``
+    times, then :class:`~similar_rl.harness.env_session.TaskFailed` is raised.
 
     Returns:
-        ``{"base": summary, "scaled": summary, "per_env": {env_id: {"base": ..., "scaled": ...}}, "delta": ...}``
-        where a summary is :func:`summarize`'s dict (``success_rate``, ``mean_steps``, ``wall_time_s``,
-        ``episodes``, ...); with ``keep_episodes`` each per-env summary also lists its episodes. ``delta`` holds
-        the scaled-minus-base success rate and the scaled/base wall-time ratio.
+        :func:`summarize_arms`'s dict over all episodes, plus ``per_env`` (``{env_id: {"base": summary,
+        "scaled": summary}}``, each summary listing its episodes with ``keep_episodes``), ``env_ids``,
+        ``seeds``, ``max_steps``.
     """
     from similar_rl.envs import get_adapter
 
@@ -581,10 +531,11 @@ def compare(
         raise ValueError("seeds is empty: give at least one seed")
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(env_ids) * len(seeds) * 2, desc="search", unit="episode", disable=not progress)
     per_env: dict[str, Any] = {}
     everything: dict[str, list[EpisodeResult]] = {"base": [], "scaled": []}
-    try:
+    with tqdm(
+        total=len(env_ids) * len(seeds) * 2, desc="search", unit="episode", disable=not progress
+    ) as bar:
         for env_id in env_ids:
             adapter = get_adapter(env_id)
             session = EnvSession(env_id, adapter, env_kwargs, max_retries=max_retries)
@@ -592,36 +543,21 @@ def compare(
                 arms = {"base": _bind(base_policy, adapter), "scaled": _bind(scaled_selector, adapter)}
                 results: dict[str, list[EpisodeResult]] = {"base": [], "scaled": []}
                 for seed in seeds:
-                    for arm, agent in arms.items():
+                    for k, (arm, agent) in enumerate(arms.items()):
                         bar.set_postfix_str(f"{env_id} seed {seed} {arm}")
-
-                        rng_key = [rng_seed, seed, 0 if arm == "base" else 1]  # the same stream on a retry
-                        play = functools.partial(
-                            _seeded_episode,
-                            adapter=adapter,
-                            agent=agent,
-                            seed=seed,
-                            max_steps=max_steps,
-                            rng_key=rng_key,
-                        )
+                        rng_key = [rng_seed, seed, k]  # the same stream on a retry
+                        play = functools.partial(_seeded_episode, adapter, agent, seed, max_steps, rng_key)
                         results[arm].append(session.call(f"{arm} episode of {env_id} seed {seed}", play))
                         bar.update(1)
             finally:
                 session.close()
-            per_env[env_id] = {}
+            per_env[env_id] = {arm: summarize(arm_results) for arm, arm_results in results.items()}
             for arm, arm_results in results.items():
                 everything[arm].extend(arm_results)
-                per_env[env_id][arm] = summarize(arm_results)
                 if keep_episodes:
                     per_env[env_id][arm]["episode_log"] = [r.to_dict() for r in arm_results]
-            logger.info(
-                "%s: base %.2f -> scaled %.2f success",
-                env_id,
-                per_env[env_id]["base"]["success_rate"],
-                per_env[env_id]["scaled"]["success_rate"],
-            )
-    finally:
-        bar.close()
+            rates = [per_env[env_id][arm]["success_rate"] for arm in arms]
+            logger.info("%s: base %.2f -> scaled %.2f success", env_id, *rates)
     return {
         **summarize_arms(everything["base"], everything["scaled"]),
         "per_env": per_env,
@@ -658,7 +594,6 @@ def results_table(result: Mapping[str, Any], base_label: str = "base", scaled_la
             f"| {base['wall_time_per_episode_s']:.3f} | {scaled['wall_time_per_episode_s']:.3f} |"
         )
 
-    for env_id, arms in result.get("per_env", {}).items():
-        lines.append(row(env_id, arms["base"], arms["scaled"]))
-    lines.append(row("**overall**", result["base"], result["scaled"]))
+    rows = [*result.get("per_env", {}).items(), ("**overall**", result)]
+    lines += [row(name, arms["base"], arms["scaled"]) for name, arms in rows]
     return "\n".join(lines)

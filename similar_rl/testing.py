@@ -1,11 +1,8 @@
 """Builders of tiny offline models for tests, docs and benchmarks (nothing is downloaded).
 
-- :func:`tiny_default_config`: a small-headed config of the default (MiniLM + EfficientNet-Lite0) backbone;
-  :func:`tiny_default_model` builds it with random expert heads.
-- :func:`build_tiny_qwen2`, :func:`build_tiny_qwen2_vl`, :func:`build_tiny_llava`: random tiny Hugging Face
-  models with an offline byte-level BPE tokenizer (and image processor), saved to a folder that the ``hf``
-  backbone loads.
-- :func:`tiny_hf_similar_model`: a random text-only Similar reward model on the tiny Qwen2 backbone.
+:func:`tiny_default_config` / :func:`tiny_default_model` (small heads on the default backbone), random tiny
+Hugging Face models that the ``hf`` backbone loads (:func:`build_tiny_qwen2`, :func:`build_tiny_qwen2_vl`,
+:func:`build_tiny_llava`) and :func:`tiny_hf_similar_model` on the tiny Qwen2.
 
 Example:
     >>> tiny_default_config().gate_hidden
@@ -31,8 +28,7 @@ def tiny_default_config(**overrides: Any) -> SimilarConfig:
         "gate_layers": 2,
         "backbone_options": {"cache_size": 256, "text_cache_size": 1024, "image_size": 64},
     }
-    fields.update(overrides)
-    return SimilarConfig(**fields)
+    return SimilarConfig(**{**fields, **overrides})
 
 
 def tiny_default_model(seed: int = 0) -> Any:
@@ -100,7 +96,7 @@ def build_tiny_tokenizer(image_token: str = "<|image_pad|>", vocab_size: int = 4
     tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
     image = "<|vision_start|><|image_pad|><|vision_end|>" if image_token == "<|image_pad|>" else image_token
     template = CHATML_TEMPLATE.replace("{{ IMAGE }}", image)
-    fast = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<|endoftext|>",
         eos_token="<|im_end|>",
@@ -110,7 +106,6 @@ def build_tiny_tokenizer(image_token: str = "<|image_pad|>", vocab_size: int = 4
         chat_template=template,
         extra_special_tokens={"image_token": image_token} if image_token != "<|image_pad|>" else {},
     )
-    return fast
 
 
 def _text_config_kwargs(tokenizer: Any, hidden: int, layers: int) -> dict[str, Any]:
@@ -129,13 +124,16 @@ def _text_config_kwargs(tokenizer: Any, hidden: int, layers: int) -> dict[str, A
     }
 
 
-def _save_random_model(model_cls: Any, config: Any, seed: int, path: Path) -> None:
-    """Build ``model_cls(config)`` with weights drawn under ``torch.manual_seed(seed)`` and save it to ``path``."""
+def _save_random_model(model_cls: Any, config: Any, seed: int, path: Path, *processors: Any) -> Path:
+    """Build ``model_cls(config)`` with weights drawn under ``torch.manual_seed(seed)`` and save it and its
+    tokenizer / processors to ``path``; returns ``path``."""
     import torch
 
     torch.manual_seed(seed)
-    model = model_cls(config).eval()
-    model.save_pretrained(path)
+    model_cls(config).eval().save_pretrained(path)
+    for processor in processors:
+        processor.save_pretrained(path)
+    return path
 
 
 def build_tiny_qwen2(path: str | Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
@@ -145,9 +143,7 @@ def build_tiny_qwen2(path: str | Path, hidden: int = 32, layers: int = 2, seed: 
     path = Path(path)
     tokenizer = build_tiny_tokenizer()
     config = Qwen2Config(**_text_config_kwargs(tokenizer, hidden, layers), tie_word_embeddings=True)
-    _save_random_model(Qwen2ForCausalLM, config, seed, path)
-    tokenizer.save_pretrained(path)
-    return path
+    return _save_random_model(Qwen2ForCausalLM, config, seed, path, tokenizer)
 
 
 def build_tiny_qwen2_vl(
@@ -162,10 +158,8 @@ def build_tiny_qwen2_vl(
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     half_head = hidden // 4 // 2  # 4 attention heads (see _text_config_kwargs)
     mrope = [half_head - 2 * (half_head // 3), half_head // 3, half_head // 3]
-    text = {
-        **_text_config_kwargs(tokenizer, hidden, layers),
-        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-    }
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope}
+    text = {**_text_config_kwargs(tokenizer, hidden, layers), "rope_parameters": rope}
     vision = {
         "depth": 1,
         "embed_dim": 32,
@@ -192,13 +186,10 @@ def build_tiny_qwen2_vl(
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
     )
-    _save_random_model(model_cls, config, seed, path)
-    tokenizer.save_pretrained(path)
     image_processor = transformers.Qwen2VLImageProcessorPil(
         min_pixels=28 * 28, max_pixels=56 * 56, patch_size=14, merge_size=2, temporal_patch_size=2
     )
-    image_processor.save_pretrained(path)
-    return path
+    return _save_random_model(model_cls, config, seed, path, tokenizer, image_processor)
 
 
 def build_tiny_llava(path: str | Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
@@ -226,7 +217,6 @@ def build_tiny_llava(path: str | Path, hidden: int = 32, layers: int = 2, seed: 
         vision_feature_select_strategy="default",
         tie_word_embeddings=True,
     )
-    _save_random_model(transformers.LlavaForConditionalGeneration, config, seed, path)
     image_processor = transformers.CLIPImageProcessorPil(
         size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
     )
@@ -238,8 +228,7 @@ def build_tiny_llava(path: str | Path, hidden: int = 32, layers: int = 2, seed: 
         num_additional_image_tokens=1,
         chat_template=tokenizer.chat_template,
     )
-    processor.save_pretrained(path)
-    return path
+    return _save_random_model(transformers.LlavaForConditionalGeneration, config, seed, path, processor)
 
 
 def tiny_hf_similar_model(path: str | Path, seed: int = 0) -> Any:

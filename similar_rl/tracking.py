@@ -1,15 +1,11 @@
 """Per-dimension logging of Similar rewards to Weights & Biases and TensorBoard.
 
-- :class:`SimilarTrackingCallback`: a ``transformers.TrainerCallback`` for TRL trainers (GRPO, RLOO) using
-  :func:`similar_rl.rewards.similar_reward_funcs`. At each logging step it writes, from the scores the reward
-  functions computed since the previous log: ``similar/mean/<key>`` (means), ``similar/hist/<key>``
-  (histograms), ``similar/invalid_fraction`` and a ``similar/samples`` table of recent steps (instruction,
-  history, completion, action, screenshot as ``wandb.Image``, the five scores and total; the screenshots are
-  also logged as ``similar/samples_screenshots`` images, because offline runs do not store images inside tables). TRL itself logs
-  ``rewards/similar_<key>/mean|std``, and the reward functions add ``similar/<key>`` through ``log_metric``.
-- :class:`GymRewardLogger`: record/dump logging for Gymnasium loops fed by
-  :class:`similar_rl.wrappers.SimilarRewardWrapper`'s info (single or vector envs): per-dimension episode sums
-  and means, episode length, env return and success rate, and per-step means.
+- :class:`SimilarTrackingCallback`: a ``transformers.TrainerCallback`` for TRL trainers using
+  :func:`similar_rl.rewards.similar_reward_funcs`; each log writes ``similar/mean/<key>``,
+  ``similar/hist/<key>``, ``similar/invalid_fraction`` and a ``similar/samples`` table of recent steps
+  (screenshots also as ``similar/samples_screenshots`` images, which offline runs keep). TRL logs
+  ``rewards/similar_<key>/mean|std``.
+- :class:`GymRewardLogger`: record/dump logging for Gymnasium loops fed by the wrappers' info.
 
 Backends: ``"wandb"`` (honours ``WANDB_MODE=offline``; uses the active run, else starts one) and
 ``"tensorboard"`` (``torch.utils.tensorboard.SummaryWriter``).
@@ -26,8 +22,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -89,11 +87,10 @@ class _Sinks:
         table: tuple[str, list[str], list[list[Any]]] | None = None,
     ) -> None:
         self.open()
+        arrays = {n: np.asarray(v, dtype=np.float64) for n, v in (histograms or {}).items() if len(v)}
         if self._wandb is not None and self._wandb.run is not None:
             payload: dict[str, Any] = dict(scalars)
-            for name, values in (histograms or {}).items():
-                if len(values):
-                    payload[name] = self._wandb.Histogram(np.asarray(values, dtype=np.float64))
+            payload.update({name: self._wandb.Histogram(values) for name, values in arrays.items()})
             if table is not None:
                 name, columns, rows = table
                 payload[name] = self._wandb.Table(columns=columns, data=[self._wandb_row(r) for r in rows])
@@ -106,9 +103,8 @@ class _Sinks:
         if self._tb is not None:
             for name, value in scalars.items():
                 self._tb.add_scalar(name, value, step)
-            for name, values in (histograms or {}).items():
-                if len(values):
-                    self._tb.add_histogram(name, np.asarray(values, dtype=np.float64), step)
+            for name, values in arrays.items():
+                self._tb.add_histogram(name, values, step)
             if table is not None:
                 self._tb_table(step, *table)
             self._tb.flush()
@@ -120,22 +116,22 @@ class _Sinks:
         if "screenshot" not in columns:
             return []
         col, out = columns.index("screenshot"), []
+        shown = [i for i, c in enumerate(columns) if c in ("action", "total")]  # in the caption
         for r, row in enumerate(rows):
             if isinstance(row[col], np.ndarray):
-                caption = f"row {r}: " + ", ".join(
-                    f"{c}={row[i]}" for i, c in enumerate(columns) if c in ("action", "total")
-                )
+                caption = f"row {r}: " + ", ".join(f"{columns[i]}={row[i]}" for i in shown)
                 out.append(self._wandb.Image(row[col], caption=caption))
         return out
 
     def _tb_table(self, step: int, name: str, columns: list[str], rows: list[list[Any]]) -> None:
         text_cols = [i for i, c in enumerate(columns) if c != "screenshot"]
+        shot = columns.index("screenshot") if "screenshot" in columns else None
         lines = ["| " + " | ".join(columns[i] for i in text_cols) + " |", "|" + "---|" * len(text_cols)]
         for r, row in enumerate(rows):
             cells = [str(row[i]).replace("|", "/").replace("\n", " ") for i in text_cols]
             lines.append("| " + " | ".join(cells) + " |")
-            if "screenshot" in columns and isinstance(row[columns.index("screenshot")], np.ndarray):
-                self._tb.add_image(f"{name}/{r}", row[columns.index("screenshot")], step, dataformats="HWC")
+            if shot is not None and isinstance(row[shot], np.ndarray):
+                self._tb.add_image(f"{name}/{r}", row[shot], step, dataformats="HWC")
         self._tb.add_text(name, "\n".join(lines), step)
 
     def close(self) -> None:
@@ -175,8 +171,7 @@ class SimilarTrackingCallback(TrainerCallback):
         max_samples: rows of the sample table per log.
         log_images: put screenshots in the table (``wandb.Image``; TensorBoard images).
         log_dir: TensorBoard folder / W&B dir when this callback starts the run (default: ``output_dir``).
-        prefix: metric name prefix.
-        wandb_init: keyword arguments of ``wandb.init`` when no run is active.
+        prefix, wandb_init: metric name prefix; keyword arguments of ``wandb.init`` when no run is active.
     """
 
     def __init__(
@@ -209,8 +204,7 @@ class SimilarTrackingCallback(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if self.sinks is None or not state.is_world_process_zero:
             return
-        values = self.batch_scores.drain()
-        samples = self.batch_scores.drain_samples()
+        values, samples = self.batch_scores.drain(), self.batch_scores.drain_samples()
         if not values["invalid"]:
             return
         scalars = {f"{self.prefix}/mean/{k}": float(np.mean(values[k])) for k in SCORE_KEYS if values[k]}
@@ -237,6 +231,10 @@ class SimilarTrackingCallback(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.sinks is not None:
             self.sinks.close()
+
+
+#: What :class:`GymRewardLogger` sums over an episode.
+_SUMS = (*SCORE_KEYS, "length", "env_return", "shaped_return")
 
 
 class GymRewardLogger:
@@ -278,23 +276,13 @@ class GymRewardLogger:
         self.info_key = info_key
         self.env_reward_key = env_reward_key
         self.history: list[dict[str, float]] = []
-        self._running: dict[int, dict[str, float]] = {}
+        # per sub-env: the running sums of its current episode
+        self._running = defaultdict(functools.partial(dict.fromkeys, _SUMS, 0.0))
         self._step_values: dict[str, list[float]] = {k: [] for k in SCORE_KEYS}
         self._episodes: list[dict[str, float]] = []
         self._last_action: dict[int, str] = {}
         self._repeats: list[float] = []
         self._previous: tuple[float, float] | None = None  # (shaped return, success rate) of the last dump
-
-    def _acc(self, env_id: int) -> dict[str, float]:
-        if env_id not in self._running:
-            self._running[env_id] = {
-                **{k: 0.0 for k in SCORE_KEYS},
-                "length": 0.0,
-                "env_return": 0.0,
-                "shaped_return": 0.0,
-                "early_failure": 0.0,
-            }
-        return self._running[env_id]
 
     def record(
         self, info: Mapping[str, Any], terminated: Any, truncated: Any, reward: Any = None, action: Any = None
@@ -317,7 +305,7 @@ class GymRewardLogger:
         for i in range(len(terminated)):
             if not mask[i]:
                 continue
-            acc = self._acc(i)
+            acc = self._running[i]
             for k in SCORE_KEYS:
                 value = float(np.atleast_1d(scores[k])[i])
                 acc[k] += value
@@ -334,22 +322,15 @@ class GymRewardLogger:
                     success = bool(np.atleast_1d(success_info)[i])
                 else:
                     success = bool(terminated[i] and env_reward > 0)
-                acc["early_failure"] = float(bool(terminated[i]) and not success)
                 self._last_action.pop(i, None)
-                self._finish(i, success)
-
-    def _finish(self, env_id: int, success: bool) -> None:
-        acc = self._running.pop(env_id)
-        episode = {f"{k}_sum": acc[k] for k in SCORE_KEYS}
-        episode.update({f"{k}_mean": acc[k] / acc["length"] for k in SCORE_KEYS})
-        episode.update(
-            length=acc["length"],
-            env_return=acc["env_return"],
-            shaped_return=acc["shaped_return"],
-            success_rate=float(success),
-            early_failure=acc["early_failure"],
-        )
-        self._episodes.append(episode)
+                del self._running[i]
+                episode = {f"{k}_sum": acc[k] for k in SCORE_KEYS}
+                episode.update({f"{k}_mean": acc[k] / acc["length"] for k in SCORE_KEYS})
+                episode.update({k: acc[k] for k in ("length", "env_return", "shaped_return")})
+                episode.update(
+                    success_rate=float(success), early_failure=float(terminated[i] and not success)
+                )
+                self._episodes.append(episode)
 
     def dump(self, step: int) -> dict[str, float]:
         """Aggregate what was recorded since the last dump, write it to the backends and return it."""
@@ -362,22 +343,16 @@ class GymRewardLogger:
         if self.sinks.backends:
             histograms = {f"{self.prefix}/hist/{k}": v for k, v in self._step_values.items()}
             self.sinks.write(step, metrics, histograms)
-        self._step_values = {k: [] for k in SCORE_KEYS}
-        self._episodes = []
-        self._repeats = []
+        self._step_values, self._episodes, self._repeats = {k: [] for k in SCORE_KEYS}, [], []
         self.history.append(metrics)
         return metrics
 
     def _alarms(self) -> dict[str, float]:
         alarm = f"{self.prefix}/alarm"
         out: dict[str, float] = {}
-        if self._step_values["task_relevance"]:
-            out[f"{alarm}/irrelevant_steps"] = float(
-                np.mean(np.asarray(self._step_values["task_relevance"]) < 0.5)
-            )
-            out[f"{alarm}/incoherent_steps"] = float(
-                np.mean(np.asarray(self._step_values["coherence"]) < 0.5)
-            )
+        for name, key in (("irrelevant_steps", "task_relevance"), ("incoherent_steps", "coherence")):
+            if self._step_values[key]:
+                out[f"{alarm}/{name}"] = float(np.mean(np.asarray(self._step_values[key]) < 0.5))
         if self._repeats:
             out[f"{alarm}/repeated_actions"] = float(np.mean(self._repeats))
         if self._episodes:

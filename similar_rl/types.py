@@ -35,10 +35,8 @@ INFO_ENV_REWARD = "similar_env_reward"
 
 
 def as_rgb_array(image: Any, field_name: str = "screenshot") -> np.ndarray:
-    """Validate a screenshot (PIL image or HxWx3/HxWx4/HxW uint8 array) and return it as HxWx3 uint8.
-
-    Raises:
-        TypeError / ValueError naming ``field_name`` and what is wrong.
+    """Validate a screenshot (PIL image or HxWx3/HxWx4/HxW uint8 array) and return it as HxWx3 uint8; a
+    TypeError / ValueError names ``field_name`` and what is wrong.
 
     Example:
         >>> as_rgb_array(np.zeros((4, 5, 3), dtype=np.uint8)).shape
@@ -211,10 +209,7 @@ class GUIState:
     fields: dict[str, str] = field(default_factory=dict)
 
     def element(self, ref: int) -> Element | None:
-        for el in self.elements:
-            if el.ref == ref:
-                return el
-        return None
+        return next((el for el in self.elements if el.ref == ref), None)
 
     def step_input(self, action: str, history: Sequence[str] = ()) -> StepInput:
         """The :class:`StepInput` for scoring ``action`` in this state."""

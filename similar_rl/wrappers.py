@@ -19,31 +19,26 @@ Reward modes (``shaped`` is ``total``, or ``sum_k w_k * score_k`` when ``dimensi
 
 - ``"add"``: ``env_reward + coef * shaped``.
 - ``"replace"``: ``coef * shaped``.
-- ``"potential"``: ``env_reward + coef * (gamma * Phi(s') - Phi(s))``, potential-based shaping (Ng et al. 1999),
-  which keeps the optimal policy of the env reward. ``Phi(s)`` is the model's ``potential_key`` score
-  (default ``odds_of_success``: the predicted probability of completing the task from ``s``) of the no-op action
-  ``noop()`` in ``s``: doing nothing leaves the state as it is, so it reads as a value of the state itself.
-  ``Phi`` of the state after the last step of an episode (terminated or truncated) is 0, so over an episode the
-  shaping sums to ``coef * (gamma**T * 0 - Phi(s_0))`` discounted: a bounded amount that repeating steps cannot
-  farm.
-- ``"potential_penalty"``: ``"potential"`` minus ``penalty * (max(0, 1 - TR) + max(0, 1 - C))``: the steps the model
-  judges irrelevant or incoherent cost a little, and nothing is ever paid for relevance or coherence (the term is
-  never positive). The env's outcome reward stays the dominant term at the default ``coef`` and ``penalty``.
+- ``"potential"``: ``env_reward + coef * (gamma * Phi(s') - Phi(s))``, potential-based shaping (Ng et al.
+  1999), which keeps the optimal policy of the env reward. ``Phi(s)`` is the model's ``potential_key`` score
+  (default ``odds_of_success``) of the no-op ``noop()`` in ``s``, which leaves the state as it is: a value of
+  the state itself. ``Phi`` after an episode's last step is 0, so the shaping sums to ``-coef * Phi(s_0)``
+  (discounted): a bounded amount that repeating steps cannot farm.
+- ``"potential_penalty"``: ``"potential"`` minus ``penalty * (max(0, 1 - TR) + max(0, 1 - C))``: steps judged
+  irrelevant or incoherent cost a little and relevance or coherence is never paid for. The env's outcome
+  reward stays the dominant term at the default ``coef`` and ``penalty``.
 
 The wrappers refuse to overwrite an info key the env already writes (pass other ``info_key``/``env_reward_key``).
 
-Scorer failures (e.g. a remote scorer answering 503): the env's step is recorded (history and state advance to
-the state after the action) *before* the scorer is called, so when scoring raises, the error propagates and the
-step's reward is lost, but the next ``step`` is scored against the env's real state and history, never a stale one.
-A potential that could not be scored is marked unknown and scored again with the next step's batch. An env failure
-inside ``env.step`` leaves history and state unchanged (the env did not move).
-
-Action strings for the history and the scorer: a ``str`` action (text action spaces, like the toy env's) is used
-as is (canonicalised when it parses); any other action is converted with ``adapter.to_action_string``.
+Scorer failures (e.g. a remote scorer answering 503): the env's step is recorded *before* scoring, so the
+error propagates and the step's reward is lost, but the next ``step`` is scored against the env's real state
+and history; a potential that could not be scored is scored with the next step's batch. An env failure inside
+``env.step`` leaves history and state unchanged. Actions become strings with :func:`action_string`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,10 +66,8 @@ def resolve_adapter(env: Any, adapter: BaseAdapter | None = None) -> BaseAdapter
 
     spec = getattr(env, "spec", None)
     if spec is not None and spec.id:
-        try:
+        with contextlib.suppress(ValueError):  # not a registered id: try the env's class below
             return get_adapter(spec.id)
-        except ValueError:
-            pass
     unwrapped = getattr(env, "unwrapped", env)
     if type(unwrapped).__module__ == "similar_rl.envs.toy":
         return get_adapter("toy/")
@@ -137,9 +130,7 @@ class _Shaping:
         return self.penalty * lack
 
     def shaped(self, scores: DimensionScores) -> float:
-        if self.weights is None:
-            return scores["total"]
-        return total_score(scores, self.weights)
+        return scores["total"] if self.weights is None else total_score(scores, self.weights)
 
     def reward(self, env_reward: float, scores: DimensionScores, phi: float, phi_next: float) -> float:
         if self.reward_mode == "add":
@@ -164,32 +155,17 @@ def _check_keys(info: Mapping[str, Any], keys: tuple[str, ...]) -> None:
 class _RewardSetup:
     """The scorer, adapter, shaping and info keys that the single and the vector wrapper set up alike."""
 
-    env: Any
-
-    def _resolve_adapter(self, adapter: BaseAdapter | None) -> BaseAdapter:
-        raise NotImplementedError
-
     def _init_reward(
-        self,
-        model_or_scorer: Any,
-        adapter: BaseAdapter | None,
-        reward_mode: str,
-        coef: float,
-        dimensions_weights: Mapping[str, float] | None,
-        gamma: float,
-        potential_key: str,
-        info_key: str,
-        env_reward_key: str,
-        penalty: float,
+        self, model_or_scorer: Any, adapter: BaseAdapter, info_key: str, env_reward_key: str, *shaping: Any
     ) -> None:
+        """``shaping``: the arguments of :class:`_Shaping`, in its order."""
         self.scorer = as_scorer(model_or_scorer)
-        self.adapter = self._resolve_adapter(adapter)
-        self.shaping = _Shaping(reward_mode, coef, dimensions_weights, gamma, potential_key, penalty)
+        self.adapter = adapter
+        self.shaping = _Shaping(*shaping)
         self.info_key = info_key
         self.env_reward_key = env_reward_key
-        self._keys = (info_key, env_reward_key, "vector_reward", "reward_weights") + (
-            (f"{info_key}_potential",) if self.shaping.uses_potential else ()
-        )
+        potential = (f"{info_key}_potential",) if self.shaping.uses_potential else ()
+        self._keys = (info_key, env_reward_key, "vector_reward", "reward_weights", *potential)
 
 
 class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -250,14 +226,12 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         )
         gym.utils.RecordConstructorArgs.__init__(self, **settings)
         gym.Wrapper.__init__(self, env)
-        self._init_reward(model_or_scorer, adapter, **settings)
+        shaping = (reward_mode, coef, dimensions_weights, gamma, potential_key, penalty)
+        self._init_reward(model_or_scorer, resolve_adapter(env, adapter), info_key, env_reward_key, *shaping)
         self._state: GUIState | None = None
         self._history: list[str] = []
         # Phi of the current state; None when its scoring failed (the next step scores it)
         self._phi: float | None = 0.0
-
-    def _resolve_adapter(self, adapter: BaseAdapter | None) -> BaseAdapter:
-        return resolve_adapter(self.env, adapter)
 
     @property
     def history(self) -> list[str]:
@@ -275,9 +249,8 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         obs, info = self.env.reset(seed=seed, options=options)
         self._state = self.adapter.observe(obs, info)
         self._history = []
-        self._phi = 0.0
+        self._phi = None if self.shaping.uses_potential else 0.0  # None: unknown if the scorer raises below
         if self.shaping.uses_potential:
-            self._phi = None  # stays unknown if the scorer raises; step() then scores it
             self._phi = self.scorer.score([self._state.step_input(NOOP)])[0][self.shaping.potential_key]
         return obs, info
 
@@ -288,25 +261,23 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
         act = action_string(action, self.adapter, self.env, self._state)
         obs, env_reward, terminated, truncated, info = self.env.step(action)  # raises: history left unchanged
         _check_keys(info, self._keys)
-        done = bool(terminated or truncated)
         state, history, phi = self._state, self._history, self._phi
         history_after = [*history, act]
-        next_state = None if done else self.adapter.observe(obs, info)
+        next_state = None if terminated or truncated else self.adapter.observe(obs, info)
         requests = [state.step_input(act, history)]
-        uses_potential = self.shaping.uses_potential
-        if uses_potential and phi is None:
+        uses_potential, key = self.shaping.uses_potential, self.shaping.potential_key
+        score_phi, score_phi_next = uses_potential and phi is None, uses_potential and next_state is not None
+        if score_phi:
             requests.append(state.step_input(NOOP, history))
-        if uses_potential and next_state is not None:
-            requests.append(next_state.step_input(NOOP, history_after))
+        if score_phi_next:
+            requests.append(next_state.step_input(NOOP, history_after))  # type: ignore[union-attr]
         # record the env's move before scoring: a scorer error must not leave the next step scored on a stale state
         self._history, self._state, self._phi = history_after, next_state, (None if uses_potential else 0.0)
         results = self.scorer.score(requests)
         scores = results[0]
-        if uses_potential and phi is None:
-            phi = results[1][self.shaping.potential_key]
-        phi_next = (
-            results[-1][self.shaping.potential_key] if uses_potential and next_state is not None else 0.0
-        )
+        if score_phi:
+            phi = results[1][key]
+        phi_next = results[-1][key] if score_phi_next else 0.0
         reward = self.shaping.reward(float(env_reward), scores, phi or 0.0, phi_next)
         info[self.info_key] = dict(scores)
         info["vector_reward"] = np.asarray([scores[k] for k in DIMENSIONS], dtype=np.float32)
@@ -321,11 +292,10 @@ class SimilarRewardWrapper(_RewardSetup, gym.Wrapper, gym.utils.RecordConstructo
 class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
     """The vector form of :class:`SimilarRewardWrapper`: scores the steps of all sub-envs in one scorer call.
 
-    Same arguments, info keys (values are arrays over sub-envs, masked by ``info["_similar"]``) and reward modes.
-    Handles Gymnasium's autoreset modes: with ``NEXT_STEP`` (the default) a sub-env's step after its episode
-    ended is its reset (the action is ignored): that step is not scored, its reward passes through and its
-    history restarts; with ``SAME_STEP`` the returned observation already is the reset one; with ``DISABLED``
-    pass ``options={"reset_mask": mask}`` to ``reset``.
+    Same arguments, info keys (arrays over sub-envs, masked by ``info["_similar"]``) and reward modes. Handles
+    Gymnasium's autoreset modes: with ``NEXT_STEP`` (the default) a sub-env's step after its episode ended is
+    its reset, not scored (its reward passes through, its history restarts); with ``SAME_STEP`` the returned
+    observation already is the reset one; with ``DISABLED`` call ``reset(options={"reset_mask": mask})``.
 
     Example:
         >>> import gymnasium as gym, torch
@@ -356,34 +326,19 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
         penalty: float = 0.05,
     ) -> None:
         super().__init__(env)
-        self._init_reward(
-            model_or_scorer,
-            adapter,
-            reward_mode,
-            coef,
-            dimensions_weights,
-            gamma,
-            potential_key,
-            info_key,
-            env_reward_key,
-            penalty,
-        )
+        if adapter is None:
+            sub_envs = getattr(env.unwrapped, "envs", None)
+            if not sub_envs:
+                raise ValueError("cannot find the adapter of this vector env's sub-envs; pass adapter=...")
+            adapter = resolve_adapter(sub_envs[0])
+        shaping = (reward_mode, coef, dimensions_weights, gamma, potential_key, penalty)
+        self._init_reward(model_or_scorer, adapter, info_key, env_reward_key, *shaping)
         self.autoreset_mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
         n = self.num_envs
         self._states: list[GUIState | None] = [None] * n
         self._histories: list[list[str]] = [[] for _ in range(n)]
         self._phis = np.zeros(n)
         self._autoreset = np.zeros(n, dtype=bool)
-
-    def _resolve_adapter(self, adapter: BaseAdapter | None) -> BaseAdapter:
-        return adapter if adapter is not None else self._adapter_from_sub_env(self.env)
-
-    @staticmethod
-    def _adapter_from_sub_env(env: gym.vector.VectorEnv) -> BaseAdapter:
-        sub_envs = getattr(env.unwrapped, "envs", None)
-        if sub_envs:
-            return resolve_adapter(sub_envs[0])
-        raise ValueError("cannot find the adapter of this vector env's sub-envs; pass adapter=...")
 
     def histories(self) -> list[list[str]]:
         """Action strings of each sub-env's current episode."""
@@ -396,6 +351,10 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
         """Sub-env ``i`` where the vector env exposes it (``SyncVectorEnv``), else None (default action space)."""
         envs = getattr(self.env.unwrapped, "envs", None)
         return envs[i] if envs is not None else None
+
+    def _observe(self, subs: list[Any], info: Mapping[str, Any], i: int) -> GUIState:
+        """The state of sub-env ``i`` from the split observations and the vector info."""
+        return self.adapter.observe(subs[i], self._sub_info(info, i))
 
     def _sub_info(self, info: Mapping[str, Any], i: int) -> dict[str, Any]:
         out = {}
@@ -410,30 +369,22 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
                     out[key] = value
         return out
 
-    def _potentials(self, states: list[GUIState], histories: list[list[str]]) -> list[float]:
-        if not states:
-            return []
-        results = self.scorer.score([s.step_input(NOOP, h) for s, h in zip(states, histories, strict=True)])
-        return [r[self.shaping.potential_key] for r in results]
-
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        mask = np.ones(self.num_envs, dtype=bool)
-        if options is not None and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"], dtype=bool)
+        mask = np.asarray((options or {}).get("reset_mask", np.ones(self.num_envs)), dtype=bool)
         subs = self._split_obs(obs)
         reset_ids = [i for i in range(self.num_envs) if mask[i]]
         for i in reset_ids:
-            self._states[i] = self.adapter.observe(subs[i], self._sub_info(info, i))
+            self._states[i] = self._observe(subs, info, i)
             self._histories[i] = []
-            self._phis[i] = 0.0
-            self._autoreset[i] = False
-        if self.shaping.uses_potential:
+        self._phis[mask] = 0.0
+        self._autoreset[mask] = False
+        if self.shaping.uses_potential and reset_ids:
             self._phis[reset_ids] = np.nan  # stays unknown if the scorer raises; step() then scores it
-            phis = self._potentials([self._states[i] for i in reset_ids], [[] for _ in reset_ids])
-            self._phis[reset_ids] = phis
+            results = self.scorer.score([self._states[i].step_input(NOOP) for i in reset_ids])
+            self._phis[reset_ids] = [r[self.shaping.potential_key] for r in results]
         return obs, info
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -451,15 +402,11 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
         done = np.logical_or(terminated, truncated)
         scored = [i for i in range(n) if not self._autoreset[i]]
         requests = [self._states[i].step_input(act_strings[i], self._histories[i]) for i in scored]
-        next_states: dict[int, GUIState] = {}
-        for i in scored:
-            if not done[i]:
-                next_states[i] = self.adapter.observe(subs[i], self._sub_info(info, i))
+        next_states = {i: self._observe(subs, info, i) for i in scored if not done[i]}
         same_step = self.autoreset_mode == gym.vector.AutoresetMode.SAME_STEP
         restarted = [i for i in range(n) if self._autoreset[i] or (same_step and done[i])]
-        restart_states = {i: self.adapter.observe(subs[i], self._sub_info(info, i)) for i in restarted}
-        potential = self.shaping.uses_potential
-        key = self.shaping.potential_key
+        restart_states = {i: self._observe(subs, info, i) for i in restarted}
+        potential, key = self.shaping.uses_potential, self.shaping.potential_key
         unknown_phi = [i for i in scored if np.isnan(self._phis[i])] if potential else []
         potential_ids = [i for i in scored if i in next_states] if potential else []
         if potential:
@@ -485,7 +432,6 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
                 self._states[i], self._phis[i] = next_states[i], unknown
 
         results = self.scorer.score(requests) if requests else []  # one batch for every sub-env
-        step_scores = dict(zip(scored, results[: len(scored)], strict=True))
         phis = iter([r[key] for r in results[len(scored) :]])
         for i in unknown_phi:
             phis_before[i] = next(phis)
@@ -497,22 +443,20 @@ class SimilarVectorRewardWrapper(_RewardSetup, gym.vector.VectorWrapper):
 
         rewards = np.asarray(env_rewards, dtype=np.float64).copy()
         table = {k: np.zeros(n) for k in SCORE_KEYS}
-        mask = np.zeros(n, dtype=bool)
-        for i in scored:
-            scores = step_scores[i]
+        for i, scores in zip(scored, results[: len(scored)], strict=True):
             rewards[i] = self.shaping.reward(float(env_rewards[i]), scores, phis_before[i], phi_next[i])
             for k in SCORE_KEYS:
                 table[k][i] = scores[k]
-            mask[i] = True
-        info[self.info_key] = table
-        info[f"_{self.info_key}"] = mask
-        info["vector_reward"] = np.stack([table[k] for k in DIMENSIONS], axis=1).astype(np.float32)
-        info["_vector_reward"] = mask.copy()
-        info["reward_weights"] = np.tile(self.shaping.total_weights, (n, 1))
-        info["_reward_weights"] = np.ones(n, dtype=bool)
-        info[self.env_reward_key] = np.asarray(env_rewards, dtype=np.float64)
-        info[f"_{self.env_reward_key}"] = np.ones(n, dtype=bool)
+        mask, everyone = np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
+        mask[scored] = True
+        entries = [
+            (self.info_key, table, mask),
+            ("vector_reward", np.stack([table[k] for k in DIMENSIONS], axis=1).astype(np.float32), mask),
+            ("reward_weights", np.tile(self.shaping.total_weights, (n, 1)), everyone),
+            (self.env_reward_key, np.asarray(env_rewards, dtype=np.float64), everyone),
+        ]
         if potential:
-            info[f"{self.info_key}_potential"] = phi_next
-            info[f"_{self.info_key}_potential"] = mask.copy()
+            entries.append((f"{self.info_key}_potential", phi_next, mask))
+        for name, value, name_mask in entries:  # Gymnasium's vector info: each key with its "_key" mask
+            info[name], info[f"_{name}"] = value, name_mask.copy()
         return obs, rewards, terminated, truncated, info

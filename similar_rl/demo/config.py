@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from similar_rl.harness.settings import build_args, check_min
+from similar_rl.harness.settings import build_args, check_min, load_yaml
 
 #: The parts of the demo, in the order they run.
 PARTS = ("episodes", "search", "ppo")
@@ -162,13 +163,9 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[s
     out = copy.deepcopy(dict(base))
     for key, value in (override or {}).items():
         if key in _SECTIONS and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            section = dict(out[key])
-            if (
-                key == "ppo"
-                and isinstance(value.get("args"), Mapping)
-                and isinstance(section.get("args"), Mapping)
-            ):
-                value = {**value, "args": {**section["args"], **value["args"]}}
+            section, args = dict(out[key]), value.get("args")
+            if key == "ppo" and isinstance(args, Mapping) and isinstance(section.get("args"), Mapping):
+                value = {**value, "args": {**section["args"], **args}}
             section.update(value)
             out[key] = section
         else:
@@ -178,9 +175,7 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[s
 
 def build_demo_config(*layers: Mapping[str, Any] | None) -> DemoConfig:
     """A validated :class:`DemoConfig` from mappings (later layers override earlier ones)."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = merge(merged, layer)
+    merged = functools.reduce(merge, layers, {})
     sections = {}
     for name, cls in _SECTIONS.items():
         value = merged.pop(name, None) or {}
@@ -204,13 +199,9 @@ def load_demo_config(
 ) -> DemoConfig:
     """Read the YAML at ``path`` (default: configs/demo.yaml when it exists), apply its ``quick`` section when
     ``quick``, then ``overrides``."""
-    from similar_rl.harness.settings import load_yaml
-
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = load_yaml(path)
-    elif DEFAULT_CONFIG_PATH.is_file():
-        data = load_yaml(DEFAULT_CONFIG_PATH)
+    if path is None and DEFAULT_CONFIG_PATH.is_file():
+        path = DEFAULT_CONFIG_PATH
+    data = load_yaml(path) if path is not None else {}
     quick_layer = data.pop("quick", None) or {}
     if not isinstance(quick_layer, Mapping):
         raise ValueError(f"demo config 'quick' must be a mapping, got {type(quick_layer).__name__}")

@@ -1,8 +1,5 @@
 """Part 1 of the demo: a few episodes played through :class:`~similar_rl.wrappers.SimilarRewardWrapper`, every
-step shown as a table row (action, env reward, the five scores and total).
-
-The demo's rows come from :func:`step_rows`, a generator of :class:`StepRow` over the harness's episode loop (the state before the action is kept in
-the row). With a wrapped env the row carries the wrapper's scores; without one, ``scores`` is None.
+step shown as a table row (action, env reward, the five scores and total) by :func:`step_rows`.
 
 Example:
     >>> import numpy as np
@@ -120,11 +117,7 @@ def format_row(row: StepRow, width: int = 46) -> str:
 
 
 def play_scored_episodes(
-    part: Any,
-    scorer: Any,
-    seed: int,
-    echo: Echo,
-    deadline: float | None = None,
+    part: Any, scorer: Any, seed: int, echo: Echo, deadline: float | None = None
 ) -> dict[str, Any]:
     """Run part 1: ``part.episodes_per_family`` episodes of each family, printing every step.
 
@@ -141,6 +134,7 @@ def play_scored_episodes(
     """
     from similar_rl.envs import make_env
     from similar_rl.policies import make_policy
+    from similar_rl.wrappers import SimilarRewardWrapper
 
     rng = np.random.default_rng(seed)
     episodes: list[dict[str, Any]] = []
@@ -157,15 +151,12 @@ def play_scored_episodes(
             started = time.perf_counter()
             env, adapter = make_env(env_id)
             if scorer is not None:
-                from similar_rl.wrappers import SimilarRewardWrapper
-
                 env = SimilarRewardWrapper(env, scorer, adapter=adapter, coef=part.reward_coef)
             policy = make_policy(part.policy, adapter, **part.policy_kwargs)
             echo(f"\n== {env_id} (env ready in {time.perf_counter() - started:.1f}s)")
             for k in range(part.episodes_per_family):
-                episodes.append(
-                    _one_episode(env, adapter, policy, env_id, seed + k, part, rng, echo, len(episodes))
-                )
+                rows = step_rows(env, adapter, policy, env_id, seed + k, part.max_steps, rng)
+                episodes.append(_one_episode(rows, env_id, seed + k, echo, len(episodes)))
         except EnvFailure as exc:
             echo(f"  ! {env_id}: the browser failed: {exc}\n    skipping {env_id}; the demo goes on")
             failures.append({"part": "episodes", "env_id": env_id, "error": str(exc)})
@@ -177,20 +168,11 @@ def play_scored_episodes(
     return {"episodes": episodes, "failures": failures, "skipped": skipped}
 
 
-def _one_episode(
-    env: Any,
-    adapter: Any,
-    policy: Any,
-    env_id: str,
-    seed: int,
-    part: Any,
-    rng: np.random.Generator,
-    echo: Echo,
-    index: int,
-) -> dict[str, Any]:
+def _one_episode(rows: Iterator[StepRow], env_id: str, seed: int, echo: Echo, index: int) -> dict[str, Any]:
+    """Print and record the episode that ``rows`` plays (the ``index``-th of the part)."""
     steps: list[dict[str, Any]] = []
     instruction, success = "", False
-    for row in step_rows(env, adapter, policy, env_id, seed, part.max_steps, rng):
+    for row in rows:
         if row.step == 1:
             instruction = row.instruction
             echo(f"episode {index + 1} (seed {seed}): {row.instruction}")
@@ -198,11 +180,9 @@ def _one_episode(
         echo(format_row(row))
         steps.append({"step": row.step, "action": row.action, "env_reward": row.reward, "scores": row.scores})
         success = row.success
-    mean = (
-        {k: float(np.mean([s["scores"][k] for s in steps])) for k in SCORE_KEYS}
-        if steps and steps[0]["scores"] is not None
-        else None
-    )
+    mean = None
+    if steps and steps[0]["scores"] is not None:
+        mean = {k: float(np.mean([s["scores"][k] for s in steps])) for k in SCORE_KEYS}
     tail = f", mean total {mean['total']:+.3f}" if mean else ""
     final = steps[-1]["env_reward"] if steps else 0.0
     echo(
@@ -218,10 +198,4 @@ def _one_episode(
     }
 
 
-__all__ = [
-    "StepRow",
-    "format_row",
-    "play_scored_episodes",
-    "step_rows",
-    "table_header",
-]
+__all__ = ["StepRow", "format_row", "play_scored_episodes", "step_rows", "table_header"]

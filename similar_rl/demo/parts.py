@@ -62,25 +62,16 @@ def run_best_of_n(
             echo(f"  ! {env_id}: the browser failed: {exc}\n    skipping {env_id}; the demo goes on")
             failures.append({"part": "search", "env_id": env_id, "error": str(exc)})
             continue
-        arms = result["per_env"][env_id]
-        per_env[env_id] = arms
+        arms = per_env[env_id] = result["per_env"][env_id]
         for arm in episodes:
             episodes[arm].extend(EpisodeResult(**e) for e in arms[arm]["episode_log"])
         echo(
             f"      base {100 * arms['base']['success_rate']:.0f}% -> best-of-{part.n} "
             f"{100 * arms['scaled']['success_rate']:.0f}% success"
         )
-    out: dict[str, Any] = {
-        "per_env": per_env,
-        "env_ids": list(per_env),
-        "seeds": seeds,
-        "max_steps": part.max_steps,
-        "n": part.n,
-        "policy": part.policy,
-        "objective": part.objective,
-        "failures": failures,
-        "skipped": skipped,
-    }
+    out: dict[str, Any] = {"per_env": per_env, "env_ids": list(per_env), "seeds": seeds}
+    out.update({k: getattr(part, k) for k in ("max_steps", "n", "policy", "objective")})
+    out.update(failures=failures, skipped=skipped)
     if per_env:
         out.update(summarize_arms(episodes["base"], episodes["scaled"]))
         out["table"] = results_table(out, base_label=part.policy, scaled_label=f"best-of-{part.n}")
@@ -95,12 +86,9 @@ def success_curve(episodes: list[dict[str, Any]], window: int = 8) -> dict[str, 
         >>> success_curve(eps, window=2)["success_rate"]
         [1.0, 0.5, 0.5, 0.5]
     """
-    steps, rates, raw = [], [], []
-    for i, ep in enumerate(episodes):
-        lo = max(0, i + 1 - window)
-        steps.append(float(ep["global_step"]))
-        raw.append(float(ep["success"]))
-        rates.append(float(np.mean(raw[lo : i + 1])))
+    steps = [float(ep["global_step"]) for ep in episodes]
+    raw = [float(ep["success"]) for ep in episodes]
+    rates = [float(np.mean(raw[max(0, i + 1 - window) : i + 1])) for i in range(len(raw))]
     return {"global_step": steps, "success_rate": rates, "success": raw}
 
 
@@ -131,11 +119,8 @@ def run_ppo(
     summary = train(args, scorer=scorer if args.reward != "sparse" else None)
     run_dir = Path(summary.get("run_dir", out_dir / "ppo"))
     episodes_file = run_dir / "episodes.jsonl"
-    episodes = (
-        [json.loads(line) for line in episodes_file.read_text().splitlines() if line.strip()]
-        if episodes_file.is_file()
-        else []
-    )
+    lines = episodes_file.read_text().splitlines() if episodes_file.is_file() else []
+    episodes = [json.loads(line) for line in lines if line.strip()]
     half = len(episodes) // 2
     first = [e["success"] for e in episodes[:half]]
     second = [e["success"] for e in episodes[half:]]

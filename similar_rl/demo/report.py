@@ -1,7 +1,6 @@
 """The demo's report: PNG plots (matplotlib, Agg backend) and ``report.md`` under the run folder.
 
-:func:`write_plots` draws whatever parts produced results; :func:`write_report` writes the markdown that links
-them, with the tables, the files, the W&B run folder and what failed.
+:func:`write_plots` draws the parts' plots; :func:`write_report` writes the markdown around them.
 """
 
 from __future__ import annotations
@@ -22,14 +21,7 @@ COLORS = {
     "coherence": "#56B4E9",
     "total": "#000000",
 }
-LABELS = {
-    "helpfulness": "helpfulness",
-    "odds_of_success": "odds of success",
-    "efficiency": "efficiency",
-    "task_relevance": "task relevance",
-    "coherence": "coherence",
-    "total": "total (right axis)",
-}
+LABELS = {**{k: k.replace("_", " ") for k in DIMENSIONS}, "total": "total (right axis)"}
 
 
 def _pyplot() -> Any:
@@ -66,21 +58,16 @@ def plot_episode_scores(episodes: list[dict[str, Any]], path: Path) -> Path | No
             values = [s["scores"][key] for s in episode["steps"]]
             ax.bar([x + offset for x in steps], values, width, color=COLORS[key])
         ax.axhline(0, color="#999999", lw=0.6)
-        ax.set_xlabel("step")
-        ax.set_ylabel("dimension score")
-        ax.set_xticks(steps)
-        ax.set_xlim(min(steps) - 0.6, max(steps) + 0.6)
+        ax.set(
+            xlabel="step", ylabel="dimension score", xticks=steps, xlim=(min(steps) - 0.6, max(steps) + 0.6)
+        )
         twin = ax.twinx()
         twin.plot(steps, [s["scores"]["total"] for s in episode["steps"]], "D--", color="black", lw=1.5, ms=6)
         twin.set_ylabel("total")
         outcome = "success" if episode["success"] else "failure"
         ax.set_title(f"{short_env(episode['env_id'])} (seed {episode['seed']}): {outcome}", fontsize=10)
-    handles = [
-        plt.Line2D([], [], color="black", marker="D", ls="--")
-        if k == "total"
-        else plt.Rectangle((0, 0), 1, 1, color=COLORS[k])
-        for k in SCORE_KEYS
-    ]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS[k]) for k in DIMENSIONS]
+    handles.append(plt.Line2D([], [], color="black", marker="D", ls="--"))  # the total
     fig.legend(
         handles, [LABELS[k] for k in SCORE_KEYS], loc="lower center", ncol=6, fontsize=8, frameon=False
     )
@@ -96,44 +83,19 @@ def plot_best_of_n(result: Mapping[str, Any], path: Path) -> Path | None:
         return None
     plt = _pyplot()
     names = [short_env(e) for e in per_env] + ["overall"]
-    base = [100 * a["base"]["success_rate"] for a in per_env.values()] + [
-        100 * result["base"]["success_rate"]
-    ]
-    scaled = [100 * a["scaled"]["success_rate"] for a in per_env.values()] + [
-        100 * result["scaled"]["success_rate"]
-    ]
     fig, ax = plt.subplots(figsize=(1.9 * len(names) + 2, 4.2))
     width = 0.38
     xs = range(len(names))
-    bars_b = ax.bar(
-        [x - width / 2 for x in xs],
-        base,
-        width,
-        label=f"{result.get('policy', 'base')} policy",
-        color="#999999",
+    arms = (
+        ("base", -1, f"{result.get('policy', 'base')} policy", "#999999"),
+        ("scaled", 1, f"best-of-{result.get('n', 'N')} with Similar", "#0072B2"),
     )
-    bars_s = ax.bar(
-        [x + width / 2 for x in xs],
-        scaled,
-        width,
-        label=f"best-of-{result.get('n', 'N')} with Similar",
-        color="#0072B2",
-    )
-    for bars in (bars_b, bars_s):
-        for bar in bars:
-            ax.annotate(
-                f"{bar.get_height():.0f}%",
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                xytext=(0, 2),
-                textcoords="offset points",
-            )
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(names, rotation=15, ha="right")
-    ax.set_ylabel("success rate (%)")
-    ax.set_ylim(0, 128)
+    for arm, side, label, color in arms:
+        rates = [100 * a[arm]["success_rate"] for a in [*per_env.values(), result]]
+        bars = ax.bar([x + side * width / 2 for x in xs], rates, width, label=label, color=color)
+        ax.bar_label(bars, fmt="%.0f%%", fontsize=8, padding=2)
+    ax.set_xticks(list(xs), names, rotation=15, ha="right")
+    ax.set(ylabel="success rate (%)", ylim=(0, 128))
     episodes = result["base"]["episodes"]
     ax.set_title(
         f"Held-out MiniWoB++ families: base vs best-of-N ({episodes} episodes per arm, "
@@ -155,25 +117,10 @@ def plot_ppo(result: Mapping[str, Any], path: Path) -> Path | None:
     plt = _pyplot()
     curve = result["curve"]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.5, 5.6), sharex=True)
-    top.plot(
-        curve["global_step"],
-        curve["success_rate"],
-        "-",
-        color="#0072B2",
-        lw=2,
-        label="rolling success rate (8 episodes)",
-    )
-    top.scatter(
-        curve["global_step"],
-        curve["success"],
-        s=14,
-        color="#D55E00",
-        alpha=0.6,
-        label="episode outcome (1 = success)",
-    )
-    top.set_ylim(-0.08, 1.08)
-    top.set_ylabel("success")
-    top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    x = curve["global_step"]
+    top.plot(x, curve["success_rate"], "-", color="#0072B2", lw=2, label="rolling success rate (8 episodes)")
+    top.scatter(x, curve["success"], s=14, color="#D55E00", alpha=0.6, label="episode outcome (1 = success)")
+    top.set(ylim=(-0.08, 1.08), ylabel="success")
     args = result.get("args", {})
     top.set_title(
         f"PPO on {short_env(args.get('env_id', '?'))} with dense Similar rewards "
@@ -186,9 +133,9 @@ def plot_ppo(result: Mapping[str, Any], path: Path) -> Path | None:
         bottom.scatter(steps, totals, s=12, marker="D", color="black", label="Similar total (mean per step)")
     bottom.scatter(steps, [e["env_return"] for e in episodes], s=12, color="#009E73", label="env return")
     bottom.axhline(0, color="#999999", lw=0.6)
-    bottom.set_xlabel("env steps")
-    bottom.set_ylabel("per episode")
-    bottom.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    bottom.set(xlabel="env steps", ylabel="per episode")
+    for ax in (top, bottom):
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
     return _save(plt, fig, path)
 
@@ -222,21 +169,14 @@ def _episode_tables(episodes: list[dict[str, Any]]) -> list[str]:
             "|---" * (3 + len(SCORE_KEYS)) + "|",
         ]
         for s in ep["steps"]:
-            cells = (
-                " | ".join(f"{s['scores'][k]:+.3f}" for k in SCORE_KEYS)
-                if s["scores"]
-                else " | ".join("-" * 1 for _ in SCORE_KEYS)
-            )
+            cells = " | ".join(f"{s['scores'][k]:+.3f}" if s["scores"] else "-" for k in SCORE_KEYS)
             lines.append(f"| {s['step']} | `{s['action']}` | {s['env_reward']:+.3f} | {cells} |")
         lines.append("")
     return lines
 
 
 def write_report(
-    out_dir: Path,
-    results: Mapping[str, Any],
-    plots: Mapping[str, Path],
-    meta: Mapping[str, Any],
+    out_dir: Path, results: Mapping[str, Any], plots: Mapping[str, Path], meta: Mapping[str, Any]
 ) -> Path:
     """Write ``<out_dir>/report.md`` and return its path.
 
@@ -248,17 +188,14 @@ def write_report(
             ``failures`` (list of dicts), ``threads``.
     """
     rel = lambda p: Path(p).relative_to(out_dir).as_posix() if Path(p).is_relative_to(out_dir) else str(p)  # noqa: E731
+    load = (
+        f" (+ {meta['model_load_s']:.0f} s loading the model)" if meta.get("model_load_s") is not None else ""
+    )
     lines = [
         "# similar-rl demo report",
         "",
-        f"Started {meta.get('started', '?')}; took {meta.get('seconds', 0):.0f} s"
-        + (
-            f" (+ {meta['model_load_s']:.0f} s loading the model)"
-            if meta.get("model_load_s") is not None
-            else ""
-        )
-        + f"; reward model: `{meta.get('model', '?')}`;"
-        f" torch threads: {meta.get('threads', '?')}.",
+        f"Started {meta.get('started', '?')}; took {meta.get('seconds', 0):.0f} s{load}; reward model:"
+        f" `{meta.get('model', '?')}`; torch threads: {meta.get('threads', '?')}.",
         "",
         f"Reproduce: `{meta.get('command', 'similar-rl demo')}`",
         "",
@@ -277,24 +214,25 @@ def write_report(
         lines.append(f"| {title} | {r['status']} | {seconds} | {note} |")
     lines.append("")
 
-    episodes = (results.get("episodes") or {}).get("data")
-    lines += ["## 1. Scored episodes", ""]
-    if episodes and episodes.get("episodes"):
-        lines += [
+    def section(title: str, body: list[str] | None, plot: str, alt: str, empty: str = "(no results)") -> None:
+        """A part's section: its text and its plot, or ``empty`` when it produced nothing."""
+        lines.extend([f"## {title}", "", *(body or [empty, ""])])
+        if body and plot in plots:
+            lines.extend([f"![{alt}]({rel(plots[plot])})", ""])
+
+    episodes, search, ppo = ((results.get(part) or {}).get("data") or {} for part in titles)
+    body = None
+    if episodes.get("episodes"):
+        body = [
             "Each step of a heuristic-policy episode, scored by the reward model through `SimilarRewardWrapper`"
             " (dimension scores in label units; `total` is the gated sum the model ranks actions by).",
             "",
+            *_episode_tables(episodes["episodes"]),
         ]
-        lines += _episode_tables(episodes["episodes"])
-        if "episode_scores" in plots:
-            lines += [f"![per-step scores]({rel(plots['episode_scores'])})", ""]
-    else:
-        lines += ["(no episodes ran)", ""]
-
-    search = (results.get("search") or {}).get("data")
-    lines += ["## 2. Best-of-N vs the base policy on held-out families", ""]
-    if search and search.get("per_env"):
-        lines += [
+    section("1. Scored episodes", body, "episode_scores", "per-step scores", "(no episodes ran)")
+    body = None
+    if search.get("per_env"):
+        body = [
             f"Base policy `{search['policy']}` alone vs best-of-{search['n']} (sample {search['n']} actions from it,"
             f" act on the one with the highest `{search['objective']}`), on families kept out of the default model's"
             f" training; seeds {search['seeds'][0]}-{search['seeds'][-1]}, step budget {search['max_steps']}.",
@@ -302,16 +240,11 @@ def write_report(
             search["table"],
             "",
         ]
-        if "best_of_n" in plots:
-            lines += [f"![base vs best-of-N]({rel(plots['best_of_n'])})", ""]
-    else:
-        lines += ["(no results)", ""]
-
-    ppo = (results.get("ppo") or {}).get("data")
-    lines += ["## 3. PPO with dense Similar rewards", ""]
-    if ppo and ppo.get("episode_log") is not None:
+    section("2. Best-of-N vs the base policy on held-out families", body, "best_of_n", "base vs best-of-N")
+    body = None
+    if ppo.get("episode_log") is not None:
         args = ppo["args"]
-        lines += [
+        body = [
             f"`{args['env_id']}`, {ppo['global_step']} env steps, {ppo['episodes']} episodes, reward `{args['reward']}`"
             f" (env reward + {args['reward_coef']} x Similar total). Success rate over the first half of the episodes:"
             f" {_pct(ppo['first_half_success_rate'])}; second half: {_pct(ppo['second_half_success_rate'])}. A run this"
@@ -320,17 +253,11 @@ def write_report(
             f"Run folder: `{rel(ppo['run_dir'])}` (episodes.jsonl, TensorBoard events, checkpoint).",
             "",
         ]
-        if "ppo_curve" in plots:
-            lines += [f"![PPO curve]({rel(plots['ppo_curve'])})", ""]
-    else:
-        lines += ["(no results)", ""]
+    section("3. PPO with dense Similar rewards", body, "ppo_curve", "PPO curve")
 
-    lines += ["## Files", ""]
-    for name, path in (meta.get("files") or {}).items():
-        lines.append(f"- {name}: `{rel(path)}`")
-    for name, path in plots.items():
-        lines.append(f"- plot {name}: `{rel(path)}`")
-    lines.append("")
+    files = [f"- {name}: `{rel(path)}`" for name, path in (meta.get("files") or {}).items()]
+    files += [f"- plot {name}: `{rel(path)}`" for name, path in plots.items()]
+    lines += ["## Files", "", *files, ""]
     wandb_dir = meta.get("wandb_dir")
     lines += ["## Weights & Biases", ""]
     if wandb_dir:
@@ -343,11 +270,10 @@ def write_report(
         lines += ["W&B logging was off (`--no-wandb`) or failed (see below).", ""]
     failures = meta.get("failures") or []
     lines += ["## Problems", ""]
-    if failures:
-        for f in failures:
-            where = f" ({f['env_id']})" if f.get("env_id") else ""
-            lines.append(f"- {f['part']}{where}: {f['error']}")
-    else:
+    for f in failures:
+        where = f" ({f['env_id']})" if f.get("env_id") else ""
+        lines.append(f"- {f['part']}{where}: {f['error']}")
+    if not failures:
         lines.append("None.")
     lines.append("")
     path = out_dir / "report.md"

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from similar_rl.demo.config import DemoConfig, Echo
+from similar_rl.demo.tracking import DemoTracker
 from similar_rl.envs.base import EnvFailure
+from similar_rl.scoring import as_scorer
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,11 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def _failure(part: str, exc: BaseException) -> dict[str, str]:
+    """A recorded failure: the part (or ``wandb``, ``plots``) and the error."""
+    return {"part": part, "error": f"{type(exc).__name__}: {exc}"}
+
+
 def run_demo(
     config: DemoConfig,
     model: Any = None,
@@ -100,12 +107,7 @@ def run_demo(
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
 
-    scorer = None
-    if model is not None:
-        from similar_rl.scoring import as_scorer
-
-        scorer = as_scorer(model, batch_size=config.batch_size)
-
+    scorer = None if model is None else as_scorer(model, batch_size=config.batch_size)
     failures: list[dict[str, str]] = []
     tracker = _open_tracker(config, out_dir, failures, echo)
     parts: dict[str, dict[str, Any]] = {}
@@ -197,25 +199,17 @@ def tracker_call(
         method(data)
     except Exception as exc:  # recorded: W&B problems must not stop the demo
         logger.warning("W&B logging failed: %s", exc)
-        failures.append({"part": "wandb", "error": f"{type(exc).__name__}: {exc}"})
+        failures.append(_failure("wandb", exc))
 
 
 def _open_tracker(config: DemoConfig, out_dir: Path, failures: list[dict[str, str]], echo: Echo) -> Any:
-    from similar_rl.demo.tracking import DemoTracker
-
     enabled = config.wandb and config.wandb_mode != "disabled"
+    settings = _jsonable(config.to_dict())
     try:
-        return DemoTracker(
-            enabled,
-            out_dir,
-            config.wandb_project,
-            config.wandb_mode,
-            out_dir.name,
-            _jsonable(config.to_dict()),
-        )
+        return DemoTracker(enabled, out_dir, config.wandb_project, config.wandb_mode, out_dir.name, settings)
     except Exception as exc:  # recorded: the demo runs on without W&B
-        echo(f"  ! W&B run could not start ({type(exc).__name__}: {exc}); going on without it")
-        failures.append({"part": "wandb", "error": f"{type(exc).__name__}: {exc}"})
+        failures.append(_failure("wandb", exc))
+        echo(f"  ! W&B run could not start ({failures[-1]['error']}); going on without it")
         return DemoTracker(False, out_dir, "", "disabled", "", {})
 
 
@@ -237,13 +231,13 @@ def _finish(
         plots = write_plots(out_dir, parts)
     except Exception as exc:  # recorded: a plotting error must not lose the report
         logger.error("plotting failed:\n%s", traceback.format_exc())
-        failures.append({"part": "plots", "error": f"{type(exc).__name__}: {exc}"})
+        failures.append(_failure("plots", exc))
     tracker_call(tracker.log_images, plots, failures)
     wandb_dir = None
     try:
         wandb_dir = tracker.finish()
     except Exception as exc:  # recorded
-        failures.append({"part": "wandb", "error": f"{type(exc).__name__}: {exc}"})
+        failures.append(_failure("wandb", exc))
     seconds = time.perf_counter() - started
     files = {"summary (JSON)": out_dir / "summary.json", "settings": out_dir / "config.json"}
     if (out_dir / "best_of_n.json").is_file():
@@ -252,21 +246,17 @@ def _finish(
         "seconds": seconds,
         "model_load_s": model_load_s,
         "model": config.model,
-        "parts": {k: {kk: vv for kk, vv in v.items()} for k, v in parts.items()},
+        "parts": parts,
         "failures": failures,
         "wandb_dir": str(wandb_dir) if wandb_dir else None,
         "plots": {k: str(v) for k, v in plots.items()},
     }
     (out_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
-    meta = {
-        "model": config.model,
+    meta = {  # write_report reads the summary's keys and these
+        **summary,
         "command": command,
         "started": datetime.fromtimestamp(time.time() - seconds).strftime("%Y-%m-%d %H:%M:%S"),
-        "seconds": seconds,
-        "model_load_s": model_load_s,
-        "wandb_dir": str(wandb_dir) if wandb_dir else None,
         "files": files,
-        "failures": failures,
         "threads": f"{config.torch_threads or 'default'} ({os.cpu_count()} cores, {platform.machine()})",
     }
     report = write_report(out_dir, parts, plots, meta)

@@ -51,10 +51,9 @@ class DemoTracker:
 
         self._wandb = wandb
         self.run_dir = Path(self.run.dir).parent
-        self.run.define_metric("episodes/step_index")
-        self.run.define_metric("episodes/*", step_metric="episodes/step_index")
-        self.run.define_metric("ppo/global_step")
-        self.run.define_metric("ppo/*", step_metric="ppo/global_step")
+        for prefix, axis in (("episodes", "episodes/step_index"), ("ppo", "ppo/global_step")):
+            self.run.define_metric(axis)
+            self.run.define_metric(f"{prefix}/*", step_metric=axis)
 
     @property
     def enabled(self) -> bool:
@@ -71,47 +70,21 @@ class DemoTracker:
             for step in episode["steps"]:
                 scores = step["scores"] or {}
                 index += 1
-                self.run.log(
-                    {
-                        "episodes/step_index": index,
-                        "episodes/env_reward": step["env_reward"],
-                        **{f"episodes/{k}": v for k, v in scores.items()},
-                    }
-                )
-                table.add_data(
-                    e + 1,
-                    episode["env_id"],
-                    episode["seed"],
-                    step["step"],
-                    step["action"],
-                    step["env_reward"],
-                    *[scores.get(k) for k in SCORE_KEYS],
-                )
+                row = {"step_index": index, "env_reward": step["env_reward"], **scores}
+                self.run.log({f"episodes/{k}": v for k, v in row.items()})
+                cells = [episode["env_id"], episode["seed"], step["step"], step["action"], step["env_reward"]]
+                table.add_data(e + 1, *cells, *[scores.get(k) for k in SCORE_KEYS])
         self.run.log({"episodes/steps": table})
 
     def log_search(self, result: dict[str, Any]) -> None:
         """The base vs best-of-N table and the overall success rates (also in the run summary)."""
         if not self.enabled or not result.get("per_env"):
             return
-        table = self._wandb.Table(
-            columns=[
-                "env_id",
-                "episodes",
-                "base_success",
-                "best_of_n_success",
-                "base_steps",
-                "best_of_n_steps",
-            ]
-        )
+        columns = ["env_id", "episodes", "base_success", "best_of_n_success", "base_steps", "best_of_n_steps"]
+        table = self._wandb.Table(columns=columns)
         for env_id, arms in result["per_env"].items():
-            table.add_data(
-                env_id,
-                arms["base"]["episodes"],
-                arms["base"]["success_rate"],
-                arms["scaled"]["success_rate"],
-                arms["base"]["mean_steps"],
-                arms["scaled"]["mean_steps"],
-            )
+            cells = [arms[arm][k] for k in ("success_rate", "mean_steps") for arm in ("base", "scaled")]
+            table.add_data(env_id, arms["base"]["episodes"], *cells)
         self.run.log({"search/table": table})
         for arm, key in (("base", "base"), ("scaled", "best_of_n")):
             self.run.summary[f"search/{key}_success_rate"] = result[arm]["success_rate"]
@@ -122,20 +95,12 @@ class DemoTracker:
         if not self.enabled:
             return
         curve = result.get("curve", {})
+        similar = [f"similar_{k}" for k in SCORE_KEYS]
         for i, episode in enumerate(result.get("episode_log", [])):
+            row = {k: episode[k] for k in ("global_step", "success", "env_return", "length")}
+            row.update({k: episode[k] for k in similar if k in episode})
             self.run.log(
-                {
-                    "ppo/global_step": episode["global_step"],
-                    "ppo/success_rate": curve["success_rate"][i],
-                    "ppo/success": episode["success"],
-                    "ppo/env_return": episode["env_return"],
-                    "ppo/length": episode["length"],
-                    **{
-                        f"ppo/similar_{k}": episode[f"similar_{k}"]
-                        for k in SCORE_KEYS
-                        if f"similar_{k}" in episode
-                    },
-                }
+                {"ppo/success_rate": curve["success_rate"][i], **{f"ppo/{k}": v for k, v in row.items()}}
             )
 
     def log_images(self, plots: dict[str, Path]) -> None:

@@ -1,10 +1,8 @@
 """The one retrying env session: an env made lazily, operations run under a deadline, the env rebuilt and the
-operation retried after a failure, every failure recorded.
+operation retried after a failure, every failure recorded (collection and the search comparison use it).
 
-Collection (:class:`~similar_rl.collect.mcts.TaskSearch`), the search comparison
-(:func:`similar_rl.search.compare`) and through it the demo's best-of-N part run their env work through
-:class:`EnvSession`. An env error is anything :func:`env_errors` lists: :class:`~similar_rl.envs.base.EnvFailure`,
-Selenium's ``WebDriverException``, timeouts, lost connections. Past ``max_retries`` the session raises
+An env error is anything :func:`env_errors` lists: :class:`~similar_rl.envs.base.EnvFailure`, Selenium's
+``WebDriverException``, timeouts, lost connections. Past ``max_retries`` the session raises
 :class:`TaskFailed` (an ``EnvFailure`` too, so callers that skip a broken env catch it).
 
 Example:
@@ -57,10 +55,9 @@ def env_errors() -> tuple[type[BaseException], ...]:
 def deadline(seconds: float, what: str) -> Iterator[None]:
     """Raise :class:`EnvTimeout` in the main thread if the block runs longer than ``seconds`` (0: no limit).
 
-    Uses ``SIGALRM``, so it only acts in the main thread on POSIX (each collection worker is a process whose
-    main thread runs the env); elsewhere it is a no-op. Deadlines nest: an inner one never outlasts the outer
-    one, and on exit it re-arms what remains of the outer deadline (an operation that first creates its env keeps
-    its own deadline for the rest of the operation).
+    Uses ``SIGALRM``: it acts only in the main thread on POSIX (where a collection worker runs its env) and is
+    a no-op elsewhere. Deadlines nest: an inner one never outlasts the outer one, and on exit the rest of the
+    outer deadline is re-armed (an operation that first creates its env keeps its own deadline).
     """
     usable = (
         seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
@@ -89,8 +86,7 @@ class EnvSession:
     """One env owned by one worker: created lazily, rebuilt after failures, operations retried and timed.
 
     Args:
-        env_id: the env to create.
-        adapter: its adapter.
+        env_id, adapter: the env to create and its adapter.
         env_kwargs: keyword arguments of ``adapter.make_env``.
         max_retries: retries of a failing operation (each on a freshly made env).
         timeout_s: deadline of one operation (0: none).

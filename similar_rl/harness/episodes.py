@@ -1,14 +1,9 @@
 """The one episode loop: reset with a seed, choose, step, until the env ends the episode or the step budget is spent.
 
 :func:`play` is a generator: it yields one :class:`Step` per action and returns an :class:`Episode` summary
-(``result = yield from play(...)``, or :func:`run` to get just the summary). What to do with an action the env
-cannot execute is the caller's choice: ``"raise"`` (the error surfaces), ``"skip"`` (it counts as a spent step,
-the state stays) or ``"noop"`` (``noop()`` is executed in its place). The info keys a
-:class:`~similar_rl.wrappers.SimilarRewardWrapper` adds are read from :mod:`similar_rl.types`, so a shaped
-reward never turns a failure into a success.
-
-Used by the search comparison and best-of-N (:func:`similar_rl.search.run_episode`), the demo, the PPO and GRPO
-evaluations and GRPO's state rollouts.
+(:func:`run` returns just the summary). An action the env cannot execute is up to the caller: ``"raise"``,
+``"skip"`` (a spent step, the state stays) or ``"noop"`` (``noop()`` runs instead). The env's own reward is
+read from the wrapper's info key (:mod:`similar_rl.types`): shaping never fakes a success.
 
 Example:
     >>> import numpy as np

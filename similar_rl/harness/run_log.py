@@ -1,11 +1,7 @@
 """Run logging for every job: one place that starts W&B runs and TensorBoard writers, and one run logger.
 
-- :func:`start_wandb` is the package's only ``wandb.init``: offline unless ``WANDB_MODE`` or ``mode`` says
-  otherwise, quiet, in the run's folder; with ``reuse`` it joins a run that is already active (one a TRL trainer
-  started) instead of opening a second one.
-- :func:`tensorboard_writer` opens a TensorBoard writer on a folder.
-- :class:`RunLogger` writes a job's metrics to ``metrics.jsonl`` (every row, with the time since the start),
-  TensorBoard (numbers, at a step) and W&B (numbers), each where asked.
+:func:`start_wandb` is the package's only ``wandb.init`` (offline, quiet; with ``reuse`` it joins an active
+run); :class:`RunLogger` writes a job's metrics to ``metrics.jsonl``, TensorBoard and W&B.
 
 Example:
     >>> import json, tempfile
@@ -83,9 +79,8 @@ class RunLogger:
     Args:
         folder: the run's output folder (None: no files; W&B, if on, goes to its default place).
         config: the run's settings (recorded in TensorBoard and W&B).
-        jsonl: append every logged row to ``metrics.jsonl``.
-        tensorboard: write numbers as TensorBoard scalars (rows logged with a ``step``).
-        wandb: also log numbers to a W&B run (offline by default).
+        jsonl, tensorboard, wandb: append every row to ``metrics.jsonl``; write its numbers as TensorBoard
+            scalars (rows logged with a ``step``); log its numbers to a W&B run (offline by default).
         project / name / wandb_mode: the W&B run's project, name and mode.
     """
 

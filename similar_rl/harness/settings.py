@@ -1,13 +1,10 @@
 """Settings for every command and trainer: YAML files, command-line overrides and dataclass validation, plus the
 parsers of seed lists and JSON options.
 
-A job keeps its settings in a dataclass. :func:`add_dataclass_arguments` exposes every field as
-``--field-name VALUE`` (values are read as YAML, so ``--reward-weights '{helpfulness: 1.0}'`` and ``--track true``
-work), and :func:`build_args` merges, in order, the dataclass defaults, the YAML file and the overrides, rejecting
-unknown keys by name and coercing scalars to the field's type. :func:`save_args` records the resolved settings
-next to a run's outputs. :func:`parse_seeds` and :func:`parse_json_dict` raise
-:class:`argparse.ArgumentTypeError` (a ``ValueError``) whose message says what to write instead, so they serve as
-argparse ``type=`` functions and as validators of YAML values.
+A job keeps its settings in a dataclass: :func:`add_dataclass_arguments` exposes each field as ``--field-name
+VALUE`` (read as YAML), :func:`build_args` merges the defaults, the YAML file and the overrides, rejecting
+unknown keys and coercing scalars. The parsers raise :class:`argparse.ArgumentTypeError` (a ``ValueError``)
+saying what to write instead, so they serve as argparse ``type=`` functions and as YAML validators.
 
 Example:
     >>> from dataclasses import dataclass
@@ -54,9 +51,7 @@ class _ListValues(argparse.Action):
     """Collect ``--name a b`` or ``--name '[a, b]'`` into one flat list (each value read as YAML)."""
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
-        flat: list[Any] = []
-        for value in values:
-            flat.extend(value if isinstance(value, list) else [value])
+        flat = [item for value in values for item in (value if isinstance(value, list) else [value])]
         setattr(namespace, self.dest, flat)
 
 
@@ -79,9 +74,10 @@ def add_dataclass_arguments(
     for f in dataclasses.fields(cls):
         if f.name in exclude:
             continue
-        is_list = str(f.type).startswith("list")
+        kind = str(f.type).replace(" ", "")
+        is_list = kind.startswith("list")
         extra: dict[str, Any] = {"nargs": "+", "action": _ListValues} if is_list else {}
-        if str(f.type) == "bool":  # a bare --flag means true
+        if kind == "bool":  # a bare --flag means true
             extra = {"nargs": "?", "const": True}
         parser.add_argument(
             f"--{f.name.replace('_', '-')}",
@@ -89,9 +85,7 @@ def add_dataclass_arguments(
             dest=f.name,
             type=_yaml_value,
             default=argparse.SUPPRESS,
-            metavar=str(f.type).replace(" ", "").removesuffix("|None").removeprefix("list[").removesuffix("]")
-            if is_list
-            else str(f.type).replace(" ", ""),
+            metavar=kind.removesuffix("|None").removeprefix("list[").removesuffix("]") if is_list else kind,
             help=f"{f.metadata.get('help', '')} (default: {_default_text(f)})",
             **extra,
         )
@@ -156,17 +150,8 @@ def check_range(
     low_open: bool = False,
     high_open: bool = False,
 ) -> None:
-    """Refuse a settings value that is not a finite number in ``[low, high]`` (ends open where asked).
-
-    Args:
-        owner: the settings class, named in the message (``"PPOArgs"``).
-        name: the field, named in the message.
-        value: the value to check.
-        low: lower bound (None: unbounded); ``low_open`` excludes it.
-        high: upper bound (None: unbounded); ``high_open`` excludes it.
-
-    Raises:
-        ValueError: naming ``owner.name``, the allowed range and the value.
+    """Refuse a value that is not a finite number in ``[low, high]`` (a None bound: unbounded; ``low_open`` /
+    ``high_open`` exclude the bound) with a ValueError naming ``owner.name``, the range and the value.
 
     Example:
         >>> check_range("Args", "gamma", 0.9, 0.0, 1.0)
