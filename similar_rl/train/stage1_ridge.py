@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -269,31 +270,20 @@ def _fit_advantage(
     of the whole expert on unseen tasks; then both parts are refit on all rows.
     """
     advantage = fit_ridge(za, ya, train, alphas, action_solvers)
-    zs = z[:, state_cols]
+    w_train = advantage.weight
     if action_solvers[0] is not None:
         (w_train,), _ = action_solvers[0].weights(ya[train], [advantage.alpha])
-        choice = fit_ridge(zs, y - z[:, action_cols] @ w_train, train, alphas, state_solvers)
-    else:
-        choice = fit_ridge(zs, y - z[:, action_cols] @ advantage.weight, train, alphas, state_solvers)
+    choice = fit_ridge(z[:, state_cols], y - z[:, action_cols] @ w_train, train, alphas, state_solvers)
     (w_state,), mu_y = state_solvers[1].weights(y - z[:, action_cols] @ advantage.weight, [choice.alpha])
     weight = np.zeros(z.shape[1])
     weight[state_cols] = w_state
     weight[action_cols] = advantage.weight
-    val = ~train
-    zero, mean = float("nan"), float("nan")
+    zero = mean = float("nan")
     if np.isfinite(choice.val_mse):  # baselines on the target itself, not on the residual
-        zero = float(np.mean(y[val] ** 2))
-        mean = float(np.mean((y[val] - y[train].mean()) ** 2))
-    return RidgeFit(
-        weight,
-        mu_y - float(state_solvers[1].mu @ w_state),
-        choice.alpha,
-        choice.val_mse,
-        zero,
-        mean,
-        choice.n_train,
-        choice.n_val,
-        alpha_action=advantage.alpha,
+        zero, mean = float(np.mean(y[~train] ** 2)), float(np.mean((y[~train] - y[train].mean()) ** 2))
+    bias = mu_y - float(state_solvers[1].mu @ w_state)
+    return replace(
+        choice, weight=weight, bias=bias, val_mse_zero=zero, val_mse_mean=mean, alpha_action=advantage.alpha
     )
 
 
@@ -342,35 +332,23 @@ def fit_experts(
     weight = np.zeros((len(names), d))
     bias = np.zeros(len(names))
     fits: dict[str, RidgeFit] = {}
-    solvers: dict[tuple[str, bytes], tuple[RidgeSolver | None, RidgeSolver]] = {}
+    solvers: dict[bytes, Any] = {}  # experts labelled on the same rows share their decompositions
     for j, name in enumerate(names):
         rows = np.isfinite(targets[:, j])
         if rows.sum() < 2:
             logger.warning("expert %r has %d labelled rows; it keeps zero weights", name, int(rows.sum()))
             continue
-        key = np.packbits(rows).tobytes()  # experts labelled on the same rows share one decomposition
+        key = np.packbits(rows).tobytes()
         zr, yr, tr = z[rows], targets[rows, j], train[rows]
         if fit == "plain":
-            if ("plain", key) not in solvers:
-                solvers["plain", key] = _solvers(zr, tr)
-            result = fit_ridge(zr, yr, tr, alphas, solvers["plain", key])
+            if key not in solvers:
+                solvers[key] = _solvers(zr, tr)
+            result = fit_ridge(zr, yr, tr, alphas, solvers[key])
         else:
             za, ya = centre_by_state(zr[:, action_cols], yr, state_keys[rows])
-            if ("state", key) not in solvers:
-                solvers["action", key] = _solvers(za, tr)
-                solvers["state", key] = _solvers(zr[:, state_cols], tr)
-            result = _fit_advantage(
-                zr,
-                yr,
-                za,
-                ya,
-                tr,
-                state_cols,
-                action_cols,
-                alphas,
-                solvers["action", key],
-                solvers["state", key],
-            )
+            if key not in solvers:
+                solvers[key] = _solvers(za, tr), _solvers(zr[:, state_cols], tr)
+            result = _fit_advantage(zr, yr, za, ya, tr, state_cols, action_cols, alphas, *solvers[key])
         weight[j], bias[j] = result.weight, result.bias
         fits[name] = result
         logger.info(
@@ -461,16 +439,5 @@ def run_stage1(
     model.experts.set_weights(
         torch.as_tensor(weight, dtype=torch.float32), torch.as_tensor(bias, dtype=torch.float32)
     )
-    return {
-        name: {
-            "alpha": f.alpha,
-            **({} if f.alpha_action is None else {"alpha_action": f.alpha_action}),
-            "val_mse": f.val_mse,
-            "val_mse_zero": f.val_mse_zero,
-            "val_mse_mean": f.val_mse_mean,
-            "val_r2": f.val_r2,
-            "n_train": f.n_train,
-            "n_val": f.n_val,
-        }
-        for name, f in fits.items()
-    }
+    keys = ("alpha", "alpha_action", "val_mse", "val_mse_zero", "val_mse_mean", "val_r2", "n_train", "n_val")
+    return {name: {k: getattr(f, k) for k in keys if getattr(f, k) is not None} for name, f in fits.items()}

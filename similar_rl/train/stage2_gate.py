@@ -137,7 +137,8 @@ def run_stage2(
     model.to(device)
     x, z = x.to(device), z.to(device)
     start_loss, start_acc = pair_loss_and_accuracy(model, x, z, table)
-    frozen = [p for p in model.parameters() if p.requires_grad and not _is_gate_param(model, p)]
+    gate_ids = {id(p) for p in model.gate.parameters()}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in gate_ids]
     for p in frozen:
         p.requires_grad_(False)
     params = [p for p in model.gate.parameters() if p.requires_grad]
@@ -217,7 +218,3 @@ def gate_step_count(config: Any, n_pairs: int) -> int:
         batch = min(config.gate_batch_size, max(1, n_pairs))
         steps = min(steps, max(1, math.ceil(config.gate_max_epochs * n_pairs / batch)))
     return steps
-
-
-def _is_gate_param(model: Any, param: torch.nn.Parameter) -> bool:
-    return any(param is p for p in model.gate.parameters())
