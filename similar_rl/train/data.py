@@ -90,15 +90,8 @@ class PairTable:
     def subset(self, indices: Iterable[int]) -> PairTable:
         """The pairs at ``indices`` (inputs are shared, not copied)."""
         idx = list(indices)
-        return PairTable(
-            self.inputs,
-            [self.types[i] for i in idx],
-            [self.chosen[i] for i in idx],
-            [self.rejected[i] for i in idx],
-            [self.pair_ids[i] for i in idx],
-            [self.task_ids[i] for i in idx],
-            self._index,
-        )
+        columns = (self.types, self.chosen, self.rejected, self.pair_ids, self.task_ids)
+        return PairTable(self.inputs, *([column[i] for i in idx] for column in columns), self._index)
 
     def of_types(self, types: Sequence[str]) -> PairTable:
         wanted = set(types)

@@ -182,9 +182,7 @@ def extract_features(
     missing_keys = list(dict.fromkeys(k for k in keys if cache is None or k not in cache))
     first = {k: i for i, k in reversed(list(enumerate(keys)))}
     # Group candidates of one state together: order missing rows by their state's first appearance.
-    state_order: dict[str, int] = {}
-    for s in inputs:
-        state_order.setdefault(s.prompt_key, len(state_order))
+    state_order = {key: i for i, key in enumerate(dict.fromkeys(s.prompt_key for s in inputs))}
     missing_keys.sort(key=lambda k: state_order[inputs[first[k]].prompt_key])
     if multi:
         # Every process must list the missing rows before any of them writes to the shared cache.
@@ -224,19 +222,15 @@ def extract_features(
                     pending_keys.extend(batch_keys)
                     pending.append((x, z))
                     bar.update(len(batch_keys))
-                    if cache is not None and len(pending_keys) >= shard_rows:
+                    if len(pending_keys) >= shard_rows:
                         _flush(cache, pending_keys, pending, local)
                         pending_keys, pending = [], []
         finally:
-            if cache is not None and pending_keys:
+            if pending_keys:
                 _flush(cache, pending_keys, pending, local)
             bar.close()
             if was_training and hasattr(model, "train"):
                 model.train()
-        if cache is None:
-            xs = torch.cat([p[0] for p in pending])
-            zs = torch.cat([p[1] for p in pending])
-            local = {k: (xs[i], zs[i]) for i, k in enumerate(pending_keys)}
     if multi:
         accelerator.wait_for_everyone()
         cache = FeatureCache(cache.folder)
@@ -247,10 +241,12 @@ def extract_features(
 
 
 def _flush(
-    cache: FeatureCache, keys: list[str], parts: list[tuple[torch.Tensor, torch.Tensor]], local: dict
+    cache: FeatureCache | None, keys: list[str], parts: list[tuple[torch.Tensor, torch.Tensor]], local: dict
 ) -> None:
+    """Move encoded rows into ``local`` (and into ``cache`` as a new shard, unless it is None)."""
     x = torch.cat([p[0] for p in parts])
     z = torch.cat([p[1] for p in parts])
-    cache.add(keys, x, z)
+    if cache is not None:
+        cache.add(keys, x, z)
     for i, k in enumerate(keys):
         local[k] = (x[i], z[i])

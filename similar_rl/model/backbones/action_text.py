@@ -64,10 +64,6 @@ def describe_action(
     return "do nothing"
 
 
-def _words(text: str) -> set[str]:
-    return set(words(text))
-
-
 #: Names of the values returned by :func:`structural_features`, in order.
 STRUCTURAL_FEATURES: tuple[str, ...] = (
     *(f"kind_{k}" for k in ACTION_KINDS),
@@ -104,10 +100,10 @@ def structural_features(
     out = [1.0 if kind == k else 0.0 for k in ACTION_KINDS]
     element = elements.get(parsed.ref) if parsed is not None and parsed.ref is not None else None
     instr_lower = instruction.lower()
-    instr_words = _words(instruction)
-    target_words = _words(f"{element.text} {element.value}") if element is not None else set()
+    instr_words = set(words(instruction))
+    target_words = set(words(f"{element.text} {element.value}")) if element is not None else set()
     typed = (parsed.text or "") if parsed is not None and kind == "type" else ""
-    typed_words = _words(typed)
+    typed_words = set(words(typed))
     out += [
         1.0 if element is not None else 0.0,
         1.0 if element is not None and ("input" in element.tag or "textarea" in element.tag) else 0.0,

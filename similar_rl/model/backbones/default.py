@@ -18,7 +18,6 @@ Features (every embedding piece is L2-normalised; pieces an ablation removes are
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from functools import cache
 from typing import Any, ClassVar
@@ -36,8 +35,6 @@ from similar_rl.model.backbones.action_text import (
 )
 from similar_rl.model.backbones.base import Backbone, LRUCache, unique_prompts
 from similar_rl.types import StepInput
-
-logger = logging.getLogger(__name__)
 
 TEXT_DIM = 384
 IMAGE_DIM = 1280
@@ -249,10 +246,10 @@ class DefaultBackbone(Backbone):
         reps, index = unique_prompts(steps)
         prompts: list[dict[str, Any] | None] = [self.prompt_cache.get(s.prompt_key) for s in reps]
         missing = [g for g, p in enumerate(prompts) if p is None]
-        elements = {g: parse_observation(reps[g].observation_text) for g in missing}
-        for g, p in enumerate(prompts):
-            if p is not None:
-                elements[g] = p["elements"]
+        elements = [
+            parse_observation(reps[g].observation_text) if p is None else p["elements"]
+            for g, p in enumerate(prompts)
+        ]
         phrases = [describe_action(s.action, elements=elements[g]) for s, g in zip(steps, index, strict=True)]
         hist = [self._history_texts(reps[g], elements[g]) for g in missing]
         # Two MiniLM calls at most: short texts (instructions, last actions, actions) and long ones.
@@ -278,13 +275,13 @@ class DefaultBackbone(Backbone):
         xs, zs = [], []
         for i, (step, g) in enumerate(zip(steps, index, strict=True)):
             p = prompts[g]
-            assert p is not None
             struct = structural_features(
                 step.instruction, step.action, step.history, p["elements"], self.use_history
             )
             # Cosine similarities of the action phrase to each prompt part (embeddings are unit-norm): the
             # zero-shot relevance signal as explicit scalars, so a ridge expert can use it at small weight cost.
             sims = torch.stack([(p[name] * action[i]).sum() for name in SIMILARITY_FEATURES])
+            image = [p["image"]] if self.use_image else []
             x_parts = [p["instruction"], p["history"], p["observation"]]
             z_parts = [
                 *x_parts,
@@ -294,11 +291,9 @@ class DefaultBackbone(Backbone):
                 p["last"] * action[i],
                 torch.tensor(struct, dtype=torch.float32),
                 sims,
+                *image,
             ]
-            if self.use_image:
-                x_parts.append(p["image"])
-                z_parts.append(p["image"])
-            xs.append(torch.cat(x_parts))
+            xs.append(torch.cat([*x_parts, *image]))
             zs.append(torch.cat(z_parts))
         device = self.device
         return torch.stack(xs).to(device), torch.stack(zs).to(device)

