@@ -55,11 +55,9 @@ class InputFactory:
         return self._images[rel_path]
 
     def from_step(self, rec: StepRecord) -> StepInput:
-        return StepInput(
-            rec.instruction, rec.action, rec.history, self.image(rec.screenshot), rec.observation_text or None
-        )
+        return self.from_pair(rec, rec.action)
 
-    def from_pair(self, pair: PairRecord, action: str) -> StepInput:
+    def from_pair(self, pair: PairRecord | StepRecord, action: str) -> StepInput:
         return StepInput(
             pair.instruction, action, pair.history, self.image(pair.screenshot), pair.observation_text or None
         )

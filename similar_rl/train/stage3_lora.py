@@ -76,12 +76,9 @@ def run_stage3(
     params = [p for p in params if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lora_lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(0, config.lora_steps))
-    targets = torch.as_tensor(
-        expert_targets(
-            steps.labels, model.config.expert_names, model.config.target_scales(), model.config.total_weights
-        ),
-        dtype=torch.float32,
-    )
+    mc = model.config
+    targets = expert_targets(steps.labels, mc.expert_names, mc.target_scales(), mc.total_weights)
+    targets = torch.as_tensor(targets, dtype=torch.float32)
     use_rg = config.lora_rg_weight > 0 and len(steps.inputs) > 0
     use_bt = config.lora_bt_weight > 0 and len(pairs) > 0
     if not (use_rg or use_bt):

@@ -125,8 +125,7 @@ class DefaultBackbone(Backbone):
         for name, value in self.options.items():
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"backbone_options.{name} must be a non-negative integer, got {value!r}")
-        self.use_history = config.use_history
-        self.use_image = config.use_image
+        self.use_history, self.use_image = config.use_history, config.use_image
         self.tokenizer, self.text_model = load_text_encoder()
         self.image_model = load_image_encoder() if self.use_image else None
         image_dim = IMAGE_DIM if self.use_image else 0
@@ -195,26 +194,22 @@ class DefaultBackbone(Backbone):
                 out[i] = hit
             else:
                 todo.setdefault(text, []).append(i)
-        if todo:
-            unique = list(todo)
-            # Sort by length so a batch pads little; MiniLM gains little from batching on CPU anyway.
-            order = sorted(range(len(unique)), key=lambda j: len(unique[j]))
-            for start in range(0, len(order), 32):
-                chunk = [unique[j] for j in order[start : start + 32]]
-                emb = self._minilm(chunk, max_tokens)
-                for text, vector in zip(chunk, emb, strict=True):
-                    if cacheable:
-                        self.text_cache.put((max_tokens, text), vector)
-                    for i in todo[text]:
-                        out[i] = vector
+        # Sort by length so a batch pads little; MiniLM gains little from batching on CPU anyway.
+        unique = sorted(todo, key=len)
+        for start in range(0, len(unique), 32):
+            chunk = unique[start : start + 32]
+            for text, vector in zip(chunk, self._minilm(chunk, max_tokens), strict=True):
+                if cacheable:
+                    self.text_cache.put((max_tokens, text), vector)
+                for i in todo[text]:
+                    out[i] = vector
         return out
 
     def _minilm(self, texts: list[str], max_tokens: int) -> torch.Tensor:
-        device = self.device
         batch = self.tokenizer(
             texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
         )
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = {k: v.to(self.device) for k, v in batch.items()}
         return mean_pool(self.text_model(**batch).last_hidden_state, batch["attention_mask"]).cpu()
 
     @torch.no_grad()
@@ -239,10 +234,6 @@ class DefaultBackbone(Backbone):
 
     @torch.no_grad()
     def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(steps) == 0:
-            return torch.zeros(0, self.x_dim, device=self.device), torch.zeros(
-                0, self.z_dim, device=self.device
-            )
         reps, index = unique_prompts(steps)
         prompts: list[dict[str, Any] | None] = [self.prompt_cache.get(s.prompt_key) for s in reps]
         missing = [g for g, p in enumerate(prompts) if p is None]
@@ -272,7 +263,7 @@ class DefaultBackbone(Backbone):
             self.prompt_cache.put(reps[g].prompt_key, feats)
             prompts[g] = feats
         action = short[2 * m :]
-        xs, zs = [], []
+        x, z = torch.zeros(len(steps), self.x_dim), torch.zeros(len(steps), self.z_dim)
         for i, (step, g) in enumerate(zip(steps, index, strict=True)):
             p = prompts[g]
             struct = structural_features(
@@ -293,10 +284,9 @@ class DefaultBackbone(Backbone):
                 sims,
                 *image,
             ]
-            xs.append(torch.cat([*x_parts, *image]))
-            zs.append(torch.cat(z_parts))
-        device = self.device
-        return torch.stack(xs).to(device), torch.stack(zs).to(device)
+            x[i] = torch.cat([*x_parts, *image])
+            z[i] = torch.cat(z_parts)
+        return x.to(self.device), z.to(self.device)
 
     def describe(self) -> str:
         return json.dumps({"kind": self.kind, "x_dim": self.x_dim, "z_dim": self.z_dim, **self.options})

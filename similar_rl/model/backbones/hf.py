@@ -225,12 +225,9 @@ class HFBackbone(Backbone):
         full = self._render(
             [*messages, {"role": "assistant", "content": content}], add_generation_prompt=False
         )
-        response = full[len(prompt_text) :] if full.startswith(prompt_text) else action
-        response = response.rstrip("\n")
+        response = (full[len(prompt_text) :] if full.startswith(prompt_text) else action).rstrip("\n")
         ids = self.tokenizer(response, add_special_tokens=False)["input_ids"]
-        if not ids:
-            ids = [self.tokenizer.eos_token_id]
-        return list(ids)
+        return list(ids) or [self.tokenizer.eos_token_id]
 
     # -- forward passes -------------------------------------------------------------------------------------
     def _to_device(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -279,16 +276,12 @@ class HFBackbone(Backbone):
         return out.last_hidden_state[torch.arange(n, device=self.device), lengths - 1].float()
 
     def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(steps) == 0:
-            return torch.zeros(0, self.x_dim, device=self.device), torch.zeros(
-                0, self.z_dim, device=self.device
-            )
         reps, index = unique_prompts(steps)
         use_lru = not torch.is_grad_enabled()
         if not use_lru and self.lora_enabled:
             self.prompt_cache.clear()  # adapters are being trained: cached prefixes go stale
-        x = [torch.empty(0)] * len(steps)
-        z = [torch.empty(0)] * len(steps)
+        x = torch.zeros(len(steps), self.x_dim, device=self.device)
+        z = torch.zeros(len(steps), self.z_dim, device=self.device)
         chunk = max(1, int(self.options["max_actions_per_batch"]))
         for g, rep in enumerate(reps):
             prefix = self.prompt_cache.get(rep.prompt_key) if use_lru else None
@@ -301,11 +294,10 @@ class HFBackbone(Backbone):
                 self._response_ids(steps[i].action, prefix["text"], prefix["messages"]) for i in members
             ]
             for start in range(0, len(members), chunk):
-                hidden = self._continue(prefix, responses[start : start + chunk])
-                for j, i in enumerate(members[start : start + chunk]):
-                    z[i] = hidden[j]
-                    x[i] = prefix["x"]
-        return torch.stack(x), torch.stack(z)
+                rows = members[start : start + chunk]
+                z[rows] = self._continue(prefix, responses[start : start + chunk])
+                x[rows] = prefix["x"]
+        return x, z
 
     def encode_uncached(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
         """Reference path: one full forward of prompt + response per step (no KV reuse). Same features as encode."""
