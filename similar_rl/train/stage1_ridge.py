@@ -1,22 +1,16 @@
 """Stage 1 of Triple-M (L_RG): ridge regression experts on frozen features, in closed form.
 
-For each expert (a dimension, the optional ``all`` expert on ``total``, or the single ``total`` head of a
-single-objective model) the rows with a label are used (missing labels are skipped per expert). The target is
-the label times its scale (5*OS, 5*E, 3*H, TR, C; ``total`` unscaled). The penalty ``alpha`` is picked from a
-grid by validation MSE on held-out tasks, then the expert is refit on all rows with it. Features are centred,
-so the bias is not penalised.
+Each expert (a dimension, ``all`` or the single-objective ``total``) is fit on its labelled rows; the target
+is the label times its scale (5*OS, 5*E, 3*H, TR, C; ``total`` unscaled). ``alpha`` is picked from a grid by
+validation MSE on held-out tasks, then the expert is refit on all rows. Features are centred, so the bias is
+not penalised.
 
-Two ways to fit (``ridge_fit``):
-
-- ``plain``: one ridge regression of the target on all of ``z`` (the paper).
-- ``advantage``: the target is split into a state value plus an action advantage, as a dueling network does.
-  First the action columns of ``z`` are fit on targets and features centred over the siblings of each state
-  (steps sharing a prompt), so they learn only what tells sibling actions apart; then the state columns are
-  fit on what is left. The expert is still one linear map ``r = W z`` (the two weight vectors added), so models
-  fit either way load and score alike. Which columns are which comes from the backbone
-  (``state_columns``/``action_columns``; columns in neither get no weight), or, for the action part, from the
-  config's ``ridge_action_blocks`` (named blocks of z). A backbone that does not declare them (``hf``: its z is
-  one hidden state mixing both) supports only ``plain``.
+``ridge_fit``: ``plain`` is one ridge of the target on all of ``z`` (the paper). ``advantage`` splits the
+target into a state value plus an action advantage, as a dueling network does: the action columns are fit on
+targets and features centred over the sibling actions of each state, then the state columns on what is left.
+The expert is still one linear map ``r = W z``. The columns come from the backbone (``state_columns`` and
+``action_columns``; columns in neither get no weight) or, for the action part, from ``ridge_action_blocks``;
+a backbone that does not declare them (``hf``: its z mixes both) supports only ``plain``.
 
 Example:
     >>> import numpy as np
@@ -207,12 +201,9 @@ def feature_scales(
 ) -> np.ndarray:
     """Per-column multipliers applied to ``z`` before the ridge fit (the weights are mapped back after).
 
-    ``"none"``: all ones (the paper's plain ridge). ``"columns"``: 1 / std of each column. ``"blocks"``: every
-    feature block (``blocks`` as ``(start, end)`` column ranges; columns outside them form one more block) is
-    divided by its root-mean-square column std, so each block's columns have unit variance on average while the
-    geometry inside a block is kept. One penalty then treats a 384-d embedding block and a handful of scalar
-    features alike, instead of shrinking whichever block happens to have small raw values. Constant columns
-    keep scale 1.
+    ``"none"``: all ones. ``"columns"``: 1 / std of each column. ``"blocks"``: each block (``(start, end)``
+    ranges; the other columns form one more) is divided by its RMS column std, so one penalty treats a 384-d
+    embedding and a few scalars alike, keeping the geometry inside a block. Constant columns keep scale 1.
 
     Example:
         >>> z = np.c_[np.random.default_rng(0).normal(size=(50, 2)) * 10, np.random.default_rng(1).normal(size=50)]
@@ -264,10 +255,8 @@ def _fit_advantage(
 ) -> RidgeFit:
     """One expert as state value + action advantage (module docstring); the fit's weight spans all of ``z``.
 
-    ``za``/``ya`` are the action columns and the target centred by state (:func:`centre_by_state`).
-
-    Each part's alpha is chosen with both parts fit on the training rows only, so the validation error is that
-    of the whole expert on unseen tasks; then both parts are refit on all rows.
+    ``za``/``ya``: the action columns and the target centred by state. Each part's alpha is chosen with both
+    parts fit on the training rows only (the validation error is the whole expert's); then both are refit.
     """
     advantage = fit_ridge(za, ya, train, alphas, action_solvers)
     w_train = advantage.weight

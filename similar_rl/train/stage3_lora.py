@@ -5,12 +5,9 @@ then trains them (and, with ``lora_train_heads``, the experts and the gate) on
 
     loss = lora_rg_weight * L_RG + lora_bt_weight * L_BT
 
-where ``L_BT`` is the Bradley-Terry loss of ``total`` on a batch of pairs and ``L_RG`` the mean squared error of
-the experts against their scaled targets (missing labels skipped) on every labelled step of the states those
-pairs touch (without pairs: of random states, about ``lora_batch_pairs`` steps). Both go through one
-``model.encode`` call, so a backbone that packs the candidates of a state (``joint``, the prefix cache of ``hf``)
-runs each state of the batch once, with all its children. Features are recomputed with gradients every step
-(the backbone's prompt cache is cleared, since the adapters change).
+where ``L_BT`` is the Bradley-Terry loss of ``total`` on a batch of pairs and ``L_RG`` the experts' MSE on
+every labelled step of the states those pairs touch (without pairs: random states, about ``lora_batch_pairs``
+steps). Both go through one ``model.encode`` call (each state once, with all its children), with gradients.
 """
 
 from __future__ import annotations

@@ -105,10 +105,9 @@ def train(
     )
     try:
         steps, pairs, root = load_records(data)
-        if config.exclude_envs or config.exclude_tasks:
-            envs, tasks = set(config.exclude_envs), set(config.exclude_tasks)
-            steps = [s for s in steps if s.env_id not in envs and s.task_id not in tasks]
-            pairs = [p for p in pairs if p.env_id not in envs and p.task_id not in tasks]
+        envs, tasks = set(config.exclude_envs), set(config.exclude_tasks)
+        steps = [s for s in steps if s.env_id not in envs and s.task_id not in tasks]
+        pairs = [p for p in pairs if p.env_id not in envs and p.task_id not in tasks]
         if config.max_pairs is not None and len(pairs) > config.max_pairs:
             keep = np.sort(
                 np.random.default_rng(config.seed).choice(len(pairs), config.max_pairs, replace=False)

