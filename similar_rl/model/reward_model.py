@@ -222,10 +222,7 @@ class SimilarRewardModel(nn.Module):
         expected = {k: tuple(v.shape) for k, v in model.checkpoint_state_dict().items()}
         check_tensors(expected, state, source=str(folder / WEIGHTS_NAME))
         model._load_checkpoint_state(state)
-        model.eval()
-        if device is not None:
-            model.to(device)
-        return model
+        return model if device is None else model.to(device)
 
     @torch.no_grad()
     def _load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:

@@ -158,18 +158,16 @@ class StepTable:
 
 def build_step_table(steps: Sequence[StepRecord], factory: InputFactory) -> StepTable:
     """Distinct labelled steps (a step repeated with the same content keeps its first labels)."""
-    seen: dict[str, int] = {}
-    inputs, rows, tasks = [], [], []
+    kept: dict[str, tuple[StepInput, StepRecord]] = {}
     for rec in steps:
         step = factory.from_step(rec)
-        if step.key in seen:
-            continue
-        seen[step.key] = len(inputs)
-        inputs.append(step)
-        rows.append([np.nan if rec.labels.get(k) is None else float(rec.labels[k]) for k in DIMENSIONS])
-        tasks.append(rec.task_id)
+        kept.setdefault(step.key, (step, rec))
+    recs = [rec for _, rec in kept.values()]
+    rows = [
+        [np.nan if rec.labels.get(k) is None else float(rec.labels[k]) for k in DIMENSIONS] for rec in recs
+    ]
     labels = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(DIMENSIONS))
-    return StepTable(inputs, labels, tasks)
+    return StepTable([step for step, _ in kept.values()], labels, [rec.task_id for rec in recs])
 
 
 def load_records(

@@ -182,13 +182,12 @@ def extract_features(
     # Group candidates of one state together: order missing rows by their state's first appearance.
     state_order = {key: i for i, key in enumerate(dict.fromkeys(s.prompt_key for s in inputs))}
     missing_keys.sort(key=lambda k: state_order[inputs[first[k]].prompt_key])
+    mine = missing_keys
     if multi:
         # Every process must list the missing rows before any of them writes to the shared cache.
         accelerator.wait_for_everyone()
         with accelerator.split_between_processes(missing_keys) as share:
             mine = list(share)
-    else:
-        mine = missing_keys
     logger.info(
         "%s: %d steps, %d distinct, %d cached, %d to encode",
         desc,

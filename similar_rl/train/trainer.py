@@ -157,7 +157,7 @@ def train(
         # Stage 1.
         t = time.perf_counter()
         if len(step_table.inputs) >= 2:
-            ridge = run_stage1(
+            summary["stage1"] = ridge = run_stage1(
                 model,
                 z_all[step_rows],
                 step_table.labels,
@@ -165,7 +165,6 @@ def train(
                 config,
                 states=[s.prompt_key for s in step_table.inputs],
             )
-            summary["stage1"] = ridge
             metrics.log(
                 {"event": "stage1", **{f"stage1/{k}/{m}": v for k, d in ridge.items() for m, v in d.items()}}
             )

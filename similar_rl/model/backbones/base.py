@@ -64,18 +64,13 @@ def unique_prompts(steps: Sequence[StepInput]) -> tuple[list[StepInput], list[in
         >>> len(reps), idx
         (2, [0, 0, 1])
     """
-    first: dict[str, int] = {}
-    reps: list[StepInput] = []
-    index: list[int] = []
+    reps: dict[str, StepInput] = {}
     for step in steps:
         if not isinstance(step, StepInput):
             raise TypeError(f"steps must be StepInput objects, got {type(step).__name__}")
-        key = step.prompt_key
-        if key not in first:
-            first[key] = len(reps)
-            reps.append(step)
-        index.append(first[key])
-    return reps, index
+        reps.setdefault(step.prompt_key, step)
+    group = {key: g for g, key in enumerate(reps)}
+    return list(reps.values()), [group[step.prompt_key] for step in steps]
 
 
 class Backbone(nn.Module):
