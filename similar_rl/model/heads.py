@@ -20,11 +20,8 @@ from torch import nn
 
 
 class RegressionExperts(nn.Linear):
-    """One linear regression head per row: ``r = z @ W.T + b``, shape ``(B, n_experts)``.
-
-    Stage 1 of Triple-M fits ``weight`` and ``bias`` in closed form (ridge regression); set them with
-    :meth:`set_weights`.
-    """
+    """One linear regression head per row: ``r = z @ W.T + b``, shape ``(B, n_experts)`` (stage 1's ridge fit
+    sets ``weight`` and ``bias`` with :meth:`set_weights`)."""
 
     def __init__(self, z_dim: int, n_experts: int):
         super().__init__(z_dim, n_experts)
@@ -48,14 +45,8 @@ class RegressionExperts(nn.Linear):
 class Gate(nn.Module):
     """Gating network: ``softmax(MLP(x) / temperature) * scale`` with a learnable scalar ``scale`` (init 1).
 
-    Args:
-        x_dim: input (prompt feature) size.
-        n_out: number of gated experts (the five dimensions).
-        hidden: width of the hidden layers.
-        layers: number of hidden layers (ReLU + dropout after each).
-        dropout: dropout probability.
-        temperature: softmax temperature tau.
-        learn_scale: whether ``scale`` is trained.
+    ``x_dim`` inputs, ``n_out`` gated experts; ``layers`` hidden layers of width ``hidden``, each followed by
+    ReLU and dropout; ``learn_scale``: whether ``scale`` is trained.
     """
 
     def __init__(

@@ -1,12 +1,10 @@
 """`SimilarRewardModel`: backbone features -> regression experts + gate -> five dimension scores and ``total``.
 
-``x`` (prompt side) feeds the gate, ``z`` (prompt + candidate action) feeds the experts ``r = W z + b``; the
-expert for dimension ``k`` regresses ``w_k * label_k`` (``w`` = ``config.total_weights``) and
-``total = R = sum_k g_k(x) r_k``. Score rows follow :data:`similar_rl.dimensions.SCORE_KEYS`: the dimensions in
-label units (``r_k / w_k``) then ``total``.
-
-With ``single_objective=True`` there is one head (trained on ``total``) and no gate; every column then holds that
-one score (so per-dimension pair accuracy of the ablation is the accuracy of its single score).
+``x`` (prompt side) feeds the gate, ``z`` (prompt + candidate action) the experts ``r = W z + b``; expert
+``k`` regresses ``w_k * label_k`` (``w`` = ``config.total_weights``) and ``total = R = sum_k g_k(x) r_k``.
+Score rows follow :data:`similar_rl.dimensions.SCORE_KEYS`: the dimensions in label units (``r_k / w_k``) then
+``total``. With ``single_objective=True`` there is one head (trained on ``total``), no gate, and every column
+holds it.
 """
 
 from __future__ import annotations
@@ -161,11 +159,9 @@ class SimilarRewardModel(nn.Module):
     def save_pretrained(self, path: str | Path, copy_backbone: bool = True) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``path`` (created if needed).
 
-        Args:
-            path: output folder.
-            copy_backbone: for backbones loaded from a folder (``hf``), copy that model into ``path/backbone``
-                so the checkpoint is self-contained. With False, config.json records the original absolute path and
-                loading needs ``from_pretrained(path, backbone_path=...)``.
+        ``copy_backbone``: copy a backbone loaded from a folder (``hf``) into ``path/backbone`` so the
+        checkpoint is self-contained; with False, config.json records its absolute path (load with
+        ``backbone_path=...``).
         """
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)

@@ -34,10 +34,8 @@ logger = logging.getLogger(__name__)
 class InputFactory:
     """Turns records into :class:`StepInput`, loading each referenced screenshot once.
 
-    Args:
-        root: folder that screenshot paths are relative to (a dataset folder, or a CSV's folder); None when
-            records carry no screenshots.
-        use_images: False drops screenshots (text-only inputs).
+    ``root``: the folder screenshot paths are relative to (None: no screenshots); ``use_images=False``
+    drops them.
     """
 
     def __init__(self, root: str | os.PathLike[str] | None, use_images: bool = True) -> None:

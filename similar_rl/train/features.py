@@ -1,12 +1,10 @@
 """Batched feature extraction (``x``, ``z`` per step via ``model.encode``) with an on-disk cache.
 
-The cache lives in ``<cache_dir>/<fingerprint>/`` where the fingerprint hashes what decides the features: the
-backbone fields of the model config (kind, path and its files' sizes and times, options, ablation switches),
-the feature sizes and any trainable backbone tensors (``backbone.extra_state_dict()``, e.g. LoRA adapters).
-Head settings (experts, gate) do not enter it, so stages 1 and 2 rerun without re-encoding. Rows are keyed by
-``StepInput.key``, the content hash of the step (text, history and screenshot pixels). Each extraction run
-appends safetensors shards (``x``, ``z`` and the row keys in the metadata) every ``shard_rows`` rows, so an
-interrupted run keeps what it finished.
+The cache lives in ``<cache_dir>/<fingerprint>/``; the fingerprint hashes what decides the features (the
+backbone fields of the model config, its path's file sizes and times, and trainable backbone tensors such as
+LoRA adapters), not the heads, so stages 1 and 2 rerun without re-encoding. Rows are keyed by
+``StepInput.key``; each run appends safetensors shards every ``shard_rows`` rows, so an interrupted run keeps
+what it finished.
 
 Example:
     >>> import torch

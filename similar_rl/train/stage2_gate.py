@@ -1,10 +1,9 @@
 """Stage 2 of Triple-M (L_BT): train the gate with the Bradley-Terry loss on cached features, experts frozen.
 
-Loss per pair: ``-log sigmoid(R(chosen) - R(rejected))`` with ``R`` the model's ``total`` (for a ``traj`` pair,
-the mean ``total`` over each trajectory's steps). Pairs of every type in ``config.pair_types`` are used.
-AdamW with a linear warm-up then cosine decay; no verbosity penalty (docs/method.md section 5). Each batch
-computes the gate once per distinct step in it. With several accelerate processes each draws its own
-batches and the gate gradients are averaged across processes.
+Loss per pair: ``-log sigmoid(R(chosen) - R(rejected))`` with ``R`` the model's ``total`` (for a ``traj``
+pair, the mean ``total`` over each trajectory's steps), over the pairs of ``config.pair_types``. AdamW, linear
+warm-up then cosine decay (docs/method.md section 5). With several processes, gate gradients are averaged
+across them.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Runs Triple-M end to end: load data, build the model, extract (cached) features, stages 1-3, save.
 
-Everything runs through an ``accelerate.Accelerator`` (CPU here; the same code on one or several GPUs).
-Outputs in ``out``: ``config.json`` + ``model.safetensors`` (``model.save_pretrained``), ``train_config.yaml``
-(the full :class:`TrainConfig`), ``metrics.jsonl`` (one JSON object per logged event) and
-``train_summary.json`` (stage metrics, counts, timings, seed). Evaluation is not part of training:
-``similar-rl train --eval-data`` runs :func:`similar_rl.evaluation.evaluate` afterwards and writes ``eval.json``.
+Everything runs through an ``accelerate.Accelerator`` (CPU, one or several GPUs). Outputs in ``out``: the
+checkpoint (``model.save_pretrained``), ``train_config.yaml``, ``metrics.jsonl`` (one JSON object per event)
+and ``train_summary.json`` (stage metrics, counts, timings, seed). ``similar-rl train --eval-data`` evaluates
+after.
 
 Example (CLI): ``similar-rl train --data runs/toy --out runs/model --config configs/train_default.yaml``.
 """
