@@ -128,17 +128,10 @@ class TrainConfig:
         if self.init_from is not None and not isinstance(self.init_from, str):
             raise ValueError(f"TrainConfig.init_from must be a folder path or null, got {self.init_from!r}")
         _as_int(self.seed, "seed")
-        for name in (
-            "feature_batch_size",
-            "gate_steps",
-            "gate_batch_size",
-            "lora_r",
-            "lora_batch_pairs",
-            "log_every",
-        ):
+        for name in ("feature_batch_size", "gate_steps", "gate_batch_size", "lora_r", "lora_batch_pairs"):
             _at_least(self, name, 1)
-        for name in ("gate_warmup_steps", "lora_steps"):
-            _at_least(self, name, 0)
+        for name, low in (("log_every", 1), ("gate_warmup_steps", 0), ("lora_steps", 0)):
+            _at_least(self, name, low)
         if self.gate_max_epochs is not None and not (
             isinstance(self.gate_max_epochs, int | float) and self.gate_max_epochs > 0
         ):

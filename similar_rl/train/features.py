@@ -186,13 +186,9 @@ def extract_features(
         accelerator.wait_for_everyone()
         with accelerator.split_between_processes(missing_keys) as share:
             mine = list(share)
+    distinct, todo = len(first), len(missing_keys)
     logger.info(
-        "%s: %d steps, %d distinct, %d cached, %d to encode",
-        desc,
-        n,
-        len(first),
-        len(first) - len(missing_keys),
-        len(missing_keys),
+        "%s: %d steps, %d distinct, %d cached, %d to encode", desc, n, distinct, distinct - todo, todo
     )
     local: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     if mine:

@@ -108,16 +108,13 @@ def fit_ridge(
     choose = train.sum() >= 2 and val.sum() >= 1 and len(alphas) > 1
     if solvers is None:
         solvers = _solvers(z, train)
+    best, val_mse, val_mse_zero, val_mse_mean = 0, float("nan"), float("nan"), float("nan")
     if choose:
-        solver = solvers[0]
-        weights, mu_y = solver.weights(y[train], alphas)
-        errors = [float(np.mean(((z[val] - solver.mu) @ w + mu_y - y[val]) ** 2)) for w in weights]
+        weights, mu_y = solvers[0].weights(y[train], alphas)
+        errors = [float(np.mean(((z[val] - solvers[0].mu) @ w + mu_y - y[val]) ** 2)) for w in weights]
         best = int(np.argmin(errors))
-        val_mse = errors[best]
-        val_mse_zero = float(np.mean(y[val] ** 2))
+        val_mse, val_mse_zero = errors[best], float(np.mean(y[val] ** 2))
         val_mse_mean = float(np.mean((y[val] - mu_y) ** 2))
-    else:
-        best, val_mse, val_mse_zero, val_mse_mean = 0, float("nan"), float("nan"), float("nan")
     alpha = alphas[best]
     (weight,), mu_y = solvers[1].weights(y, [alpha])
     bias = mu_y - float(solvers[1].mu @ weight)

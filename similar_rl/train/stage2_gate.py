@@ -196,12 +196,7 @@ def run_stage2(
     logger.info(
         "stage 2: BT loss %.4f -> %.4f, pair accuracy %.3f -> %.3f", start_loss, end_loss, start_acc, end_acc
     )
-    return {
-        "start_loss": start_loss,
-        "end_loss": end_loss,
-        "start_accuracy": start_acc,
-        "end_accuracy": end_acc,
-    }
+    return dict(start_loss=start_loss, end_loss=end_loss, start_accuracy=start_acc, end_accuracy=end_acc)
 
 
 def gate_step_count(config: Any, n_pairs: int) -> int:

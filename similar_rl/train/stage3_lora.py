@@ -69,8 +69,7 @@ def run_stage3(
     heads = [p for m in (model.experts, model.gate) if m is not None for p in m.parameters()]
     for p in heads:
         p.requires_grad_(config.lora_train_heads)
-    params = adapters + (heads if config.lora_train_heads else [])
-    params = [p for p in params if p.requires_grad]
+    params = [p for p in adapters + (heads if config.lora_train_heads else []) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lora_lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(0, config.lora_steps))
     mc = model.config

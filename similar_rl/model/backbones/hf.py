@@ -167,12 +167,8 @@ class HFBackbone(Backbone):
 
     # -- chat formatting ------------------------------------------------------------------------------------
     def _messages(self, step: StepInput, with_image: bool) -> list[dict[str, Any]]:
-        text = build_prompt_text(
-            step,
-            self.use_history,
-            int(self.options["max_history"]),
-            int(self.options["max_observation_chars"]),
-        )
+        max_history, max_chars = int(self.options["max_history"]), int(self.options["max_observation_chars"])
+        text = build_prompt_text(step, self.use_history, max_history, max_chars)
         if not self.is_vlm:
             return [{"role": "user", "content": text}]
         parts: list[dict[str, Any]] = [{"type": "image"}] if with_image else []
