@@ -115,11 +115,8 @@ def check_tensors(
         for name in sorted(set(expected) & set(got))
         if tuple(got[name].shape) != tuple(expected[name])
     ]
-    found = (
-        ("missing", sorted(set(expected) - set(got))),
-        ("unexpected", sorted(set(got) - set(expected))),
-        ("mis-shaped", shaped),
-    )
+    missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    found = (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped))
     problems = [f"{what} tensors {names}" for what, names in found if names]
     if problems:
         raise CheckpointError(f"{source} does not match the model: " + "; ".join(problems))

@@ -65,10 +65,9 @@ class SimilarRewardModel(nn.Module):
         self.config = config
         self.backbone = backbone
         self.experts = RegressionExperts(backbone.z_dim, len(config.expert_names))
-        self.gate = (
-            None
-            if config.single_objective
-            else Gate(
+        self.gate = None
+        if not config.single_objective:
+            self.gate = Gate(
                 backbone.x_dim,
                 len(DIMENSIONS),
                 hidden=config.gate_hidden,
@@ -77,7 +76,6 @@ class SimilarRewardModel(nn.Module):
                 temperature=config.gate_temperature,
                 learn_scale=config.learn_scale,
             )
-        )
         self.register_buffer(
             "target_scale", torch.tensor(config.target_scales(), dtype=torch.float32), persistent=False
         )

@@ -94,9 +94,8 @@ class FeatureCache:
         self.folder = Path(folder)
         self._rows: dict[str, tuple[int, int]] = {}
         self._shards: list[dict[str, torch.Tensor]] = []
-        if self.folder.is_dir():
-            for path in sorted(self.folder.glob("shard-*.safetensors")):
-                self._load_shard(path)
+        for path in sorted(self.folder.glob("shard-*.safetensors")):  # none when the folder is missing
+            self._load_shard(path)
 
     def _load_shard(self, path: Path) -> None:
         from safetensors import SafetensorError, safe_open

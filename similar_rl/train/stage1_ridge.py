@@ -398,11 +398,9 @@ def run_stage1(
     if isinstance(z, torch.Tensor):
         z = z.detach().cpu().double().numpy()
     fit = getattr(config, "ridge_fit", "plain")
-    state_columns, action_columns = (
-        advantage_columns(model, getattr(config, "ridge_action_blocks", None))
-        if fit == "advantage"
-        else (None, None)
-    )
+    state_columns = action_columns = None
+    if fit == "advantage":
+        state_columns, action_columns = advantage_columns(model, getattr(config, "ridge_action_blocks", None))
     weight, bias, fits = fit_experts(
         z,
         targets,

@@ -131,14 +131,11 @@ def train(
 
         # Features of every distinct step (labelled steps and pair sides), once.
         t = time.perf_counter()
-        all_inputs, index = [], {}
-        for step in (*step_table.inputs, *pair_table.inputs):
-            if step.key not in index:
-                index[step.key] = len(all_inputs)
-                all_inputs.append(step)
+        distinct = {s.key: s for s in (*step_table.inputs, *pair_table.inputs)}  # equal keys: equal steps
+        index = {key: i for i, key in enumerate(distinct)}
         x_all, z_all = extract_features(
             model,
-            all_inputs,
+            list(distinct.values()),
             batch_size=config.feature_batch_size,
             cache_dir=config.cache_dir,
             use_cache=config.use_cache,
@@ -148,9 +145,7 @@ def train(
         timings["features_s"] = time.perf_counter() - t
         step_rows = torch.as_tensor([index[s.key] for s in step_table.inputs], dtype=torch.long)
         pair_rows = torch.as_tensor([index[s.key] for s in pair_table.inputs], dtype=torch.long)
-        metrics.log(
-            {"event": "features", "distinct_steps": len(all_inputs), "seconds": timings["features_s"]}
-        )
+        metrics.log({"event": "features", "distinct_steps": len(distinct), "seconds": timings["features_s"]})
 
         summary: dict[str, Any] = {"counts": counts, "seed": config.seed}
         # Stage 1.

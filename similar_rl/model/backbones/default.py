@@ -249,7 +249,7 @@ class DefaultBackbone(Backbone):
         )
         images = self.embed_images([reps[g].screenshot for g in missing]) if self.use_image and m else None
         for j, g in enumerate(missing):
-            feats = {
+            prompts[g] = {
                 "instruction": short[j],
                 "last": short[m + j],
                 "history": long[j],
@@ -257,8 +257,7 @@ class DefaultBackbone(Backbone):
                 "image": images[j] if images is not None else None,
                 "elements": elements[g],
             }
-            self.prompt_cache.put(reps[g].prompt_key, feats)
-            prompts[g] = feats
+            self.prompt_cache.put(reps[g].prompt_key, prompts[g])
         action = short[2 * m :]
         x, z = torch.zeros(len(steps), self.x_dim), torch.zeros(len(steps), self.z_dim)
         for i, (step, g) in enumerate(zip(steps, index, strict=True)):
@@ -271,18 +270,11 @@ class DefaultBackbone(Backbone):
             sims = torch.stack([(p[name] * action[i]).sum() for name in SIMILARITY_FEATURES])
             image = [p["image"]] if self.use_image else []
             x_parts = [p["instruction"], p["history"], p["observation"]]
-            z_parts = [
-                *x_parts,
-                action[i],
-                p["instruction"] * action[i],
-                p["observation"] * action[i],
-                p["last"] * action[i],
-                torch.tensor(struct, dtype=torch.float32),
-                sims,
-                *image,
-            ]
+            products = [p[name] * action[i] for name in ("instruction", "observation", "last")]
             x[i] = torch.cat([*x_parts, *image])
-            z[i] = torch.cat(z_parts)
+            z[i] = torch.cat(
+                [*x_parts, action[i], *products, torch.tensor(struct, dtype=torch.float32), sims, *image]
+            )
         return x.to(self.device), z.to(self.device)
 
     def describe(self) -> str:
