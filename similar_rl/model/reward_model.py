@@ -76,9 +76,8 @@ class SimilarRewardModel(nn.Module):
                 temperature=config.gate_temperature,
                 learn_scale=config.learn_scale,
             )
-        self.register_buffer(
-            "target_scale", torch.tensor(config.target_scales(), dtype=torch.float32), persistent=False
-        )
+        scales = torch.tensor(config.target_scales(), dtype=torch.float32)
+        self.register_buffer("target_scale", scales, persistent=False)  # label units -> expert units
         ranges = torch.tensor([DIMENSION_INFO[k].label_range for k in DIMENSIONS], dtype=torch.float32)
         self.register_buffer("score_range", ranges, persistent=False)  # (5, 2): low, high in label units
         self.eval()  # inference by default; trainers call .train()

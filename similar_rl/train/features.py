@@ -114,10 +114,8 @@ class FeatureCache:
                 "ignoring feature cache shard %s: %d keys for %d rows", path, len(keys), len(tensors["x"])
             )
             return
-        shard = len(self._shards)
+        self._rows.update({key: (len(self._shards), row) for row, key in enumerate(keys)})
         self._shards.append(tensors)
-        for row, key in enumerate(keys):
-            self._rows[key] = (shard, row)
 
     def __contains__(self, key: str) -> bool:
         return key in self._rows
@@ -135,10 +133,8 @@ class FeatureCache:
             return
         x = x.detach().to("cpu", torch.float32).contiguous()
         z = z.detach().to("cpu", torch.float32).contiguous()
-        shard = len(self._shards)
+        self._rows.update({key: (len(self._shards), row) for row, key in enumerate(keys)})
         self._shards.append({"x": x, "z": z})
-        for row, key in enumerate(keys):
-            self._rows[key] = (shard, row)
         if write:
             from safetensors.torch import save_file
 

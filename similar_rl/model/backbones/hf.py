@@ -54,8 +54,7 @@ def build_prompt_text(
     if use_history and step.history and max_history:
         recent = step.history[-max_history:]
         first = len(step.history) - len(recent) + 1
-        lines.append("Previous actions:")
-        lines += [f"{first + i}. {action}" for i, action in enumerate(recent)]
+        lines += ["Previous actions:", *(f"{i}. {action}" for i, action in enumerate(recent, first))]
     if step.observation_text:
         obs = step.observation_text
         if len(obs) > max_observation_chars:
