@@ -105,9 +105,9 @@ class SimilarRewardModel(nn.Module):
     def head_outputs(self, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Everything the heads compute, for training and inspection.
 
-        Returns a dict with ``rewards`` (B, n_experts; expert outputs in scaled target units), ``gate``
-        (B, 5; absent for a single objective), ``total`` (B,), ``scores`` (B, 6 in SCORE_KEYS order) and, with
-        a sixth expert, ``all`` (B,; that expert's estimate of total).
+        ``rewards`` (B, n_experts; scaled target units), ``gate`` (B, 5; not for a single objective),
+        ``total`` (B,), ``scores`` (B, 6; SCORE_KEYS order) and, with a sixth expert, ``all`` (B,; its
+        estimate of total).
         """
         rewards = self.experts(z)
         out: dict[str, torch.Tensor] = {"rewards": rewards}

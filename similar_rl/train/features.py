@@ -131,8 +131,7 @@ class FeatureCache:
         """Add rows (and write them as a new shard if ``write``)."""
         if not keys:
             return
-        x = x.detach().to("cpu", torch.float32).contiguous()
-        z = z.detach().to("cpu", torch.float32).contiguous()
+        x, z = (t.detach().to("cpu", torch.float32).contiguous() for t in (x, z))
         self._rows.update({key: (len(self._shards), row) for row, key in enumerate(keys)})
         self._shards.append({"x": x, "z": z})
         if write:

@@ -90,12 +90,8 @@ def fit_ridge(
 ) -> RidgeFit:
     """Fit one expert: choose ``alpha`` on rows where ``train`` is False, refit on all rows.
 
-    Args:
-        z: features (N, d).
-        y: targets (N,), all finite.
-        train: boolean mask (N,) of the rows used to fit while choosing alpha; the rest validates.
-        alphas: penalties to try.
-        solvers: precomputed (training-rows solver, all-rows solver) for these rows, shared between experts.
+    ``z`` (N, d), ``y`` (N,) finite; ``solvers``: precomputed (training-rows, all-rows) solvers for these
+    rows, shared between experts.
     """
     z = np.asarray(z, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -289,10 +285,9 @@ def fit_experts(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, RidgeFit]]:
     """Fit every expert column of ``targets``; returns weight (n, d), bias (n,) and the fits by name.
 
-    ``standardize``/``blocks`` rescale the features before fitting (see :func:`feature_scales`); the returned
-    weights apply to the raw features. ``fit="advantage"`` needs ``states`` (one state key per row),
-    ``state_columns`` and ``action_columns``; see the module docstring. An expert with fewer than 2 labelled rows
-    keeps zero weights (logged as a warning).
+    ``standardize``/``blocks``: see :func:`feature_scales` (the weights returned apply to raw features).
+    ``fit="advantage"`` needs ``states`` (one per row), ``state_columns`` and ``action_columns``. An expert
+    with fewer than 2 labelled rows keeps zero weights (with a warning).
     """
     if fit not in FITS:
         raise ValueError(f"ridge fit must be one of {FITS}, got {fit!r}")
@@ -314,8 +309,7 @@ def fit_experts(
     scales = feature_scales(z, standardize, blocks)
     z = z * scales
     train = split_by_group(groups, val_fraction, seed)
-    weight = np.zeros((len(names), d))
-    bias = np.zeros(len(names))
+    weight, bias = np.zeros((len(names), d)), np.zeros(len(names))
     fits: dict[str, RidgeFit] = {}
     solvers: dict[bytes, Any] = {}  # experts labelled on the same rows share their decompositions
     for j, name in enumerate(names):

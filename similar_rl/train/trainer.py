@@ -72,11 +72,8 @@ def train(
 ) -> TrainResult:
     """Train a Similar reward model on a dataset folder (steps for stage 1, pairs for stages 2-3).
 
-    Args:
-        data: dataset folder (``steps.jsonl``, ``pairs.jsonl``, ``images/``).
-        out: output folder (None: nothing is written; for tests and benchmarks).
-        config: training options (default :class:`TrainConfig`).
-        model: an already built model to train (overrides ``config.model``/``init_from``).
+    ``out`` None writes nothing (tests, benchmarks); ``config`` defaults to :class:`TrainConfig`; ``model``:
+    an already built model to train (overrides ``config.model``/``init_from``).
     """
     import torch
     from accelerate.utils import set_seed

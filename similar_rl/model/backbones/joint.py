@@ -62,12 +62,8 @@ def block_mask(segment: torch.Tensor) -> torch.Tensor:
 
 
 class JointBackbone(Backbone):
-    """A MiniLM cross-encoder of page and candidate actions, packed per state. See the module docstring.
-
-    Options (``SimilarConfig.backbone_options``): ``max_action_tokens`` (32), ``max_history`` (8),
-    ``max_observation_chars`` (6000, cut before tokenising), ``image_size`` (224), ``cache_size`` (4096
-    screenshot features), ``lora`` (set by :meth:`enable_lora`; restores the adapters on load).
-    """
+    """A MiniLM cross-encoder of page and candidate actions, packed per state (see the module docstring);
+    options in :attr:`OPTIONS` (``cache_size``: screenshot features; ``lora``: set by :meth:`enable_lora`)."""
 
     kind: ClassVar[str] = "joint"
     OPTIONS: ClassVar[dict[str, Any]] = {
@@ -177,8 +173,7 @@ class JointBackbone(Backbone):
         return feature.to(self.device)
 
     def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.zeros(len(steps), self.x_dim, device=self.device)
-        z = torch.zeros(len(steps), self.z_dim, device=self.device)
+        x, z = (torch.zeros(len(steps), dim, device=self.device) for dim in (self.x_dim, self.z_dim))
         reps, index = unique_prompts(steps)
         for g, rep in enumerate(reps):
             members = [i for i, gi in enumerate(index) if gi == g]
