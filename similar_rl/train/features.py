@@ -229,8 +229,7 @@ def _flush(
     cache: FeatureCache | None, keys: list[str], parts: list[tuple[torch.Tensor, torch.Tensor]], local: dict
 ) -> None:
     """Move encoded rows into ``local`` (and into ``cache`` as a new shard, unless it is None)."""
-    x = torch.cat([p[0] for p in parts])
-    z = torch.cat([p[1] for p in parts])
+    x, z = (torch.cat(column) for column in zip(*parts, strict=True))
     if cache is not None:
         cache.add(keys, x, z)
     for i, k in enumerate(keys):

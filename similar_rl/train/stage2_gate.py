@@ -45,10 +45,9 @@ def side_scores(
     """
     rows, seg, lengths = side_rows(ptr, flat, sides)
     device = step_scores.device
+    seg, rows = torch.as_tensor(seg, device=device), torch.as_tensor(rows, device=device)
     sums = torch.zeros(len(sides), dtype=step_scores.dtype, device=device)
-    sums = sums.index_add(
-        0, torch.as_tensor(seg, device=device), step_scores[torch.as_tensor(rows, device=device)]
-    )
+    sums = sums.index_add(0, seg, step_scores[rows])
     return sums / torch.as_tensor(lengths, dtype=step_scores.dtype, device=device)
 
 
@@ -106,9 +105,8 @@ def pair_loss_and_accuracy(
     ptr, flat = table.side_csr()
     s = side_scores(totals, ptr, flat, np.arange(2 * len(table)))
     diff = s[0::2] - s[1::2]
-    loss = float(-F.logsigmoid(diff).mean())
-    acc = float(((diff > 0).float() + 0.5 * (diff == 0).float()).mean())
-    return loss, acc
+    accuracy = ((diff > 0).float() + 0.5 * (diff == 0).float()).mean()
+    return float(-F.logsigmoid(diff).mean()), float(accuracy)
 
 
 def run_stage2(
