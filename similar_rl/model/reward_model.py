@@ -116,11 +116,10 @@ class SimilarRewardModel(nn.Module):
             out["scores"] = total.unsqueeze(1).expand(-1, len(SCORE_KEYS))
         else:
             n = len(DIMENSIONS)
-            gate = self.gate(x)
+            out["gate"] = gate = self.gate(x)
             total = (gate * rewards[:, :n]).sum(-1)
             # Reported dimension scores stay in their label ranges; rewards and total (what training fits) do not.
             dims = torch.clamp(rewards[:, :n] / self.target_scale[:n], *self.score_range.T)
-            out["gate"] = gate
             out["scores"] = torch.cat([dims, total.unsqueeze(1)], dim=1)
             if rewards.shape[1] > n:
                 out["all"] = rewards[:, n] / self.target_scale[n]
@@ -183,13 +182,10 @@ class SimilarRewardModel(nn.Module):
         backbone_path: str | Path | None = None,
         device: str | torch.device | None = None,
     ) -> SimilarRewardModel:
-        """Load a folder written by :meth:`save_pretrained`.
+        """Load a folder written by :meth:`save_pretrained` (``config.json`` + ``model.safetensors``).
 
-        Args:
-            path: checkpoint folder (``config.json`` + ``model.safetensors``).
-            backbone_path: override the backbone location (needed when the checkpoint refers to a model outside
-                its folder).
-            device: where to put the model (default CPU).
+        ``backbone_path`` overrides the backbone location (needed when the checkpoint refers to a model
+        outside its folder); ``device``: where to put the model (default CPU).
 
         Raises:
             FileNotFoundError: a file is missing.
