@@ -6,8 +6,8 @@ token, ``z`` the last-layer hidden state at the last token of prompt + response 
 
 Prompt once, score many: each state runs once (``prompt_key``) and its KV cache is repeated across its
 candidate actions, which run only their own tokens; prefixes stay in an LRU (``cache_size``) when no gradient
-is needed.
-:meth:`HFBackbone.encode_uncached` (one full forward per step) gives the same features up to float rounding.
+is needed. :meth:`HFBackbone.encode_uncached` (one full forward per step) gives the same features up to float
+rounding.
 
 Supported and tested offline: Qwen2 (text), Qwen2-VL, Qwen2.5-VL, LLaVA; Llama-3.2-Vision (``mllama``) and other
 ``AutoModelForImageTextToText`` models go through the same code path.
@@ -76,11 +76,9 @@ def _image_only(base: type) -> type:
             self.video_processor = None
             for kind in ("image", "video"):
                 token = getattr(tokenizer, f"{kind}_token", None) or f"<|{kind}_pad|>"
-                token_id = getattr(tokenizer, f"{kind}_token_id", None) or tokenizer.convert_tokens_to_ids(
-                    token
-                )
+                token_id = getattr(tokenizer, f"{kind}_token_id", None)
                 setattr(self, f"{kind}_token", token)
-                setattr(self, f"{kind}_token_id", token_id)
+                setattr(self, f"{kind}_token_id", token_id or tokenizer.convert_tokens_to_ids(token))
 
     ImageOnlyProcessor.__name__ = f"ImageOnly{base.__name__}"
     return ImageOnlyProcessor
