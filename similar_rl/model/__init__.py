@@ -33,10 +33,7 @@ def load_default_model(device: str | None = None) -> SimilarRewardModel:
     Raises:
         FileNotFoundError: the checkpoint is not there (the message says how to train one).
     """
-    if (
-        not (DEFAULT_MODEL_DIR / "config.json").is_file()
-        or not (DEFAULT_MODEL_DIR / "model.safetensors").is_file()
-    ):
+    if not all((DEFAULT_MODEL_DIR / name).is_file() for name in ("config.json", "model.safetensors")):
         raise FileNotFoundError(
             f"no trained default model in {DEFAULT_MODEL_DIR} (config.json + model.safetensors). Train one with "
             "`similar-rl collect ...` then `similar-rl train --data DATASET --out DIR` and load it with "

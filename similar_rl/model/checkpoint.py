@@ -110,19 +110,13 @@ def check_tensors(
     expected: Mapping[str, tuple[int, ...]], got: Mapping[str, torch.Tensor], source: str
 ) -> None:
     """Raise a CheckpointError listing missing, unexpected and mis-shaped tensors by name."""
-    problems = []
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
     shaped = [
         f"{name}: expected {tuple(expected[name])}, got {tuple(got[name].shape)}"
         for name in sorted(set(expected) & set(got))
         if tuple(got[name].shape) != tuple(expected[name])
     ]
-    if missing:
-        problems.append(f"missing tensors {missing}")
-    if unexpected:
-        problems.append(f"unexpected tensors {unexpected}")
-    if shaped:
-        problems.append(f"mis-shaped tensors {shaped}")
+    missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    found = (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped))
+    problems = [f"{what} tensors {names}" for what, names in found if names]
     if problems:
         raise CheckpointError(f"{source} does not match the model: " + "; ".join(problems))

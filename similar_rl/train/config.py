@@ -34,132 +34,91 @@ MIXED_PRECISION = ("no", "fp16", "bf16")
 DEFAULT_ALPHAS = tuple(float(10.0**e) for e in range(-4, 5))
 
 
+def _opt(default: Any, help: str) -> Any:
+    """A dataclass field with ``help`` in its metadata; a callable ``default`` is a default factory."""
+    if callable(default):
+        return field(default_factory=default, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters of Triple-M training (docs/method.md section 5)."""
 
-    model: dict[str, Any] = field(
-        default_factory=dict,
-        metadata={
-            "help": "SimilarConfig fields of the model to build (backbone, ablation switches, gate sizes...)"
-        },
+    model: dict[str, Any] = _opt(
+        dict, "SimilarConfig fields of the model to build (backbone, ablation switches, gate sizes...)"
     )
-    init_from: str | None = field(
-        default=None, metadata={"help": "start from this saved model folder instead of building from `model`"}
+    init_from: str | None = _opt(None, "start from this saved model folder instead of building from `model`")
+    seed: int = _opt(0, "seed of every random choice (splits, gate init, batches)")
+    cache_dir: str | None = _opt(
+        None, "feature cache folder (default: $SIMILAR_RL_CACHE or ~/.cache/similar_rl/features)"
     )
-    seed: int = field(
-        default=0, metadata={"help": "seed of every random choice (splits, gate init, batches)"}
+    use_cache: bool = _opt(True, "read and write the on-disk feature cache")
+    feature_batch_size: int = _opt(32, "steps per model.encode call")
+    max_pairs: int | None = _opt(None, "use at most this many training pairs (seeded subset; null: all)")
+    exclude_envs: list[str] = _opt(
+        list, "env ids whose steps and pairs are left out of training (e.g. for family-wise CV)"
     )
-    cache_dir: str | None = field(
-        default=None,
-        metadata={
-            "help": "feature cache folder (default: $SIMILAR_RL_CACHE or ~/.cache/similar_rl/features)"
-        },
+    exclude_tasks: list[str] = _opt(
+        list, "task ids whose steps and pairs are left out of training (e.g. for task-wise CV)"
     )
-    use_cache: bool = field(default=True, metadata={"help": "read and write the on-disk feature cache"})
-    feature_batch_size: int = field(default=32, metadata={"help": "steps per model.encode call"})
-    max_pairs: int | None = field(
-        default=None, metadata={"help": "use at most this many training pairs (seeded subset; null: all)"}
-    )
-    exclude_envs: list[str] = field(
-        default_factory=list,
-        metadata={"help": "env ids whose steps and pairs are left out of training (e.g. for family-wise CV)"},
-    )
-    exclude_tasks: list[str] = field(
-        default_factory=list,
-        metadata={"help": "task ids whose steps and pairs are left out of training (e.g. for task-wise CV)"},
-    )
-    pair_types: list[str] = field(
-        default_factory=lambda: list(PAIR_TYPES),
-        metadata={"help": "pair types used by the gate (and LoRA) Bradley-Terry loss"},
+    pair_types: list[str] = _opt(
+        lambda: list(PAIR_TYPES), "pair types used by the gate (and LoRA) Bradley-Terry loss"
     )
     # Stage 1: ridge experts.
-    ridge_alphas: list[float] = field(
-        default_factory=lambda: list(DEFAULT_ALPHAS),
-        metadata={"help": "ridge penalties tried; the best on the validation split is refit on all steps"},
+    ridge_alphas: list[float] = _opt(
+        lambda: list(DEFAULT_ALPHAS),
+        "ridge penalties tried; the best on the validation split is refit on all steps",
     )
-    ridge_standardize: str = field(
-        default="none",
-        metadata={
-            "help": "rescale z before the ridge fit: 'none' (plain ridge, as in the paper), 'blocks' (each "
-            "feature block the backbone declares in z_blocks gets unit average column variance) or 'columns' "
-            "(every column unit variance); the weights are mapped back to raw features"
-        },
+    ridge_standardize: str = _opt(
+        "none",
+        "rescale z before the ridge fit: 'none' (plain ridge, as in the paper), 'blocks' (each "
+        "feature block the backbone declares in z_blocks gets unit average column variance) or 'columns' "
+        "(every column unit variance); the weights are mapped back to raw features",
     )
-    ridge_fit: str = field(
-        default="plain",
-        metadata={
-            "help": "'plain' (one ridge on all of z, as in the paper) or 'advantage' (state value + action "
-            "advantage: the backbone's action columns fit on targets centred over sibling actions, its state "
-            "columns on the rest; see similar_rl/train/stage1_ridge.py)"
-        },
+    ridge_fit: str = _opt(
+        "plain",
+        "'plain' (one ridge on all of z, as in the paper) or 'advantage' (state value + action "
+        "advantage: the backbone's action columns fit on targets centred over sibling actions, its state "
+        "columns on the rest; see similar_rl/train/stage1_ridge.py)",
     )
-    ridge_action_blocks: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "with ridge_fit 'advantage': the named blocks of z (the backbone's z_block_names) that form "
-            "the action part; null: the backbone's own choice (default backbone: the structural and similarity "
-            "scalars)"
-        },
+    ridge_action_blocks: list[str] | None = _opt(
+        None,
+        "with ridge_fit 'advantage': the named blocks of z (the backbone's z_block_names) that form "
+        "the action part; null: the backbone's own choice (default backbone: the structural and similarity "
+        "scalars)",
     )
-    val_fraction: float = field(
-        default=0.2,
-        metadata={"help": "fraction of tasks (grouped by task_id) held out to pick the ridge alpha"},
-    )
+    val_fraction: float = _opt(0.2, "fraction of tasks (grouped by task_id) held out to pick the ridge alpha")
     # Stage 2: gate.
-    gate_steps: int = field(
-        default=2000, metadata={"help": "optimizer steps of the Bradley-Terry gate training"}
+    gate_steps: int = _opt(2000, "optimizer steps of the Bradley-Terry gate training")
+    gate_batch_size: int = _opt(1024, "pairs per gate step")
+    gate_max_epochs: float | None = _opt(
+        None, "cap the gate steps at this many passes over the pairs (null: exactly gate_steps)"
     )
-    gate_batch_size: int = field(default=1024, metadata={"help": "pairs per gate step"})
-    gate_max_epochs: float | None = field(
-        default=None,
-        metadata={"help": "cap the gate steps at this many passes over the pairs (null: exactly gate_steps)"},
-    )
-    gate_lr: float = field(
-        default=1e-3, metadata={"help": "AdamW learning rate of the gate (cosine schedule)"}
-    )
-    gate_weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay of the gate"})
-    gate_warmup_steps: int = field(
-        default=0, metadata={"help": "linear warm-up steps before the cosine decay"}
-    )
+    gate_lr: float = _opt(1e-3, "AdamW learning rate of the gate (cosine schedule)")
+    gate_weight_decay: float = _opt(0.0, "AdamW weight decay of the gate")
+    gate_warmup_steps: int = _opt(0, "linear warm-up steps before the cosine decay")
     # Stage 3: optional end-to-end LoRA.
-    lora: bool = field(
-        default=False, metadata={"help": "run stage 3: LoRA fine-tuning of the backbone end to end"}
+    lora: bool = _opt(False, "run stage 3: LoRA fine-tuning of the backbone end to end")
+    lora_r: int = _opt(8, "LoRA rank")
+    lora_alpha: float = _opt(16.0, "LoRA scaling alpha")
+    lora_dropout: float = _opt(0.05, "LoRA dropout")
+    lora_target_modules: list[str] | None = _opt(
+        None, "module names to adapt (null: the model engineer's default per backbone)"
     )
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
-    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA scaling alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: list[str] | None = field(
-        default=None,
-        metadata={"help": "module names to adapt (null: the model engineer's default per backbone)"},
-    )
-    lora_steps: int = field(default=200, metadata={"help": "optimizer steps of stage 3"})
-    lora_batch_pairs: int = field(
-        default=8, metadata={"help": "pairs per stage-3 step (plus every labelled step of their states)"}
-    )
-    lora_lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate of stage 3"})
-    lora_rg_weight: float = field(
-        default=1.0, metadata={"help": "weight of the regression (L_RG) loss in stage 3"}
-    )
-    lora_bt_weight: float = field(
-        default=1.0, metadata={"help": "weight of the Bradley-Terry (L_BT) loss in stage 3"}
-    )
-    lora_train_heads: bool = field(
-        default=True, metadata={"help": "also update experts and gate in stage 3 (else only the adapters)"}
-    )
+    lora_steps: int = _opt(200, "optimizer steps of stage 3")
+    lora_batch_pairs: int = _opt(8, "pairs per stage-3 step (plus every labelled step of their states)")
+    lora_lr: float = _opt(1e-4, "AdamW learning rate of stage 3")
+    lora_rg_weight: float = _opt(1.0, "weight of the regression (L_RG) loss in stage 3")
+    lora_bt_weight: float = _opt(1.0, "weight of the Bradley-Terry (L_BT) loss in stage 3")
+    lora_train_heads: bool = _opt(True, "also update experts and gate in stage 3 (else only the adapters)")
     # Runtime.
-    device: str = field(
-        default="auto", metadata={"help": "'auto' (GPU if accelerate finds one), 'cpu' or 'cuda'"}
-    )
-    mixed_precision: str = field(
-        default="no", metadata={"help": "accelerate mixed precision: no, fp16 or bf16"}
-    )
-    log_every: int = field(default=50, metadata={"help": "log gate/LoRA metrics every this many steps"})
-    progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
-    wandb: bool = field(
-        default=False, metadata={"help": "also log metrics to Weights & Biases (offline by default)"}
-    )
-    wandb_project: str = field(default="similar-rl", metadata={"help": "W&B project name"})
+    device: str = _opt("auto", "'auto' (GPU if accelerate finds one), 'cpu' or 'cuda'")
+    mixed_precision: str = _opt("no", "accelerate mixed precision: no, fp16 or bf16")
+    log_every: int = _opt(50, "log gate/LoRA metrics every this many steps")
+    progress: bool = _opt(True, "show tqdm progress bars")
+    wandb: bool = _opt(False, "also log metrics to Weights & Biases (offline by default)")
+    wandb_project: str = _opt("similar-rl", "W&B project name")
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, dict):
@@ -168,18 +127,11 @@ class TrainConfig:
             )
         if self.init_from is not None and not isinstance(self.init_from, str):
             raise ValueError(f"TrainConfig.init_from must be a folder path or null, got {self.init_from!r}")
-        self.seed = _as_int(self.seed, "seed")
-        for name in (
-            "feature_batch_size",
-            "gate_steps",
-            "gate_batch_size",
-            "lora_r",
-            "lora_batch_pairs",
-            "log_every",
-        ):
+        _as_int(self.seed, "seed")
+        for name in ("feature_batch_size", "gate_steps", "gate_batch_size", "lora_r", "lora_batch_pairs"):
             _at_least(self, name, 1)
-        for name in ("gate_warmup_steps", "lora_steps"):
-            _at_least(self, name, 0)
+        for name, low in (("log_every", 1), ("gate_warmup_steps", 0), ("lora_steps", 0)):
+            _at_least(self, name, low)
         if self.gate_max_epochs is not None and not (
             isinstance(self.gate_max_epochs, int | float) and self.gate_max_epochs > 0
         ):
@@ -212,17 +164,15 @@ class TrainConfig:
             )
         _one_of(self, "ridge_standardize", RIDGE_STANDARDIZE)
         _one_of(self, "ridge_fit", RIDGE_FITS)
-        if self.ridge_action_blocks is not None and (
-            not isinstance(self.ridge_action_blocks, list | tuple)
-            or not self.ridge_action_blocks
-            or not all(isinstance(b, str) for b in self.ridge_action_blocks)
-        ):
-            raise ValueError(
-                f"TrainConfig.ridge_action_blocks must be null or a non-empty list of block names, "
-                f"got {self.ridge_action_blocks!r}"
-            )
-        if self.ridge_action_blocks is not None and self.ridge_fit != "advantage":
-            raise ValueError("TrainConfig.ridge_action_blocks applies only to ridge_fit: advantage")
+        blocks = self.ridge_action_blocks
+        if blocks is not None:
+            if not (isinstance(blocks, list | tuple) and blocks and all(isinstance(b, str) for b in blocks)):
+                raise ValueError(
+                    f"TrainConfig.ridge_action_blocks must be null or a non-empty list of block names, "
+                    f"got {blocks!r}"
+                )
+            if self.ridge_fit != "advantage":
+                raise ValueError("TrainConfig.ridge_action_blocks applies only to ridge_fit: advantage")
         if not (_is_number(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
             raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got {self.val_fraction!r}")
         for name in ("gate_lr", "lora_lr", "lora_alpha"):
@@ -307,9 +257,7 @@ def _one_of(cfg: TrainConfig, name: str, choices: tuple[str, ...]) -> None:
 
 def _positive(cfg: TrainConfig, name: str, allow_zero: bool = False) -> None:
     value = getattr(cfg, name)
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= 0 if allow_zero else value > 0)
-    if not ok:
+    if not (_is_number(value) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
         raise ValueError(
             f"TrainConfig.{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}"
         )

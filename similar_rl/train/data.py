@@ -34,10 +34,8 @@ logger = logging.getLogger(__name__)
 class InputFactory:
     """Turns records into :class:`StepInput`, loading each referenced screenshot once.
 
-    Args:
-        root: folder that screenshot paths are relative to (a dataset folder, or a CSV's folder); None when
-            records carry no screenshots.
-        use_images: False drops screenshots (text-only inputs).
+    ``root``: the folder screenshot paths are relative to (None: no screenshots); ``use_images=False``
+    drops them.
     """
 
     def __init__(self, root: str | os.PathLike[str] | None, use_images: bool = True) -> None:
@@ -55,11 +53,9 @@ class InputFactory:
         return self._images[rel_path]
 
     def from_step(self, rec: StepRecord) -> StepInput:
-        return StepInput(
-            rec.instruction, rec.action, rec.history, self.image(rec.screenshot), rec.observation_text or None
-        )
+        return self.from_pair(rec, rec.action)
 
-    def from_pair(self, pair: PairRecord, action: str) -> StepInput:
+    def from_pair(self, pair: PairRecord | StepRecord, action: str) -> StepInput:
         return StepInput(
             pair.instruction, action, pair.history, self.image(pair.screenshot), pair.observation_text or None
         )
@@ -90,15 +86,8 @@ class PairTable:
     def subset(self, indices: Iterable[int]) -> PairTable:
         """The pairs at ``indices`` (inputs are shared, not copied)."""
         idx = list(indices)
-        return PairTable(
-            self.inputs,
-            [self.types[i] for i in idx],
-            [self.chosen[i] for i in idx],
-            [self.rejected[i] for i in idx],
-            [self.pair_ids[i] for i in idx],
-            [self.task_ids[i] for i in idx],
-            self._index,
-        )
+        columns = (self.types, self.chosen, self.rejected, self.pair_ids, self.task_ids)
+        return PairTable(self.inputs, *([column[i] for i in idx] for column in columns), self._index)
 
     def of_types(self, types: Sequence[str]) -> PairTable:
         wanted = set(types)
@@ -167,18 +156,16 @@ class StepTable:
 
 def build_step_table(steps: Sequence[StepRecord], factory: InputFactory) -> StepTable:
     """Distinct labelled steps (a step repeated with the same content keeps its first labels)."""
-    seen: dict[str, int] = {}
-    inputs, rows, tasks = [], [], []
+    kept: dict[str, tuple[StepInput, StepRecord]] = {}
     for rec in steps:
         step = factory.from_step(rec)
-        if step.key in seen:
-            continue
-        seen[step.key] = len(inputs)
-        inputs.append(step)
-        rows.append([np.nan if rec.labels.get(k) is None else float(rec.labels[k]) for k in DIMENSIONS])
-        tasks.append(rec.task_id)
+        kept.setdefault(step.key, (step, rec))
+    recs = [rec for _, rec in kept.values()]
+    rows = [
+        [np.nan if rec.labels.get(k) is None else float(rec.labels[k]) for k in DIMENSIONS] for rec in recs
+    ]
     labels = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(DIMENSIONS))
-    return StepTable(inputs, labels, tasks)
+    return StepTable([step for step, _ in kept.values()], labels, [rec.task_id for rec in recs])
 
 
 def load_records(

@@ -1,12 +1,10 @@
 """Batched feature extraction (``x``, ``z`` per step via ``model.encode``) with an on-disk cache.
 
-The cache lives in ``<cache_dir>/<fingerprint>/`` where the fingerprint hashes what decides the features: the
-backbone fields of the model config (kind, path and its files' sizes and times, options, ablation switches),
-the feature sizes and any trainable backbone tensors (``backbone.extra_state_dict()``, e.g. LoRA adapters).
-Head settings (experts, gate) do not enter it, so stages 1 and 2 rerun without re-encoding. Rows are keyed by
-``StepInput.key``, the content hash of the step (text, history and screenshot pixels). Each extraction run
-appends safetensors shards (``x``, ``z`` and the row keys in the metadata) every ``shard_rows`` rows, so an
-interrupted run keeps what it finished.
+The cache lives in ``<cache_dir>/<fingerprint>/``; the fingerprint hashes what decides the features (the
+backbone fields of the model config, its path's file sizes and times, and trainable backbone tensors such as
+LoRA adapters), not the heads, so stages 1 and 2 rerun without re-encoding. Rows are keyed by
+``StepInput.key``; each run appends safetensors shards every ``shard_rows`` rows, so an interrupted run keeps
+what it finished.
 
 Example:
     >>> import torch
@@ -64,11 +62,9 @@ def _path_stats(path: str) -> list[Any]:
     folder = Path(path)
     if not folder.is_dir():
         return [path]
-    stats = []
-    for item in sorted(folder.iterdir()):
-        if item.is_file():
-            st = item.stat()
-            stats.append([item.name, st.st_size, int(st.st_mtime)])
+    stats = [
+        [f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in sorted(folder.iterdir()) if f.is_file()
+    ]
     return [str(folder.resolve()), stats]
 
 
@@ -98,9 +94,8 @@ class FeatureCache:
         self.folder = Path(folder)
         self._rows: dict[str, tuple[int, int]] = {}
         self._shards: list[dict[str, torch.Tensor]] = []
-        if self.folder.is_dir():
-            for path in sorted(self.folder.glob("shard-*.safetensors")):
-                self._load_shard(path)
+        for path in sorted(self.folder.glob("shard-*.safetensors")):  # none when the folder is missing
+            self._load_shard(path)
 
     def _load_shard(self, path: Path) -> None:
         from safetensors import SafetensorError, safe_open
@@ -119,10 +114,8 @@ class FeatureCache:
                 "ignoring feature cache shard %s: %d keys for %d rows", path, len(keys), len(tensors["x"])
             )
             return
-        shard = len(self._shards)
+        self._rows.update({key: (len(self._shards), row) for row, key in enumerate(keys)})
         self._shards.append(tensors)
-        for row, key in enumerate(keys):
-            self._rows[key] = (shard, row)
 
     def __contains__(self, key: str) -> bool:
         return key in self._rows
@@ -138,12 +131,9 @@ class FeatureCache:
         """Add rows (and write them as a new shard if ``write``)."""
         if not keys:
             return
-        x = x.detach().to("cpu", torch.float32).contiguous()
-        z = z.detach().to("cpu", torch.float32).contiguous()
-        shard = len(self._shards)
+        x, z = (t.detach().to("cpu", torch.float32).contiguous() for t in (x, z))
+        self._rows.update({key: (len(self._shards), row) for row, key in enumerate(keys)})
         self._shards.append({"x": x, "z": z})
-        for row, key in enumerate(keys):
-            self._rows[key] = (shard, row)
         if write:
             from safetensors.torch import save_file
 
@@ -182,24 +172,17 @@ def extract_features(
     missing_keys = list(dict.fromkeys(k for k in keys if cache is None or k not in cache))
     first = {k: i for i, k in reversed(list(enumerate(keys)))}
     # Group candidates of one state together: order missing rows by their state's first appearance.
-    state_order: dict[str, int] = {}
-    for s in inputs:
-        state_order.setdefault(s.prompt_key, len(state_order))
+    state_order = {key: i for i, key in enumerate(dict.fromkeys(s.prompt_key for s in inputs))}
     missing_keys.sort(key=lambda k: state_order[inputs[first[k]].prompt_key])
+    mine = missing_keys
     if multi:
         # Every process must list the missing rows before any of them writes to the shared cache.
         accelerator.wait_for_everyone()
         with accelerator.split_between_processes(missing_keys) as share:
             mine = list(share)
-    else:
-        mine = missing_keys
+    distinct, todo = len(first), len(missing_keys)
     logger.info(
-        "%s: %d steps, %d distinct, %d cached, %d to encode",
-        desc,
-        n,
-        len(first),
-        len(first) - len(missing_keys),
-        len(missing_keys),
+        "%s: %d steps, %d distinct, %d cached, %d to encode", desc, n, distinct, distinct - todo, todo
     )
     local: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     if mine:
@@ -224,19 +207,15 @@ def extract_features(
                     pending_keys.extend(batch_keys)
                     pending.append((x, z))
                     bar.update(len(batch_keys))
-                    if cache is not None and len(pending_keys) >= shard_rows:
+                    if len(pending_keys) >= shard_rows:
                         _flush(cache, pending_keys, pending, local)
                         pending_keys, pending = [], []
         finally:
-            if cache is not None and pending_keys:
+            if pending_keys:
                 _flush(cache, pending_keys, pending, local)
             bar.close()
             if was_training and hasattr(model, "train"):
                 model.train()
-        if cache is None:
-            xs = torch.cat([p[0] for p in pending])
-            zs = torch.cat([p[1] for p in pending])
-            local = {k: (xs[i], zs[i]) for i, k in enumerate(pending_keys)}
     if multi:
         accelerator.wait_for_everyone()
         cache = FeatureCache(cache.folder)
@@ -247,10 +226,11 @@ def extract_features(
 
 
 def _flush(
-    cache: FeatureCache, keys: list[str], parts: list[tuple[torch.Tensor, torch.Tensor]], local: dict
+    cache: FeatureCache | None, keys: list[str], parts: list[tuple[torch.Tensor, torch.Tensor]], local: dict
 ) -> None:
-    x = torch.cat([p[0] for p in parts])
-    z = torch.cat([p[1] for p in parts])
-    cache.add(keys, x, z)
+    """Move encoded rows into ``local`` (and into ``cache`` as a new shard, unless it is None)."""
+    x, z = (torch.cat(column) for column in zip(*parts, strict=True))
+    if cache is not None:
+        cache.add(keys, x, z)
     for i, k in enumerate(keys):
         local[k] = (x[i], z[i])

@@ -1,22 +1,16 @@
 """Stage 1 of Triple-M (L_RG): ridge regression experts on frozen features, in closed form.
 
-For each expert (a dimension, the optional ``all`` expert on ``total``, or the single ``total`` head of a
-single-objective model) the rows with a label are used (missing labels are skipped per expert). The target is
-the label times its scale (5*OS, 5*E, 3*H, TR, C; ``total`` unscaled). The penalty ``alpha`` is picked from a
-grid by validation MSE on held-out tasks, then the expert is refit on all rows with it. Features are centred,
-so the bias is not penalised.
+Each expert (a dimension, ``all`` or the single-objective ``total``) is fit on its labelled rows; the target
+is the label times its scale (5*OS, 5*E, 3*H, TR, C; ``total`` unscaled). ``alpha`` is picked from a grid by
+validation MSE on held-out tasks, then the expert is refit on all rows. Features are centred, so the bias is
+not penalised.
 
-Two ways to fit (``ridge_fit``):
-
-- ``plain``: one ridge regression of the target on all of ``z`` (the paper).
-- ``advantage``: the target is split into a state value plus an action advantage, as a dueling network does.
-  First the action columns of ``z`` are fit on targets and features centred over the siblings of each state
-  (steps sharing a prompt), so they learn only what tells sibling actions apart; then the state columns are
-  fit on what is left. The expert is still one linear map ``r = W z`` (the two weight vectors added), so models
-  fit either way load and score alike. Which columns are which comes from the backbone
-  (``state_columns``/``action_columns``; columns in neither get no weight), or, for the action part, from the
-  config's ``ridge_action_blocks`` (named blocks of z). A backbone that does not declare them (``hf``: its z is
-  one hidden state mixing both) supports only ``plain``.
+``ridge_fit``: ``plain`` is one ridge of the target on all of ``z`` (the paper). ``advantage`` splits the
+target into a state value plus an action advantage, as a dueling network does: the action columns are fit on
+targets and features centred over the sibling actions of each state, then the state columns on what is left.
+The expert is still one linear map ``r = W z``. The columns come from the backbone (``state_columns`` and
+``action_columns``; columns in neither get no weight) or, for the action part, from ``ridge_action_blocks``;
+a backbone that does not declare them (``hf``: its z mixes both) supports only ``plain``.
 
 Example:
     >>> import numpy as np
@@ -32,7 +26,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -70,8 +65,7 @@ class RidgeSolver:
     def __init__(self, z: np.ndarray) -> None:
         self.mu = z.mean(axis=0)
         self.zc = z - self.mu
-        n, d = self.zc.shape
-        self.dual = n < d
+        self.dual = z.shape[0] < z.shape[1]
         gram = self.zc @ self.zc.T if self.dual else self.zc.T @ self.zc
         evals, self.evecs = np.linalg.eigh(gram)
         self.evals = np.clip(evals, 0.0, None)
@@ -96,12 +90,8 @@ def fit_ridge(
 ) -> RidgeFit:
     """Fit one expert: choose ``alpha`` on rows where ``train`` is False, refit on all rows.
 
-    Args:
-        z: features (N, d).
-        y: targets (N,), all finite.
-        train: boolean mask (N,) of the rows used to fit while choosing alpha; the rest validates.
-        alphas: penalties to try.
-        solvers: precomputed (training-rows solver, all-rows solver) for these rows, shared between experts.
+    ``z`` (N, d), ``y`` (N,) finite; ``solvers``: precomputed (training-rows, all-rows) solvers for these
+    rows, shared between experts.
     """
     z = np.asarray(z, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -113,16 +103,13 @@ def fit_ridge(
     choose = train.sum() >= 2 and val.sum() >= 1 and len(alphas) > 1
     if solvers is None:
         solvers = _solvers(z, train)
+    best, val_mse, val_mse_zero, val_mse_mean = 0, float("nan"), float("nan"), float("nan")
     if choose:
-        solver = solvers[0]
-        weights, mu_y = solver.weights(y[train], alphas)
-        errors = [float(np.mean(((z[val] - solver.mu) @ w + mu_y - y[val]) ** 2)) for w in weights]
+        weights, mu_y = solvers[0].weights(y[train], alphas)
+        errors = [float(np.mean(((z[val] - solvers[0].mu) @ w + mu_y - y[val]) ** 2)) for w in weights]
         best = int(np.argmin(errors))
-        val_mse = errors[best]
-        val_mse_zero = float(np.mean(y[val] ** 2))
+        val_mse, val_mse_zero = errors[best], float(np.mean(y[val] ** 2))
         val_mse_mean = float(np.mean((y[val] - mu_y) ** 2))
-    else:
-        best, val_mse, val_mse_zero, val_mse_mean = 0, float("nan"), float("nan"), float("nan")
     alpha = alphas[best]
     (weight,), mu_y = solvers[1].weights(y, [alpha])
     bias = mu_y - float(solvers[1].mu @ weight)
@@ -206,12 +193,9 @@ def feature_scales(
 ) -> np.ndarray:
     """Per-column multipliers applied to ``z`` before the ridge fit (the weights are mapped back after).
 
-    ``"none"``: all ones (the paper's plain ridge). ``"columns"``: 1 / std of each column. ``"blocks"``: every
-    feature block (``blocks`` as ``(start, end)`` column ranges; columns outside them form one more block) is
-    divided by its root-mean-square column std, so each block's columns have unit variance on average while the
-    geometry inside a block is kept. One penalty then treats a 384-d embedding block and a handful of scalar
-    features alike, instead of shrinking whichever block happens to have small raw values. Constant columns
-    keep scale 1.
+    ``"none"``: all ones. ``"columns"``: 1 / std of each column. ``"blocks"``: each block (``(start, end)``
+    ranges; the other columns form one more) is divided by its RMS column std, so one penalty treats a 384-d
+    embedding and a few scalars alike, keeping the geometry inside a block. Constant columns keep scale 1.
 
     Example:
         >>> z = np.c_[np.random.default_rng(0).normal(size=(50, 2)) * 10, np.random.default_rng(1).normal(size=50)]
@@ -263,37 +247,24 @@ def _fit_advantage(
 ) -> RidgeFit:
     """One expert as state value + action advantage (module docstring); the fit's weight spans all of ``z``.
 
-    ``za``/``ya`` are the action columns and the target centred by state (:func:`centre_by_state`).
-
-    Each part's alpha is chosen with both parts fit on the training rows only, so the validation error is that
-    of the whole expert on unseen tasks; then both parts are refit on all rows.
+    ``za``/``ya``: the action columns and the target centred by state. Each part's alpha is chosen with both
+    parts fit on the training rows only (the validation error is the whole expert's); then both are refit.
     """
     advantage = fit_ridge(za, ya, train, alphas, action_solvers)
-    zs = z[:, state_cols]
+    w_train = advantage.weight
     if action_solvers[0] is not None:
         (w_train,), _ = action_solvers[0].weights(ya[train], [advantage.alpha])
-        choice = fit_ridge(zs, y - z[:, action_cols] @ w_train, train, alphas, state_solvers)
-    else:
-        choice = fit_ridge(zs, y - z[:, action_cols] @ advantage.weight, train, alphas, state_solvers)
+    choice = fit_ridge(z[:, state_cols], y - z[:, action_cols] @ w_train, train, alphas, state_solvers)
     (w_state,), mu_y = state_solvers[1].weights(y - z[:, action_cols] @ advantage.weight, [choice.alpha])
     weight = np.zeros(z.shape[1])
     weight[state_cols] = w_state
     weight[action_cols] = advantage.weight
-    val = ~train
-    zero, mean = float("nan"), float("nan")
+    zero = mean = float("nan")
     if np.isfinite(choice.val_mse):  # baselines on the target itself, not on the residual
-        zero = float(np.mean(y[val] ** 2))
-        mean = float(np.mean((y[val] - y[train].mean()) ** 2))
-    return RidgeFit(
-        weight,
-        mu_y - float(state_solvers[1].mu @ w_state),
-        choice.alpha,
-        choice.val_mse,
-        zero,
-        mean,
-        choice.n_train,
-        choice.n_val,
-        alpha_action=advantage.alpha,
+        zero, mean = float(np.mean(y[~train] ** 2)), float(np.mean((y[~train] - y[train].mean()) ** 2))
+    bias = mu_y - float(state_solvers[1].mu @ w_state)
+    return replace(
+        choice, weight=weight, bias=bias, val_mse_zero=zero, val_mse_mean=mean, alpha_action=advantage.alpha
     )
 
 
@@ -314,10 +285,9 @@ def fit_experts(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, RidgeFit]]:
     """Fit every expert column of ``targets``; returns weight (n, d), bias (n,) and the fits by name.
 
-    ``standardize``/``blocks`` rescale the features before fitting (see :func:`feature_scales`); the returned
-    weights apply to the raw features. ``fit="advantage"`` needs ``states`` (one state key per row),
-    ``state_columns`` and ``action_columns``; see the module docstring. An expert with fewer than 2 labelled rows
-    keeps zero weights (logged as a warning).
+    ``standardize``/``blocks``: see :func:`feature_scales` (the weights returned apply to raw features).
+    ``fit="advantage"`` needs ``states`` (one per row), ``state_columns`` and ``action_columns``. An expert
+    with fewer than 2 labelled rows keeps zero weights (with a warning).
     """
     if fit not in FITS:
         raise ValueError(f"ridge fit must be one of {FITS}, got {fit!r}")
@@ -339,38 +309,25 @@ def fit_experts(
     scales = feature_scales(z, standardize, blocks)
     z = z * scales
     train = split_by_group(groups, val_fraction, seed)
-    weight = np.zeros((len(names), d))
-    bias = np.zeros(len(names))
+    weight, bias = np.zeros((len(names), d)), np.zeros(len(names))
     fits: dict[str, RidgeFit] = {}
-    solvers: dict[tuple[str, bytes], tuple[RidgeSolver | None, RidgeSolver]] = {}
+    solvers: dict[bytes, Any] = {}  # experts labelled on the same rows share their decompositions
     for j, name in enumerate(names):
         rows = np.isfinite(targets[:, j])
         if rows.sum() < 2:
             logger.warning("expert %r has %d labelled rows; it keeps zero weights", name, int(rows.sum()))
             continue
-        key = np.packbits(rows).tobytes()  # experts labelled on the same rows share one decomposition
+        key = np.packbits(rows).tobytes()
         zr, yr, tr = z[rows], targets[rows, j], train[rows]
         if fit == "plain":
-            if ("plain", key) not in solvers:
-                solvers["plain", key] = _solvers(zr, tr)
-            result = fit_ridge(zr, yr, tr, alphas, solvers["plain", key])
+            if key not in solvers:
+                solvers[key] = _solvers(zr, tr)
+            result = fit_ridge(zr, yr, tr, alphas, solvers[key])
         else:
             za, ya = centre_by_state(zr[:, action_cols], yr, state_keys[rows])
-            if ("state", key) not in solvers:
-                solvers["action", key] = _solvers(za, tr)
-                solvers["state", key] = _solvers(zr[:, state_cols], tr)
-            result = _fit_advantage(
-                zr,
-                yr,
-                za,
-                ya,
-                tr,
-                state_cols,
-                action_cols,
-                alphas,
-                solvers["action", key],
-                solvers["state", key],
-            )
+            if key not in solvers:
+                solvers[key] = _solvers(za, tr), _solvers(zr[:, state_cols], tr)
+            result = _fit_advantage(zr, yr, za, ya, tr, state_cols, action_cols, alphas, *solvers[key])
         weight[j], bias[j] = result.weight, result.bias
         fits[name] = result
         logger.info(
@@ -430,29 +387,23 @@ def run_stage1(
     import torch
 
     names = list(model.config.expert_names)
-    scales = list(model.config.target_scales())
-    targets = expert_targets(labels, names, scales, model.config.total_weights)
-    z_np = (
-        z.detach().cpu().double().numpy() if isinstance(z, torch.Tensor) else np.asarray(z, dtype=np.float64)
-    )
-    standardize = getattr(config, "ridge_standardize", "none")
+    targets = expert_targets(labels, names, model.config.target_scales(), model.config.total_weights)
+    if isinstance(z, torch.Tensor):
+        z = z.detach().cpu().double().numpy()
     fit = getattr(config, "ridge_fit", "plain")
-    state_columns, action_columns = (
-        advantage_columns(model, getattr(config, "ridge_action_blocks", None))
-        if fit == "advantage"
-        else (None, None)
-    )
-    blocks = getattr(getattr(model, "backbone", None), "z_blocks", None)
+    state_columns = action_columns = None
+    if fit == "advantage":
+        state_columns, action_columns = advantage_columns(model, getattr(config, "ridge_action_blocks", None))
     weight, bias, fits = fit_experts(
-        z_np,
+        z,
         targets,
         names,
         groups,
         config.ridge_alphas,
         config.val_fraction,
         config.seed,
-        standardize=standardize,
-        blocks=blocks,
+        standardize=getattr(config, "ridge_standardize", "none"),
+        blocks=getattr(getattr(model, "backbone", None), "z_blocks", None),
         fit=fit,
         states=states,
         state_columns=state_columns,
@@ -461,16 +412,5 @@ def run_stage1(
     model.experts.set_weights(
         torch.as_tensor(weight, dtype=torch.float32), torch.as_tensor(bias, dtype=torch.float32)
     )
-    return {
-        name: {
-            "alpha": f.alpha,
-            **({} if f.alpha_action is None else {"alpha_action": f.alpha_action}),
-            "val_mse": f.val_mse,
-            "val_mse_zero": f.val_mse_zero,
-            "val_mse_mean": f.val_mse_mean,
-            "val_r2": f.val_r2,
-            "n_train": f.n_train,
-            "n_val": f.n_val,
-        }
-        for name, f in fits.items()
-    }
+    keys = ("alpha", "alpha_action", "val_mse", "val_mse_zero", "val_mse_mean", "val_r2", "n_train", "n_val")
+    return {name: {k: getattr(f, k) for k in keys if getattr(f, k) is not None} for name, f in fits.items()}

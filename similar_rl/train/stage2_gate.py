@@ -1,10 +1,9 @@
 """Stage 2 of Triple-M (L_BT): train the gate with the Bradley-Terry loss on cached features, experts frozen.
 
-Loss per pair: ``-log sigmoid(R(chosen) - R(rejected))`` with ``R`` the model's ``total`` (for a ``traj`` pair,
-the mean ``total`` over each trajectory's steps). Pairs of every type in ``config.pair_types`` are used.
-AdamW with a linear warm-up then cosine decay; no verbosity penalty (docs/method.md section 5). Each batch
-computes the gate once per distinct step in it. With several accelerate processes each draws its own
-batches and the gate gradients are averaged across processes.
+Loss per pair: ``-log sigmoid(R(chosen) - R(rejected))`` with ``R`` the model's ``total`` (for a ``traj``
+pair, the mean ``total`` over each trajectory's steps), over the pairs of ``config.pair_types``. AdamW, linear
+warm-up then cosine decay (docs/method.md section 5). With several processes, gate gradients are averaged
+across them.
 """
 
 from __future__ import annotations
@@ -46,10 +45,9 @@ def side_scores(
     """
     rows, seg, lengths = side_rows(ptr, flat, sides)
     device = step_scores.device
+    seg, rows = torch.as_tensor(seg, device=device), torch.as_tensor(rows, device=device)
     sums = torch.zeros(len(sides), dtype=step_scores.dtype, device=device)
-    sums = sums.index_add(
-        0, torch.as_tensor(seg, device=device), step_scores[torch.as_tensor(rows, device=device)]
-    )
+    sums = sums.index_add(0, seg, step_scores[rows])
     return sums / torch.as_tensor(lengths, dtype=step_scores.dtype, device=device)
 
 
@@ -107,9 +105,8 @@ def pair_loss_and_accuracy(
     ptr, flat = table.side_csr()
     s = side_scores(totals, ptr, flat, np.arange(2 * len(table)))
     diff = s[0::2] - s[1::2]
-    loss = float(-F.logsigmoid(diff).mean())
-    acc = float(((diff > 0).float() + 0.5 * (diff == 0).float()).mean())
-    return loss, acc
+    accuracy = ((diff > 0).float() + 0.5 * (diff == 0).float()).mean()
+    return float(-F.logsigmoid(diff).mean()), float(accuracy)
 
 
 def run_stage2(
@@ -137,7 +134,8 @@ def run_stage2(
     model.to(device)
     x, z = x.to(device), z.to(device)
     start_loss, start_acc = pair_loss_and_accuracy(model, x, z, table)
-    frozen = [p for p in model.parameters() if p.requires_grad and not _is_gate_param(model, p)]
+    gate_ids = {id(p) for p in model.gate.parameters()}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in gate_ids]
     for p in frozen:
         p.requires_grad_(False)
     params = [p for p in model.gate.parameters() if p.requires_grad]
@@ -196,12 +194,7 @@ def run_stage2(
     logger.info(
         "stage 2: BT loss %.4f -> %.4f, pair accuracy %.3f -> %.3f", start_loss, end_loss, start_acc, end_acc
     )
-    return {
-        "start_loss": start_loss,
-        "end_loss": end_loss,
-        "start_accuracy": start_acc,
-        "end_accuracy": end_acc,
-    }
+    return dict(start_loss=start_loss, end_loss=end_loss, start_accuracy=start_acc, end_accuracy=end_acc)
 
 
 def gate_step_count(config: Any, n_pairs: int) -> int:
@@ -217,7 +210,3 @@ def gate_step_count(config: Any, n_pairs: int) -> int:
         batch = min(config.gate_batch_size, max(1, n_pairs))
         steps = min(steps, max(1, math.ceil(config.gate_max_epochs * n_pairs / batch)))
     return steps
-
-
-def _is_gate_param(model: Any, param: torch.nn.Parameter) -> bool:
-    return any(param is p for p in model.gate.parameters())

@@ -5,12 +5,9 @@ then trains them (and, with ``lora_train_heads``, the experts and the gate) on
 
     loss = lora_rg_weight * L_RG + lora_bt_weight * L_BT
 
-where ``L_BT`` is the Bradley-Terry loss of ``total`` on a batch of pairs and ``L_RG`` the mean squared error of
-the experts against their scaled targets (missing labels skipped) on every labelled step of the states those
-pairs touch (without pairs: of random states, about ``lora_batch_pairs`` steps). Both go through one
-``model.encode`` call, so a backbone that packs the candidates of a state (``joint``, the prefix cache of ``hf``)
-runs each state of the batch once, with all its children. Features are recomputed with gradients every step
-(the backbone's prompt cache is cleared, since the adapters change).
+where ``L_BT`` is the Bradley-Terry loss of ``total`` on a batch of pairs and ``L_RG`` the experts' MSE on
+every labelled step of the states those pairs touch (without pairs: random states, about ``lora_batch_pairs``
+steps). Both go through one ``model.encode`` call (each state once, with all its children), with gradients.
 """
 
 from __future__ import annotations
@@ -72,16 +69,12 @@ def run_stage3(
     heads = [p for m in (model.experts, model.gate) if m is not None for p in m.parameters()]
     for p in heads:
         p.requires_grad_(config.lora_train_heads)
-    params = adapters + (heads if config.lora_train_heads else [])
-    params = [p for p in params if p.requires_grad]
+    params = [p for p in adapters + (heads if config.lora_train_heads else []) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lora_lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(0, config.lora_steps))
-    targets = torch.as_tensor(
-        expert_targets(
-            steps.labels, model.config.expert_names, model.config.target_scales(), model.config.total_weights
-        ),
-        dtype=torch.float32,
-    )
+    mc = model.config
+    targets = expert_targets(steps.labels, mc.expert_names, mc.target_scales(), mc.total_weights)
+    targets = torch.as_tensor(targets, dtype=torch.float32)
     use_rg = config.lora_rg_weight > 0 and len(steps.inputs) > 0
     use_bt = config.lora_bt_weight > 0 and len(pairs) > 0
     if not (use_rg or use_bt):

