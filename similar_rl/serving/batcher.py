@@ -181,10 +181,7 @@ class DynamicBatcher:
             return batch
 
     def _loop(self) -> None:
-        while True:
-            batch = self._take_batch()
-            if batch is None:
-                return
+        while (batch := self._take_batch()) is not None:
             if batch:
                 self._score(batch)
 

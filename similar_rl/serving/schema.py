@@ -75,17 +75,8 @@ MAX_REQUEST_PIXELS = 2**25
 #: Most pixels of one image (a 4096x4096 screenshot).
 MAX_IMAGE_PIXELS = MAX_IMAGE_SIDE * MAX_IMAGE_SIDE
 
-STEP_KEYS = frozenset(
-    {
-        "instruction",
-        "action",
-        "history",
-        "observation_text",
-        "screenshot",
-        "screenshot_index",
-        "screenshot_path",
-    }
-)
+_SCREENSHOT_KEYS = ("screenshot", "screenshot_index", "screenshot_path")  # at most one per step
+STEP_KEYS = frozenset({"instruction", "action", "history", "observation_text", *_SCREENSHOT_KEYS})
 REQUEST_KEYS = frozenset({"steps", "images"})
 
 
@@ -263,9 +254,7 @@ def _step(item: Any, i: int, images: list[Any], budget: _ImageBudget, allowed_ro
             )
     instruction = _text(item["instruction"], f"{where}.instruction", required=True, allow_empty=False)
     action = _text(item["action"], f"{where}.action", required=True)
-    history_value = item.get("history", [])
-    if history_value is None:
-        history_value = []
+    history_value = [] if item.get("history") is None else item["history"]
     if not isinstance(history_value, list):
         raise RequestError(
             400, f"{where}.history must be a list of action strings, got {_kind(history_value)}"
@@ -274,7 +263,7 @@ def _step(item: Any, i: int, images: list[Any], budget: _ImageBudget, allowed_ro
         raise RequestError(413, f"{where}.history has {len(history_value)} actions; at most {MAX_HISTORY}")
     history = [_text(h, f"{where}.history[{j}]", required=True) for j, h in enumerate(history_value)]
     observation_text = _text(item.get("observation_text"), f"{where}.observation_text", required=False)
-    given = [k for k in ("screenshot", "screenshot_index", "screenshot_path") if item.get(k) is not None]
+    given = [k for k in _SCREENSHOT_KEYS if item.get(k) is not None]
     if len(given) > 1:
         raise RequestError(400, f"{where} gives {given}; send at most one of them")
     screenshot = None
@@ -356,11 +345,10 @@ def encode_request(steps: Sequence[StepInput]) -> dict[str, Any]:
         if step.observation_text is not None:
             item["observation_text"] = step.observation_text
         if step.screenshot is not None:
-            shot = step.screenshot
-            digest = image_hash(shot)
+            digest = image_hash(step.screenshot)
             if digest not in index_of:
                 index_of[digest] = len(images)
-                images.append(encode_png(shot))
+                images.append(encode_png(step.screenshot))
             item["screenshot_index"] = index_of[digest]
         out.append(item)
     request: dict[str, Any] = {"steps": out}

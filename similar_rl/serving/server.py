@@ -56,7 +56,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedReader, RawIOBase
 from typing import Any
@@ -98,21 +98,14 @@ class ServerConfig:
     latency_window: int = field(default=10_000, metadata={"help": "requests kept for latency percentiles"})
 
     def __post_init__(self) -> None:
-        for name in (
-            "max_batch",
-            "max_queue",
-            "max_steps_per_request",
-            "max_body_bytes",
-            "max_pixels_per_request",
-            "max_connections",
-            "latency_window",
-        ):
+        types = {f.name: f.type for f in fields(self)}  # annotation strings: "int", "float", ...
+        for name in [n for n, t in types.items() if t == "int" and n != "port"]:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ServerConfig.{name} must be an integer >= 1, got {value!r}")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"ServerConfig.port must be in 0..65535, got {self.port!r}")
-        for name in ("max_wait_ms", "request_timeout_s", "request_deadline_s", "socket_timeout_s"):
+        for name in [n for n, t in types.items() if t == "float"]:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"ServerConfig.{name} must be a finite number >= 0, got {value!r}")
@@ -190,11 +183,9 @@ class _HTTPServer(ThreadingHTTPServer):
                 self.open_connections += 1
         if busy:
             self.owner.stats.record(503)
-            try:
+            with contextlib.suppress(OSError):
                 request.settimeout(1.0)
                 request.sendall(_BUSY_REPLY)
-            except OSError:
-                pass
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -325,26 +316,22 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     # -- routes ------------------------------------------------------------------------------------------------
+    def _count_request(self) -> str:
+        """Count the request; return its path without the query."""
+        with self.server.owner.stats.lock:
+            self.server.owner.stats.requests += 1
+        return self.path.split("?", 1)[0]
+
     def do_GET(self) -> None:
         owner = self.server.owner
-        with owner.stats.lock:
-            owner.stats.requests += 1
-        path = self.path.split("?", 1)[0]
+        path = self._count_request()
         if path == "/health":
-            uptime = round(time.monotonic() - owner.started, 3)
             if owner.batcher.alive:
-                owner.stats.record(200)
-                self._send_json(200, {"status": "ok", "uptime_s": uptime})
+                status, payload = 200, {"status": "ok"}
             else:
-                owner.stats.record(503)
-                self._send_json(
-                    503,
-                    {
-                        "status": "unhealthy",
-                        "error": "the batching thread is not running",
-                        "uptime_s": uptime,
-                    },
-                )
+                status, payload = 503, {"status": "unhealthy", "error": "the batching thread is not running"}
+            owner.stats.record(status)
+            self._send_json(status, {**payload, "uptime_s": round(time.monotonic() - owner.started, 3)})
         elif path == "/metrics":
             if self._authorised():
                 owner.stats.record(200)
@@ -355,9 +342,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         owner = self.server.owner
         start = time.perf_counter()
-        with owner.stats.lock:
-            owner.stats.requests += 1
-        path = self.path.split("?", 1)[0]
+        path = self._count_request()
         if path != "/score":
             self._refuse(404, f"no route POST {path!r}; use POST /score")
             return
@@ -374,19 +359,15 @@ class _Handler(BaseHTTPRequestHandler):
             scores = owner.batcher.submit(steps, timeout=cfg.request_timeout_s)
         except RequestError as exc:
             self._error(exc.status, exc.message)
-            return
         except Overloaded as exc:
             self._error(503, f"server overloaded: {exc}", **{"Retry-After": "1"})
-            return
         except TimeoutError as exc:
             self._error(504, f"scoring timed out: {exc}")
-            return
         except ScoringFailed as exc:
             self._error(500, f"scoring failed: {exc}")
-            return
-        latency_ms = (time.perf_counter() - start) * 1000
-        owner.stats.record(200, latency_ms, len(steps))
-        self._send_json(200, {"scores": scores})
+        else:
+            owner.stats.record(200, (time.perf_counter() - start) * 1000, len(steps))
+            self._send_json(200, {"scores": scores})
 
     def do_PUT(self) -> None:
         self._error(405, "use POST /score, GET /health or GET /metrics")
