@@ -21,12 +21,12 @@ Example (pure: no browser needed to convert keys):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import importlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,21 +45,8 @@ ACTION_TYPES: tuple[str, ...] = (
     "TYPE_TEXT",
     "FOCUS_ELEMENT_AND_TYPE_TEXT",
 )
-TYPEABLE_TAGS = frozenset(
-    {
-        "input_text",
-        "input_password",
-        "input_email",
-        "input_number",
-        "input_search",
-        "input_tel",
-        "input_url",
-        "input_date",
-        "input_time",
-        "textarea",
-        "select",
-    }
-)
+_TEXT_INPUTS = ("text", "password", "email", "number", "search", "tel", "url", "date", "time")
+TYPEABLE_TAGS = frozenset({*(f"input_{kind}" for kind in _TEXT_INPUTS), "textarea", "select"})
 #: Longest text one ``type`` action may carry (miniwob's ``text_max_len``).
 TYPE_MAX_CHARS = 64
 #: Milliseconds to wait after each action before observing, for tasks whose page changes asynchronously
@@ -182,15 +169,13 @@ class MiniWoBAdapter(BaseAdapter):
 
         set_default_browser_env()
         browser_kw = {
-            "chrome_binary": kwargs.pop("chrome_binary", None) or self.chrome_binary or "",
-            "chromedriver": kwargs.pop("chromedriver", None) or self.chromedriver or "",
+            name: bool(kwargs.pop(name)) for name in ("hide_caret", "type_replaces") if name in kwargs
         }
+        for name in ("chrome_binary", "chromedriver"):
+            browser_kw[name] = kwargs.pop(name, None) or getattr(self, name) or ""
         extra = kwargs.pop("extra_chrome_args", None) or self.extra_chrome_args
         if extra is not None:
             browser_kw["extra_args"] = tuple(extra)
-        for name in ("hide_caret", "type_replaces"):
-            if name in kwargs:
-                browser_kw[name] = bool(kwargs.pop(name))
         browser = BrowserConfig(**browser_kw)
         try:
             spec = gym.spec(env_id)
@@ -205,30 +190,19 @@ class MiniWoBAdapter(BaseAdapter):
         )
         env_class = spec.entry_point
         if isinstance(env_class, str):
-            module, _, attr = env_class.partition(":")
-            env_class = getattr(importlib.import_module(module), attr)
+            env_class = gym.envs.registration.load_env_creator(env_class)
         offline_spec = dataclasses.replace(spec, entry_point=offline_env_class(env_class))
         return gym.make(offline_spec, browser=browser, **kwargs)
 
     def reset(self, env: Any, seed: int | None = None) -> tuple[GUIState, dict[str, Any]]:
         """Reset with ``seed``; a browser failure becomes :class:`EnvFailure` (the next reset restarts it)."""
-        from selenium.common.exceptions import WebDriverException
-
-        try:
+        with _browser_failure(env, f"during reset(seed={seed})"):
             return super().reset(env, seed)
-        except WebDriverException as exc:
-            _mark_dead(env)
-            raise EnvFailure(f"MiniWoB++ browser failed during reset(seed={seed}): {exc}") from exc
 
     def step(self, env: Any, action: str) -> StepOutcome:
         """Execute one action string; a browser failure becomes :class:`EnvFailure`."""
-        from selenium.common.exceptions import WebDriverException
-
-        try:
+        with _browser_failure(env, f"while executing {action!r}"):
             return super().step(env, action)
-        except WebDriverException as exc:
-            _mark_dead(env)
-            raise EnvFailure(f"MiniWoB++ browser failed while executing {action!r}: {exc}") from exc
 
     # ---------------------------------------------------------- observation
     def observe(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> GUIState:
@@ -283,16 +257,8 @@ class MiniWoBAdapter(BaseAdapter):
             tag = str(raw["tag"])
             left, top = _scalar(raw["left"]), _scalar(raw["top"])
             width, height = _scalar(raw["width"]), _scalar(raw["height"])
-            if (
-                width <= 1
-                or height <= 1
-                or left + width <= 0
-                or top + height <= 0
-                or left >= 160
-                or top >= 210
-            ):
-                continue
-            is_leaf = bool(int(raw["flags"][3]))
+            if width <= 1 or height <= 1 or left <= -width or top <= -height or left >= 160 or top >= 210:
+                continue  # too small or off the 160x210 task screen
             text = " ".join([raw["text"].strip(), *texts.get(ref, [])]).strip() or label_text.get(ref, "")
             interactive = tag in INTERACTIVE_TAGS or tag.startswith("input_")
             if not (interactive or text):
@@ -317,7 +283,7 @@ class MiniWoBAdapter(BaseAdapter):
                     focused=bool(int(raw["flags"][0])),
                     classes=str(raw["classes"]),
                     id=str(raw["id"]),
-                    clickable=is_leaf or interactive,
+                    clickable=bool(int(raw["flags"][3])) or interactive,  # a leaf, or interactive
                     typeable=tag in TYPEABLE_TAGS,
                 )
             )
@@ -425,12 +391,10 @@ class MiniWoBAdapter(BaseAdapter):
             'scroll_down_xy(x=80, y=100)'
         """
         config = getattr(getattr(env, "unwrapped", env), "action_space_config", None)
-        types = tuple(config.action_types) if config is not None else ACTION_TYPES
-        raw_type = env_action["action_type"]
-        if isinstance(raw_type, str):
-            name = raw_type
-        else:
-            index = int(np.asarray(raw_type).item())
+        name = env_action["action_type"]
+        if not isinstance(name, str):
+            types = tuple(config.action_types) if config is not None else ACTION_TYPES
+            index = int(np.asarray(name).item())
             if not 0 <= index < len(types):
                 raise ValueError(
                     f"action_type {index} is not an index into this env's {len(types)} action types"
@@ -537,7 +501,15 @@ def _arithmetic(text: str) -> str | None:
     return str(a + b if op == "+" else a - b if op == "-" else a * b)
 
 
-def _mark_dead(env: Any) -> None:
-    instance = getattr(getattr(env, "unwrapped", env), "instance", None)
-    if instance is not None:
-        instance.died = True
+@contextlib.contextmanager
+def _browser_failure(env: Any, doing: str) -> Iterator[None]:
+    """Turn a WebDriverException into :class:`EnvFailure`, marking the browser dead so the next reset restarts it."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        yield
+    except WebDriverException as exc:
+        instance = getattr(getattr(env, "unwrapped", env), "instance", None)
+        if instance is not None:
+            instance.died = True
+        raise EnvFailure(f"MiniWoB++ browser failed {doing}: {exc}") from exc

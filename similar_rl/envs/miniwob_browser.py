@@ -144,12 +144,8 @@ class OfflineSeleniumInstance(SeleniumInstance):
             raise RuntimeError(f"MiniWoB instance {self.index} already has a driver")
         self.browser.check()
         options = webdriver.ChromeOptions()
-        if self.headless:
-            for arg in ("headless", "disable-gpu", "no-sandbox"):
-                options.add_argument(arg)
-        else:
-            options.add_argument("app=" + self.url)
-        for arg in self.browser.extra_args:
+        own = ("headless", "disable-gpu", "no-sandbox") if self.headless else ("app=" + self.url,)
+        for arg in (*own, *self.browser.extra_args):
             options.add_argument(arg)
         options.binary_location = self.browser.chrome_binary
         service = ChromeService(executable_path=self.browser.chromedriver)

@@ -92,10 +92,8 @@ def parse_observation(observation_text: str | None) -> dict[int, ElementLine]:
         if not match:
             continue
         text, rest = _json_prefix(match.group(3))
-        value = ""
-        vmatch = re.search(r"value=", rest)
-        if vmatch:
-            value, _ = _json_prefix(rest[vmatch.end() :])
+        at = rest.find("value=")
+        value = "" if at < 0 else _json_prefix(rest[at + len("value=") :])[0]
         ref = int(match.group(1))
         elements.setdefault(ref, ElementLine(ref, match.group(2), text, value, "focused" in rest))
     return elements

@@ -132,12 +132,10 @@ class ToyEnv(gym.Env):
         return tuple(w.element() for w in self._page.visible()) if self._page else ()
 
     def _obs(self) -> dict[str, Any]:
-        assert self._page is not None
-        dom = [{k: v for k, v in vars(el).items()} for el in self.elements()]
         return {
             "utterance": self._page.instruction,
             "screenshot": draw_page(self._page),
-            "dom": json.dumps(dom, ensure_ascii=True, separators=(",", ":")),
+            "dom": json.dumps([vars(el) for el in self.elements()], ensure_ascii=True, separators=(",", ":")),
             "fields": json.dumps(self._page.fields, ensure_ascii=True, sort_keys=True),
         }
 
@@ -151,7 +149,6 @@ class ToyEnv(gym.Env):
 
     def _apply(self, action: Action) -> tuple[float, bool]:
         page = self._page
-        assert page is not None
         if action.kind == "click":
             widget = page.widget(action.ref)  # type: ignore[arg-type]
         elif action.kind == "click_xy":
@@ -160,8 +157,7 @@ class ToyEnv(gym.Env):
             if widget is None:
                 page.focus(None)
         elif action.kind == "type":
-            widget = page.widget(action.ref)  # type: ignore[arg-type]
-            assert widget is not None
+            widget = page.widget(action.ref)  # type: ignore[arg-type]  # check_action found it
             page.focus(widget)
             widget.value = (action.text or "")[:MAX_VALUE_CHARS]
             return 0.0, False

@@ -81,6 +81,10 @@ class Page:
         for w in self.widgets:
             w.focused = w is target
 
+    def ref_of(self, role: str) -> int:
+        """The ref of the first widget with ``role``."""
+        return next(w.ref for w in self.widgets if w.role == role)
+
 
 def _button_width(text: str) -> float:
     return float(6 * len(text) + 14)
@@ -152,7 +156,7 @@ class ClickButton(ToyFamily):
         return (1.0, True) if widget.role == "target" else (-1.0, True)
 
     def solution(self, page: Page) -> list[str]:
-        return [f"click(ref={next(w.ref for w in page.widgets if w.role == 'target')})"]
+        return [f"click(ref={page.ref_of('target')})"]
 
 
 class LoginForm(ToyFamily):
@@ -170,14 +174,12 @@ class LoginForm(ToyFamily):
         submit = SUBMIT_WORDS[int(rng.integers(len(SUBMIT_WORDS)))]
         distractor = ("Cancel", "Reset", "Help")[int(rng.integers(3))]
         lay = _Layout()
-        lay.add("label", "Username", 60, clickable=False)
-        lay.newline(14)
-        lay.add("input_text", "Username", 120, typeable=True, role="username")
-        lay.newline(24)
-        lay.add("label", "Password", 60, clickable=False)
-        lay.newline(14)
-        lay.add("input_password", "Password", 120, typeable=True, role="password")
-        lay.newline(28)
+        for tag, label in (("input_text", "Username"), ("input_password", "Password")):
+            lay.add("label", label, 60, clickable=False)
+            lay.newline(14)
+            lay.add(tag, label, 120, typeable=True, role=label.lower())
+            lay.newline(24)
+        lay.newline(4)
         order = [(submit, "submit"), (distractor, distractor.lower())]
         if rng.random() < 0.5:
             order.reverse()
@@ -205,12 +207,8 @@ class LoginForm(ToyFamily):
         return 0.0, False
 
     def solution(self, page: Page) -> list[str]:
-        actions = []
-        for w in page.widgets:
-            if w.typeable:
-                actions.append(format_action(Action("type", ref=w.ref, text=page.fields[w.role])))
-        submit = next(w.ref for w in page.widgets if w.role == "submit")
-        return [*actions, f"click(ref={submit})"]
+        fills = [Action("type", ref=w.ref, text=page.fields[w.role]) for w in page.widgets if w.typeable]
+        return [*map(format_action, fills), f"click(ref={page.ref_of('submit')})"]
 
 
 class OpenTab(ToyFamily):
@@ -258,9 +256,8 @@ class OpenTab(ToyFamily):
         return 0.0, False
 
     def solution(self, page: Page) -> list[str]:
-        tab = next(w.ref for w in page.widgets if w.role == f"tab{page.answer['tab']}")
-        target = next(w.ref for w in page.widgets if w.role == "target")
-        return [f"click(ref={tab})", f"click(ref={target})"]
+        tab = page.ref_of(f"tab{page.answer['tab']}")
+        return [f"click(ref={tab})", f"click(ref={page.ref_of('target')})"]
 
 
 class Checkboxes(ToyFamily):
@@ -307,8 +304,7 @@ class Checkboxes(ToyFamily):
             for w in page.widgets
             if w.tag == "input_checkbox" and bool(w.value) != (w.role == "target")
         ]
-        submit = next(w.ref for w in page.widgets if w.role == "submit")
-        return [*clicks, f"click(ref={submit})"]
+        return [*clicks, f"click(ref={page.ref_of('submit')})"]
 
 
 #: Task family name -> family; env ids are ``"toy/" + name``.

@@ -51,7 +51,6 @@ import hmac
 import json
 import logging
 import math
-import re
 import socket
 import threading
 import time
@@ -217,9 +216,6 @@ class _DeadlineReader(RawIOBase):
         return self.sock.recv_into(buffer)
 
 
-_DIGITS = re.compile(r"[0-9]+")
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "similar-rl"
@@ -298,9 +294,10 @@ class _Handler(BaseHTTPRequestHandler):
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             return self._refuse(411, "a Content-Length header is required")
-        if not _DIGITS.fullmatch(length_text.strip()):
+        digits = length_text.strip()
+        if not (digits.isascii() and digits.isdigit()):
             return self._refuse(400, f"Content-Length must be plain digits (0-9), got {length_text[:40]!r}")
-        length = int(length_text.strip())
+        length = int(digits)
         limit = self.server.owner.config.max_body_bytes
         if length > limit:
             return self._refuse(
