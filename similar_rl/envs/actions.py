@@ -107,28 +107,24 @@ def _split_args(body: str) -> list[str]:
 
 
 def _convert(kind: str, name: str, typ: type, raw: str) -> int | float | str:
+    arg = f"{kind}(...) argument {name}"
     if typ is int:
         if not _INT.match(raw):
-            raise ActionParseError(f"{kind}(...) argument {name} must be an integer, got {raw!r}")
+            raise ActionParseError(f"{arg} must be an integer, got {raw!r}")
         return int(raw)
     if typ is float:
         if not _NUMBER.match(raw):
-            raise ActionParseError(f"{kind}(...) argument {name} must be a number, got {raw!r}")
+            raise ActionParseError(f"{arg} must be a number, got {raw!r}")
         value = float(raw)
         if not math.isfinite(value):
-            raise ActionParseError(f"{kind}(...) argument {name} must be finite, got {raw!r}")
+            raise ActionParseError(f"{arg} must be finite, got {raw!r}")
         return value
     if not (raw.startswith('"') and raw.endswith('"') and len(raw) >= 2):
-        raise ActionParseError(f"{kind}(...) argument {name} must be a double-quoted string, got {raw!r}")
+        raise ActionParseError(f"{arg} must be a double-quoted string, got {raw!r}")
     try:
-        value = json.loads(raw)
+        return json.loads(raw)  # a JSON document that starts with '"' is a string
     except json.JSONDecodeError as exc:
-        raise ActionParseError(
-            f"{kind}(...) argument {name} is not a valid JSON string ({exc.msg}): {raw!r}"
-        ) from None
-    if not isinstance(value, str):
-        raise ActionParseError(f"{kind}(...) argument {name} must be a string, got {raw!r}")
-    return value
+        raise ActionParseError(f"{arg} is not a valid JSON string ({exc.msg}): {raw!r}") from None
 
 
 def parse_action(text: str) -> Action:
@@ -171,10 +167,9 @@ def parse_action(text: str) -> Action:
 
 def try_parse(text: str) -> Action | None:
     """:func:`parse_action`, or None when ``text`` is malformed."""
-    try:
+    with contextlib.suppress(ActionParseError):
         return parse_action(text)
-    except ActionParseError:
-        return None
+    return None
 
 
 def _format_number(value: float) -> str:

@@ -112,6 +112,7 @@ def _scalar(value: Any) -> float:
     return float(np.asarray(value).reshape(-1)[0])
 
 
+@dataclasses.dataclass(eq=False, repr=False)  # compared and shown like any other adapter
 class MiniWoBAdapter(BaseAdapter):
     """Adapter for Farama MiniWoB++ (``miniwob/<task>-v1``).
 
@@ -127,25 +128,18 @@ class MiniWoBAdapter(BaseAdapter):
 
     name = "miniwob"
 
-    def __init__(
-        self,
-        chrome_binary: str | None = None,
-        chromedriver: str | None = None,
-        extra_chrome_args: Sequence[str] | None = None,
-        max_elements: int = 60,
-        max_text_chars: int = 80,
-        max_clicks: int = 40,
-        max_type_candidates: int = 24,
-        page_values: bool = True,
-    ):
-        self.chrome_binary = chrome_binary
-        self.chromedriver = chromedriver
-        self.extra_chrome_args = None if extra_chrome_args is None else tuple(extra_chrome_args)
-        self.max_elements = max_elements
-        self.max_text_chars = max_text_chars
-        self.max_clicks = max_clicks
-        self.max_type_candidates = max_type_candidates
-        self.page_values = page_values
+    chrome_binary: str | None = None
+    chromedriver: str | None = None
+    extra_chrome_args: Sequence[str] | None = None
+    max_elements: int = 60
+    max_text_chars: int = 80
+    max_clicks: int = 40
+    max_type_candidates: int = 24
+    page_values: bool = True
+
+    def __post_init__(self) -> None:
+        if self.extra_chrome_args is not None:
+            self.extra_chrome_args = tuple(self.extra_chrome_args)
 
     # ------------------------------------------------------------------ env
     def make_env(self, env_id: str, **kwargs: Any) -> Any:
@@ -231,12 +225,10 @@ class MiniWoBAdapter(BaseAdapter):
         texts: dict[int, list[str]] = defaultdict(list)  # text nodes folded into their parent
         children: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
         for raw in dom:
-            parent = int(raw["parent"])
-            if int(raw["ref"]) < 0:
-                if raw["text"].strip():
-                    texts[parent].append(raw["text"].strip())
-            else:
-                children[parent].append(raw)
+            if int(raw["ref"]) >= 0:
+                children[int(raw["parent"])].append(raw)
+            elif raw["text"].strip():
+                texts[int(raw["parent"])].append(raw["text"].strip())
         # Checkboxes/radios take the text of the label wrapping them; such labels are then skipped.
         label_text: dict[int, str] = {}
         skip: set[int] = set()
@@ -437,9 +429,8 @@ class MiniWoBAdapter(BaseAdapter):
     def candidates(self, state: GUIState) -> list[str]:
         """Click each clickable element; type into each typeable one the values of :meth:`type_values`; Enter if
         a typeable element is focused."""
-        out: list[str] = []
         clicks = [el for el in state.elements if el.clickable][: self.max_clicks]
-        out += [format_action(Action("click", ref=el.ref)) for el in clicks]
+        out = [format_action(Action("click", ref=el.ref)) for el in clicks]
         values = self.type_values(state)
         typeable = [el for el in state.elements if el.typeable]
         for el in typeable:

@@ -90,12 +90,12 @@ def _button_width(text: str) -> float:
     return float(6 * len(text) + 14)
 
 
+@dataclass
 class _Layout:
     """Hands out refs and stacks widgets top to bottom."""
 
-    def __init__(self) -> None:
-        self.widgets: list[Widget] = []
-        self.y = PAGE_TOP + 6
+    widgets: list[Widget] = field(default_factory=list)
+    y: float = PAGE_TOP + 6
 
     def add(
         self, tag: str, text: str, width: float, height: float = 18, left: float = 8, **kw: object
@@ -106,6 +106,11 @@ class _Layout:
 
     def newline(self, height: float = 22) -> None:
         self.y += height
+
+
+def _end(success: bool) -> tuple[float, bool]:
+    """Reward and terminated flag of a final click: +1 if it completes the task, else -1."""
+    return (1.0 if success else -1.0), True
 
 
 def _pick(rng: np.random.Generator, pool: tuple[str, ...], k: int) -> list[str]:
@@ -151,9 +156,7 @@ class ClickButton(ToyFamily):
         return Page(self.name, f'Click on the "{target}" button.', {"target": target}, lay.widgets)
 
     def on_click(self, page: Page, widget: Widget) -> tuple[float, bool]:
-        if widget.tag != "button":
-            return 0.0, False
-        return (1.0, True) if widget.role == "target" else (-1.0, True)
+        return _end(widget.role == "target") if widget.tag == "button" else (0.0, False)
 
     def solution(self, page: Page) -> list[str]:
         return [f"click(ref={page.ref_of('target')})"]
@@ -191,13 +194,8 @@ class LoginForm(ToyFamily):
         return Page(self.name, instruction, {"username": username, "password": password}, lay.widgets)
 
     def on_click(self, page: Page, widget: Widget) -> tuple[float, bool]:
-        if widget.role == "submit":
-            values = {w.role: w.value for w in page.widgets if w.typeable}
-            ok = (
-                values.get("username") == page.fields["username"]
-                and values.get("password") == page.fields["password"]
-            )
-            return (1.0, True) if ok else (-1.0, True)
+        if widget.role == "submit":  # the typeable widgets are the username and password fields
+            return _end(all(w.value == page.fields[w.role] for w in page.widgets if w.typeable))
         if widget.role == "cancel":
             return -1.0, True
         if widget.role == "reset":
@@ -211,7 +209,7 @@ class LoginForm(ToyFamily):
         return [*map(format_action, fills), f"click(ref={page.ref_of('submit')})"]
 
 
-class OpenTab(ToyFamily):
+class OpenTab(ClickButton):
     """Open the named tab, then click the named button inside it.
 
     Only the active tab's panel is shown. Clicking any button other than the target in the target tab ends the
@@ -251,9 +249,7 @@ class OpenTab(ToyFamily):
         if widget.tag == "tab":
             page.active_panel = int(widget.role[3:])
             return 0.0, False
-        if widget.tag == "button":
-            return (1.0, True) if widget.role == "target" else (-1.0, True)
-        return 0.0, False
+        return super().on_click(page, widget)
 
     def solution(self, page: Page) -> list[str]:
         tab = page.ref_of(f"tab{page.answer['tab']}")
@@ -294,8 +290,7 @@ class Checkboxes(ToyFamily):
             return 0.0, False
         if widget.role == "submit":
             boxes = [w for w in page.widgets if w.tag == "input_checkbox"]
-            ok = all(bool(w.value) == (w.role == "target") for w in boxes)
-            return (1.0, True) if ok else (-1.0, True)
+            return _end(all(bool(w.value) == (w.role == "target") for w in boxes))
         return 0.0, False
 
     def solution(self, page: Page) -> list[str]:

@@ -229,10 +229,9 @@ def _resolve_path(value: Any, field: str, allowed_root: Path | None, images: _Im
         )
     _check_unicode(value, field)
     root = allowed_root.resolve()
-    candidate = Path(value)
-    if not candidate.is_absolute():
-        candidate = root / candidate
-    real = Path(os.path.realpath(candidate))  # follows symlinks: a link out of the root is refused too
+    real = Path(
+        os.path.realpath(root / value)
+    )  # an absolute value replaces the root  # follows symlinks: a link out of the root is refused too
     if not real.is_relative_to(root):
         raise RequestError(403, f"{field} is outside the server's allowed root")
     if not real.is_file():
