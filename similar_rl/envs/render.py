@@ -21,6 +21,7 @@ Example (a round trip):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -70,12 +71,9 @@ def _json_prefix(raw: str) -> tuple[str, str]:
     """Split a leading JSON string off ``raw``; return (decoded, rest). Falls back to the raw text."""
     raw = raw.strip()
     if raw.startswith('"'):
-        try:
-            value, end = json.JSONDecoder().raw_decode(raw)
-            if isinstance(value, str):
-                return value, raw[end:]
-        except json.JSONDecodeError:
-            pass
+        with contextlib.suppress(json.JSONDecodeError):
+            value, end = json.JSONDecoder().raw_decode(raw)  # a JSON value that starts with '"' is a string
+            return value, raw[end:]
     return raw, ""
 
 

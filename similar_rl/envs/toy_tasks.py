@@ -47,11 +47,8 @@ class Widget:
     role: str = ""
 
     def element(self) -> Element:
-        return Element(
-            ref=self.ref, tag=self.tag, text=self.text, value=self.value, left=self.left, top=self.top,
-            width=self.width, height=self.height, focused=self.focused, classes=self.role, id=f"w{self.ref}",
-            clickable=self.clickable, typeable=self.typeable,
-        )  # fmt: skip
+        shared = {k: v for k, v in vars(self).items() if k not in ("panel", "role")}  # Element's other fields
+        return Element(**shared, classes=self.role, id=f"w{self.ref}")
 
     def contains(self, x: float, y: float) -> bool:
         return self.left <= x < self.left + self.width and self.top <= y < self.top + self.height

@@ -160,16 +160,14 @@ class DynamicBatcher:
     # -- the batching thread ---------------------------------------------------------------------------------
     def _take_batch(self) -> list[_Pending] | None:
         with self._cond:
-            while not self._queue and not self._stopped:
-                self._cond.wait()
+            self._cond.wait_for(lambda: self._queue or self._stopped)
             if self._stopped:
                 return None
             deadline = self._queue[0].enqueued + self.max_wait_s
-            while self._queued_steps < self.max_batch and not self._stopped:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._queue:
-                    break
-                self._cond.wait(remaining)
+            self._cond.wait_for(
+                lambda: self._queued_steps >= self.max_batch or self._stopped or not self._queue,
+                deadline - time.monotonic(),
+            )
             batch: list[_Pending] = []
             size = 0
             while self._queue and (not batch or size + len(self._queue[0].steps) <= self.max_batch):

@@ -87,9 +87,7 @@ class RemoteScorer:
         return f"RemoteScorer({self.url!r}, auth={self.token is not None}, timeout={self.timeout:g})"
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_local"]
-        return state
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

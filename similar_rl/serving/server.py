@@ -120,8 +120,7 @@ class ServerConfig:
             raise ValueError(f"ServerConfig.token must be a string or None, got {type(self.token).__name__}")
         if self.token is not None and not self.token:
             raise ValueError("ServerConfig.token is empty; give a non-empty token or None for no auth")
-        if self.max_steps_per_request > self.max_queue:
-            self.max_steps_per_request = self.max_queue
+        self.max_steps_per_request = min(self.max_steps_per_request, self.max_queue)
 
 
 def percentile(values: list[float], q: float) -> float | None:
