@@ -132,8 +132,7 @@ class _ImageBudget:
         self._decoded: dict[str, np.ndarray] = {}
 
     def inline(self, text: Any, field: str) -> np.ndarray:
-        if not isinstance(text, str):
-            raise RequestError(400, f"{field} must be a base64 PNG string, got {_kind(text)}")
+        _expect(isinstance(text, str), text, f"{field} must be a base64 PNG string")
         try:
             raw = base64.b64decode(text.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError):
@@ -188,17 +187,19 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON (send numbers as finite decimals)")
 
 
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+_KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def _expect(ok: bool, value: Any, problem: str) -> None:
+    """Refuse (400) a value of the wrong type: ``problem`` says what is expected, the message adds what came."""
+    if not ok:
+        raise RequestError(400, f"{problem}, got {_KINDS.get(type(value), type(value).__name__)}")
 
 
 def _text(value: Any, field: str, *, required: bool, allow_empty: bool = True) -> str | None:
     if value is None and not required:
         return None
-    if not isinstance(value, str):
-        raise RequestError(400, f"{field} must be a string, got {_kind(value)}")
+    _expect(isinstance(value, str), value, f"{field} must be a string")
     if not allow_empty and not value.strip():
         raise RequestError(400, f"{field} must be a non-empty string")
     if len(value) > MAX_TEXT_CHARS:
@@ -220,8 +221,7 @@ def _check_unicode(value: str, field: str) -> None:
 
 
 def _resolve_path(value: Any, field: str, allowed_root: Path | None, images: _ImageBudget) -> np.ndarray:
-    if not isinstance(value, str) or not value:
-        raise RequestError(400, f"{field} must be a non-empty path string, got {_kind(value)}")
+    _expect(isinstance(value, str) and value != "", value, f"{field} must be a non-empty path string")
     if allowed_root is None:
         raise RequestError(
             403,
@@ -241,8 +241,7 @@ def _resolve_path(value: Any, field: str, allowed_root: Path | None, images: _Im
 
 def _step(item: Any, i: int, images: list[Any], budget: _ImageBudget, allowed_root: Path | None) -> StepInput:
     where = f"steps[{i}]"
-    if not isinstance(item, dict):
-        raise RequestError(400, f"{where} must be an object with instruction and action, got {_kind(item)}")
+    _expect(isinstance(item, dict), item, f"{where} must be an object with instruction and action")
     unknown = sorted(set(item) - STEP_KEYS)
     if unknown:
         raise RequestError(400, f"{where} has unknown key(s) {unknown}; allowed keys: {sorted(STEP_KEYS)}")
@@ -254,10 +253,9 @@ def _step(item: Any, i: int, images: list[Any], budget: _ImageBudget, allowed_ro
     instruction = _text(item["instruction"], f"{where}.instruction", required=True, allow_empty=False)
     action = _text(item["action"], f"{where}.action", required=True)
     history_value = [] if item.get("history") is None else item["history"]
-    if not isinstance(history_value, list):
-        raise RequestError(
-            400, f"{where}.history must be a list of action strings, got {_kind(history_value)}"
-        )
+    _expect(
+        isinstance(history_value, list), history_value, f"{where}.history must be a list of action strings"
+    )
     if len(history_value) > MAX_HISTORY:
         raise RequestError(413, f"{where}.history has {len(history_value)} actions; at most {MAX_HISTORY}")
     history = [_text(h, f"{where}.history[{j}]", required=True) for j, h in enumerate(history_value)]
@@ -310,8 +308,7 @@ def parse_request(
             raise RequestError(400, "the body is nested too deeply") from None
     else:
         data = body
-    if not isinstance(data, dict):
-        raise RequestError(400, f"the body must be a JSON object with a 'steps' list, got {_kind(data)}")
+    _expect(isinstance(data, dict), data, "the body must be a JSON object with a 'steps' list")
     unknown = sorted(set(data) - REQUEST_KEYS)
     if unknown:
         raise RequestError(
@@ -320,13 +317,11 @@ def parse_request(
     if "steps" not in data:
         raise RequestError(400, "steps is missing (a list of step objects)")
     steps = data["steps"]
-    if not isinstance(steps, list):
-        raise RequestError(400, f"steps must be a list of step objects, got {_kind(steps)}")
+    _expect(isinstance(steps, list), steps, "steps must be a list of step objects")
     if len(steps) > max_steps:
         raise RequestError(413, f"steps has {len(steps)} items; at most {max_steps} per request (split it)")
     images = data.get("images") or []
-    if not isinstance(images, list):
-        raise RequestError(400, f"images must be a list of base64 PNG strings, got {_kind(images)}")
+    _expect(isinstance(images, list), images, "images must be a list of base64 PNG strings")
     root = Path(allowed_root) if allowed_root is not None else None
     budget = _ImageBudget(max_pixels)
     return [_step(item, i, images, budget, root) for i, item in enumerate(steps)]
