@@ -141,13 +141,11 @@ class MiniWoBAdapter(BaseAdapter):
         if self.extra_chrome_args is not None:
             self.extra_chrome_args = tuple(self.extra_chrome_args)
 
-    # ------------------------------------------------------------------ env
     def make_env(self, env_id: str, **kwargs: Any) -> Any:
         """``gymnasium.make(env_id)`` with the offline browser and the grammar's action space.
 
-        Keyword arguments go to the miniwob env (``wait_ms``, ``data_mode``...), except ``chrome_binary``,
-        ``chromedriver`` and ``extra_chrome_args``, which override the adapter's, and ``hide_caret`` and
-        ``type_replaces`` (see :class:`~similar_rl.envs.miniwob_browser.BrowserConfig`).
+        Keyword arguments go to the miniwob env (``wait_ms``, ``data_mode``...), except the adapter's browser
+        settings and :class:`~similar_rl.envs.miniwob_browser.BrowserConfig`'s ``hide_caret`` and ``type_replaces``.
 
         Raises:
             EnvFailure: chromium/chromedriver missing or failing to start (the message says how to install them).
@@ -198,7 +196,6 @@ class MiniWoBAdapter(BaseAdapter):
         with _browser_failure(env, f"while executing {action!r}"):
             return super().step(env, action)
 
-    # ---------------------------------------------------------- observation
     def observe(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> GUIState:
         """Read instruction, screenshot, elements, observation text and task fields off a miniwob observation."""
         info = info or {}
@@ -291,7 +288,6 @@ class MiniWoBAdapter(BaseAdapter):
             lines.append(f"... ({len(elements) - self.max_elements} more elements not shown)")
         return "\n".join(lines)
 
-    # --------------------------------------------------------------- actions
     def to_env_action(self, env: Any, action: str) -> dict[str, Any]:
         """Parse ``action`` and build the miniwob action dict for ``env``.
 
@@ -366,13 +362,10 @@ class MiniWoBAdapter(BaseAdapter):
     ) -> str:
         """The action string of a raw miniwob action dict, from any miniwob action space.
 
-        ``action_type`` is an index into the action types of ``env``'s own action space (without ``env``:
-        :data:`ACTION_TYPES`, the space :meth:`make_env` builds) or a type name; ``key`` indexes that space's
-        allowed keys. Kinds the grammar has become grammar strings; ``TYPE_TEXT`` becomes ``type`` on the
-        element focused in ``state``, and the ``*_FIELD`` kinds type the task field's value read off ``state``.
-        Kinds with no grammar equivalent (``MOVE_COORDS``, ``DBLCLICK_COORDS``, ``MOUSEDOWN/UP_COORDS``,
-        ``SCROLL_UP/DOWN_COORDS``, or a type field without ``state``) get a call of their own name such as
-        ``scroll_down_xy(x=80, y=100)``: not executable, but scored by the model as text.
+        ``action_type`` is a type name or an index into ``env``'s action types (default :data:`ACTION_TYPES`).
+        ``TYPE_TEXT`` types into the element focused in ``state``, ``*_FIELD`` kinds type a task field of ``state``.
+        Kinds the grammar lacks (scrolls, drags, a field without ``state``...) get a call of their own name, such
+        as ``scroll_down_xy(x=80, y=100)``: not executable, but scored by the model as text.
 
         Example:
             >>> MiniWoBAdapter().to_action_string({"action_type": 2, "ref": 7})
@@ -454,10 +447,7 @@ class MiniWoBAdapter(BaseAdapter):
             >>> MiniWoBAdapter().type_values(GUIState("Solve it", elements=tuple(page), fields={"x": "Ab"}))
             ['Ab', 'ab', 'AB', '3 + 4 =', '7', '3', '4']
         """
-        values: list[str] = []
-        for v in state.fields.values():
-            if v:
-                values += [v, v.lower(), v.upper()]
+        values = [form for v in state.fields.values() if v for form in (v, v.lower(), v.upper())]
         if self.page_values:
             for el in state.elements:
                 if el.typeable:

@@ -1,12 +1,7 @@
 """A small deterministic GUI environment (rendered with PIL) and its adapter, for tests, docs and smoke runs.
 
-Task families (env ids ``"toy/<family>"``):
-
-- ``toy/click-button``: click the named button among 3-5 buttons (one step).
-- ``toy/login-form``: type a username and a password into two fields, then click the submit button; distractor
-  buttons Cancel (ends with -1), Reset (clears the fields) or Help (nothing).
-- ``toy/open-tab``: click a tab, then the named button inside its panel; the first panel may hold a same-named trap.
-- ``toy/checkboxes``: tick exactly the named boxes (one unnamed box may start ticked), then click Submit.
+Env ids are ``"toy/<family>"``, one per task family of :mod:`similar_rl.envs.toy_tasks` (``click-button``,
+``login-form``, ``open-tab``, ``checkboxes``; each family's docstring says what it asks).
 
 Everything is decided by ``reset(seed=...)``: labels, targets, distractors and layout. Actions are strings of the
 grammar in :mod:`similar_rl.envs.actions`; ``type`` replaces a field's value (at most 64 characters are kept),

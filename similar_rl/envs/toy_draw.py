@@ -80,11 +80,8 @@ def _draw_widget(image: Image.Image, draw: ImageDraw.ImageDraw, w: Widget, activ
         draw.rectangle(
             (x0, y0, x1, y1), fill=(255, 255, 255), outline=FOCUS if w.focused else (120, 120, 120)
         )
-        if w.value:
-            shown = "*" * len(w.value) if w.tag == "input_password" else w.value
-            _text(image, x0 + 3, y0 + 3, shown[:24])
-        else:
-            _text(image, x0 + 3, y0 + 3, w.text, GREY_TEXT)
+        shown = ("*" * len(w.value) if w.tag == "input_password" else w.value)[:24]
+        _text(image, x0 + 3, y0 + 3, shown or w.text, BLACK if shown else GREY_TEXT)  # else the placeholder
     else:
         _text(image, x0, y0 + 2, w.text)
 

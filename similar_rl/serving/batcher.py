@@ -45,7 +45,6 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     result: list[DimensionScores] | None = None
     error: str | None = None
-    cancelled: bool = False
 
 
 class DynamicBatcher:
@@ -147,8 +146,7 @@ class DynamicBatcher:
             self._cond.notify_all()
         if not item.done.wait(timeout):
             with self._cond:
-                item.cancelled = True
-                if item in self._queue:
+                if item in self._queue:  # else it is being scored; its answer is dropped
                     self._queue.remove(item)
                     self._queued_steps -= len(item.steps)
             raise TimeoutError(f"no scores within {timeout:g} s")
@@ -157,7 +155,6 @@ class DynamicBatcher:
         assert item.result is not None
         return item.result
 
-    # -- the batching thread ---------------------------------------------------------------------------------
     def _take_batch(self) -> list[_Pending] | None:
         with self._cond:
             self._cond.wait_for(lambda: self._queue or self._stopped)
@@ -171,11 +168,10 @@ class DynamicBatcher:
             batch: list[_Pending] = []
             size = 0
             while self._queue and (not batch or size + len(self._queue[0].steps) <= self.max_batch):
-                item = self._queue.popleft()
+                item = self._queue.popleft()  # queued items are never cancelled: submit removes them first
                 self._queued_steps -= len(item.steps)
-                if not item.cancelled:
-                    batch.append(item)
-                    size += len(item.steps)
+                batch.append(item)
+                size += len(item.steps)
             return batch
 
     def _loop(self) -> None:

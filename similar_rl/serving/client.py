@@ -93,7 +93,6 @@ class RemoteScorer:
         self.__dict__.update(state)
         self._local = threading.local()
 
-    # -- public API ----------------------------------------------------------------------------------------------
     def score(self, steps: Sequence[StepInput]) -> list[DimensionScores]:
         """Score ``steps`` on the server; one dict per step (five dimensions and ``total``), in order.
 
@@ -134,7 +133,6 @@ class RemoteScorer:
             conn.close()
             self._local.conn = None
 
-    # -- transport -----------------------------------------------------------------------------------------------
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:

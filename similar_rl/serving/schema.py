@@ -119,12 +119,8 @@ def decode_png(text: Any, field: str) -> np.ndarray:
 
 
 class _ImageBudget:
-    """Decodes the images of one request: each distinct image once, at most ``max_pixels`` in all.
-
-    Images are keyed by a hash of their PNG bytes (inline and ``images`` entries) or by their resolved path, so a
-    screenshot repeated in many steps is decoded and held once. Sizes are read from the PNG header and charged
-    to the budget before the pixels are decoded.
-    """
+    """Decodes the images of one request: each distinct image (same PNG bytes or resolved path) once, at most
+    ``max_pixels`` in all, charged from the PNG header before the pixels are decoded."""
 
     def __init__(self, max_pixels: int) -> None:
         self.max_pixels = max_pixels
@@ -345,10 +341,7 @@ def encode_request(steps: Sequence[StepInput]) -> dict[str, Any]:
                 images.append(encode_png(step.screenshot))
             item["screenshot_index"] = index_of[digest]
         out.append(item)
-    request: dict[str, Any] = {"steps": out}
-    if images:
-        request["images"] = images
-    return request
+    return {"steps": out, "images": images} if images else {"steps": out}
 
 
 def parse_scores(data: Any, expected: int) -> list[DimensionScores]:

@@ -249,7 +249,6 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
 
-    # -- helpers -------------------------------------------------------------------------------------------------
     def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload, allow_nan=False).encode()
         self._sent = True
@@ -277,8 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.server.owner.config.token
         if token is None:
             return True
-        given = self.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
+        scheme, _, value = self.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
             return True
         if self.command == "POST":
@@ -313,7 +311,6 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return body
 
-    # -- routes ------------------------------------------------------------------------------------------------
     def _count_request(self) -> str:
         """Count the request; return its path without the query."""
         with self.server.owner.stats.lock:
