@@ -85,10 +85,7 @@ def parse_observation(observation_text: str | None) -> dict[int, ElementLine]:
         'Home'
     """
     elements: dict[int, ElementLine] = {}
-    for line in (observation_text or "").splitlines():
-        match = _LINE.match(line)
-        if not match:
-            continue
+    for match in filter(None, map(_LINE.match, (observation_text or "").splitlines())):
         text, rest = _json_prefix(match.group(3))
         at = rest.find("value=")
         value = "" if at < 0 else _json_prefix(rest[at + len("value=") :])[0]

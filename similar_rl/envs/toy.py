@@ -98,13 +98,11 @@ class ToyEnv(gym.Env):
         self.family = FAMILIES[task]
         self.max_steps = max_steps
         self.render_mode = render_mode
-        self.observation_space = spaces.Dict(
-            {
-                "utterance": spaces.Text(512, charset=CHARSET),
-                "screenshot": spaces.Box(0, 255, (HEIGHT, WIDTH, 3), np.uint8),
-                "dom": spaces.Text(MAX_DOM_CHARS, charset=CHARSET),
-                "fields": spaces.Text(1024, charset=CHARSET),
-            }
+        self.observation_space = spaces.Dict(  # keys in sorted order, as a Dict space sorts a mapping's keys
+            dom=spaces.Text(MAX_DOM_CHARS, charset=CHARSET),
+            fields=spaces.Text(1024, charset=CHARSET),
+            screenshot=spaces.Box(0, 255, (HEIGHT, WIDTH, 3), np.uint8),
+            utterance=spaces.Text(512, charset=CHARSET),
         )
         self.action_space = spaces.Text(MAX_ACTION_CHARS, charset=CHARSET)
         self._page: Page | None = None

@@ -69,10 +69,7 @@ class Page:
         return [w for w in self.widgets if w.panel is None or w.panel == self.active_panel]
 
     def widget(self, ref: int) -> Widget | None:
-        for w in self.visible():
-            if w.ref == ref:
-                return w
-        return None
+        return next((w for w in self.visible() if w.ref == ref), None)
 
     def focus(self, target: Widget | None) -> None:
         for w in self.widgets:

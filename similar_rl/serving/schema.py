@@ -241,11 +241,9 @@ def _step(item: Any, i: int, images: list[Any], budget: _ImageBudget, allowed_ro
     unknown = sorted(set(item) - STEP_KEYS)
     if unknown:
         raise RequestError(400, f"{where} has unknown key(s) {unknown}; allowed keys: {sorted(STEP_KEYS)}")
-    for name in ("instruction", "action"):
+    for name, kind in (("instruction", "a non-empty string"), ("action", "a string")):
         if name not in item:
-            raise RequestError(
-                400, f"{where}.{name} is missing (a {'non-empty ' if name == 'instruction' else ''}string)"
-            )
+            raise RequestError(400, f"{where}.{name} is missing ({kind})")
     instruction = _text(item["instruction"], f"{where}.instruction", required=True, allow_empty=False)
     action = _text(item["action"], f"{where}.action", required=True)
     history_value = [] if item.get("history") is None else item["history"]
