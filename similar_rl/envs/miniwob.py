@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from similar_rl._optional import require
 from similar_rl.envs.actions import NOOP, Action, format_action, parse_action
 from similar_rl.envs.base import BaseAdapter, EnvFailure, InvalidActionError, StepOutcome
 from similar_rl.envs.render import render_element
@@ -150,8 +151,6 @@ class MiniWoBAdapter(BaseAdapter):
         Raises:
             EnvFailure: chromium/chromedriver missing or failing to start (the message says how to install them).
         """
-        from similar_rl._optional import require
-
         gym = require("gymnasium", "MiniWoB++ environments")
         require("miniwob", "MiniWoB++ environments")
         require("selenium", "MiniWoB++ environments")

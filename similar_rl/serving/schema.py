@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from similar_rl.dimensions import SCORE_KEYS
-from similar_rl.types import MAX_IMAGE_SIDE, DimensionScores, StepInput, image_hash
+from similar_rl.types import MAX_IMAGE_SIDE, DimensionScores, StepInput, as_rgb_array, image_hash
 
 __all__ = [
     "MAX_STEPS_PER_REQUEST",
@@ -102,8 +102,6 @@ def encode_png(image: Any) -> str:
         (2, 3, 3)
     """
     from PIL import Image
-
-    from similar_rl.types import as_rgb_array
 
     buf = io.BytesIO()
     Image.fromarray(as_rgb_array(image)).save(buf, format="PNG", compress_level=1)
