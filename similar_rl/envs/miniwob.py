@@ -146,7 +146,8 @@ class MiniWoBAdapter(BaseAdapter):
         """``gymnasium.make(env_id)`` with the offline browser and the grammar's action space.
 
         Keyword arguments go to the miniwob env (``wait_ms``, ``data_mode``...), except the adapter's browser
-        settings and :class:`~similar_rl.envs.miniwob_browser.BrowserConfig`'s ``hide_caret`` and ``type_replaces``.
+        settings, and ``hide_caret`` and ``type_replaces`` of
+        :class:`~similar_rl.envs.miniwob_browser.BrowserConfig`.
 
         Raises:
             EnvFailure: chromium/chromedriver missing or failing to start (the message says how to install them).
@@ -362,9 +363,9 @@ class MiniWoBAdapter(BaseAdapter):
         """The action string of a raw miniwob action dict, from any miniwob action space.
 
         ``action_type`` is a type name or an index into ``env``'s action types (default :data:`ACTION_TYPES`).
-        ``TYPE_TEXT`` types into the element focused in ``state``, ``*_FIELD`` kinds type a task field of ``state``.
-        Kinds the grammar lacks (scrolls, drags, a field without ``state``...) get a call of their own name, such
-        as ``scroll_down_xy(x=80, y=100)``: not executable, but scored by the model as text.
+        ``TYPE_TEXT`` types into the element focused in ``state``; ``*_FIELD`` kinds type a task field of
+        ``state``. Kinds the grammar lacks (scrolls, drags, a field without ``state``...) get a call of their
+        own name, such as ``scroll_down_xy(x=80, y=100)``: not executable, but scored by the model as text.
 
         Example:
             >>> MiniWoBAdapter().to_action_string({"action_type": 2, "ref": 7})
@@ -483,7 +484,7 @@ def _arithmetic(text: str) -> str | None:
 
 @contextlib.contextmanager
 def _browser_failure(env: Any, doing: str) -> Iterator[None]:
-    """Turn a WebDriverException into :class:`EnvFailure`, marking the browser dead so the next reset restarts it."""
+    """Turn a WebDriverException into :class:`EnvFailure`; the browser is marked dead (reset restarts it)."""
     from selenium.common.exceptions import WebDriverException
 
     try:

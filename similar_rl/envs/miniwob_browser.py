@@ -1,9 +1,9 @@
 """Offline headless Chromium for MiniWoB++: browser paths, Chromium flags and clear start-up errors.
 
 Farama ``miniwob`` builds its Chrome options inline and has no switch for extra flags, and without
-``MINIWOB_CHROME_BINARY``/``MINIWOB_CHROMEDRIVER`` Selenium tries to download a browser. Here, without patching
-``miniwob`` or ``selenium`` globally, :func:`offline_env_class` derives from a MiniWoB env class one whose
-:class:`OfflineSeleniumInstance` starts the browser of a :class:`BrowserConfig`.
+``MINIWOB_CHROME_BINARY``/``MINIWOB_CHROMEDRIVER`` Selenium tries to download a browser. Here, without
+patching ``miniwob`` or ``selenium`` globally, :func:`offline_env_class` derives from a MiniWoB env class
+one whose :class:`OfflineSeleniumInstance` starts the browser of a :class:`BrowserConfig`.
 
 Only :func:`set_default_browser_env` touches global state: it sets the two ``MINIWOB_*`` variables to the
 Debian paths when both are unset (so plain ``gymnasium.make("miniwob/...")`` elsewhere stays offline too).

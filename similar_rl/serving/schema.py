@@ -185,7 +185,7 @@ _KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
 
 
 def _expect(ok: bool, value: Any, problem: str) -> None:
-    """Refuse (400) a value of the wrong type: ``problem`` says what is expected, the message adds what came."""
+    """Refuse (400) a value of the wrong type: ``problem`` says what was expected; the type given is added."""
     if not ok:
         raise RequestError(400, f"{problem}, got {_KINDS.get(type(value), type(value).__name__)}")
 
