@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -64,6 +65,8 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _FIND = re.compile(r"\b(click_xy|click|type|press|noop)\s*\(")
 # The argument list of a call: plain characters or complete JSON strings up to the first ")" outside a string.
 _CALL_BODY = re.compile(r'(?:[^")]++|"(?:[^"\\]++|\\.)*+")*+\)', re.DOTALL)  # possessive: linear time
+# One argument: plain characters or complete JSON strings up to the first "," outside a string.
+_ARG = re.compile(r'(?:[^",]++|"(?:[^"\\]++|\\.)*+")*+', re.DOTALL)
 
 
 class ActionParseError(ValueError):
@@ -91,55 +94,37 @@ class Action:
 
 def _split_args(body: str) -> list[str]:
     """Split on commas outside JSON strings."""
-    parts, buf, in_str, escaped = [], [], False, False
-    for ch in body:
-        if in_str:
-            buf.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-            buf.append(ch)
-        elif ch == ",":
-            parts.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-    if in_str:
-        raise ActionParseError("unterminated string: a text value needs a closing double quote")
-    parts.append("".join(buf))
-    if len(parts) == 1 and not parts[0].strip():
-        return []
-    return parts
+    parts, pos = [], 0
+    while True:
+        end = _ARG.match(body, pos).end()  # type: ignore[union-attr]  # matches at least ""
+        parts.append(body[pos:end])
+        if end == len(body):
+            break
+        if body[end] == '"':  # a quote that no later quote closes
+            raise ActionParseError("unterminated string: a text value needs a closing double quote")
+        pos = end + 1
+    return [] if len(parts) == 1 and not parts[0].strip() else parts
 
 
 def _convert(kind: str, name: str, typ: type, raw: str) -> int | float | str:
+    arg = f"{kind}(...) argument {name}"
     if typ is int:
         if not _INT.match(raw):
-            raise ActionParseError(f"{kind}(...) argument {name} must be an integer, got {raw!r}")
+            raise ActionParseError(f"{arg} must be an integer, got {raw!r}")
         return int(raw)
     if typ is float:
         if not _NUMBER.match(raw):
-            raise ActionParseError(f"{kind}(...) argument {name} must be a number, got {raw!r}")
+            raise ActionParseError(f"{arg} must be a number, got {raw!r}")
         value = float(raw)
         if not math.isfinite(value):
-            raise ActionParseError(f"{kind}(...) argument {name} must be finite, got {raw!r}")
+            raise ActionParseError(f"{arg} must be finite, got {raw!r}")
         return value
     if not (raw.startswith('"') and raw.endswith('"') and len(raw) >= 2):
-        raise ActionParseError(f"{kind}(...) argument {name} must be a double-quoted string, got {raw!r}")
+        raise ActionParseError(f"{arg} must be a double-quoted string, got {raw!r}")
     try:
-        value = json.loads(raw)
+        return json.loads(raw)  # a JSON document that starts with '"' is a string
     except json.JSONDecodeError as exc:
-        raise ActionParseError(
-            f"{kind}(...) argument {name} is not a valid JSON string ({exc.msg}): {raw!r}"
-        ) from None
-    if not isinstance(value, str):
-        raise ActionParseError(f"{kind}(...) argument {name} must be a string, got {raw!r}")
-    return value
+        raise ActionParseError(f"{arg} is not a valid JSON string ({exc.msg}): {raw!r}") from None
 
 
 def parse_action(text: str) -> Action:
@@ -182,10 +167,9 @@ def parse_action(text: str) -> Action:
 
 def try_parse(text: str) -> Action | None:
     """:func:`parse_action`, or None when ``text`` is malformed."""
-    try:
+    with contextlib.suppress(ActionParseError):
         return parse_action(text)
-    except ActionParseError:
-        return None
+    return None
 
 
 def _format_number(value: float) -> str:
@@ -231,24 +215,12 @@ def extract_action(completion: str) -> Action:
     """
     if not isinstance(completion, str):
         raise TypeError(f"a completion must be a string, got {type(completion).__name__}")
-    starts = [m.start() for m in _FIND.finditer(completion)]
-    for start in reversed(starts):
-        depth_end = _match_call_end(completion, start)
-        if depth_end is None:
-            continue
-        try:
-            return parse_action(completion[start:depth_end])
-        except ActionParseError:
-            continue
+    for call in reversed(list(_FIND.finditer(completion))):
+        # Only MAX_ACTION_CHARS from the call's start are searched: a longer call would be refused by
+        # parse_action anyway, and the bound keeps this linear in the completion length.
+        end = min(len(completion), call.start() + MAX_ACTION_CHARS)
+        body = _CALL_BODY.match(completion, call.end(), end)
+        if body is not None:
+            with contextlib.suppress(ActionParseError):
+                return parse_action(completion[call.start() : body.end()])
     raise ActionParseError(f"no valid action found in the completion {completion[:200]!r}")
-
-
-def _match_call_end(text: str, start: int) -> int | None:
-    """Index just past the ')' that closes the call starting at ``start`` (strings respected).
-
-    Only the first :data:`MAX_ACTION_CHARS` characters from ``start`` are searched: a longer call would be refused
-    by :func:`parse_action` anyway, and the bound keeps :func:`extract_action` linear in the completion length.
-    """
-    body = text.index("(", start) + 1
-    match = _CALL_BODY.match(text, body, min(len(text), start + MAX_ACTION_CHARS))
-    return match.end() if match else None

@@ -98,8 +98,7 @@ class BaseAdapter(ABC):
     def step(self, env: Any, action: str) -> StepOutcome:
         """Execute one action string in ``env``."""
         obs, reward, terminated, truncated, info = env.step(self.to_env_action(env, action))
-        done = terminated or truncated
-        state = None if done else self._state_after_step(env, obs, info)
+        state = None if terminated or truncated else self._state_after_step(env, obs, info)
         return StepOutcome(
             state=state,
             reward=float(reward),

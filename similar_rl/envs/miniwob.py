@@ -21,16 +21,17 @@ Example (pure: no browser needed to convert keys):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import importlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from similar_rl._optional import require
 from similar_rl.envs.actions import NOOP, Action, format_action, parse_action
 from similar_rl.envs.base import BaseAdapter, EnvFailure, InvalidActionError, StepOutcome
 from similar_rl.envs.render import render_element
@@ -45,21 +46,8 @@ ACTION_TYPES: tuple[str, ...] = (
     "TYPE_TEXT",
     "FOCUS_ELEMENT_AND_TYPE_TEXT",
 )
-TYPEABLE_TAGS = frozenset(
-    {
-        "input_text",
-        "input_password",
-        "input_email",
-        "input_number",
-        "input_search",
-        "input_tel",
-        "input_url",
-        "input_date",
-        "input_time",
-        "textarea",
-        "select",
-    }
-)
+_TEXT_INPUTS = ("text", "password", "email", "number", "search", "tel", "url", "date", "time")
+TYPEABLE_TAGS = frozenset({*(f"input_{kind}" for kind in _TEXT_INPUTS), "textarea", "select"})
 #: Longest text one ``type`` action may carry (miniwob's ``text_max_len``).
 TYPE_MAX_CHARS = 64
 #: Milliseconds to wait after each action before observing, for tasks whose page changes asynchronously
@@ -125,6 +113,7 @@ def _scalar(value: Any) -> float:
     return float(np.asarray(value).reshape(-1)[0])
 
 
+@dataclasses.dataclass(eq=False, repr=False)  # compared and shown like any other adapter
 class MiniWoBAdapter(BaseAdapter):
     """Adapter for Farama MiniWoB++ (``miniwob/<task>-v1``).
 
@@ -140,39 +129,29 @@ class MiniWoBAdapter(BaseAdapter):
 
     name = "miniwob"
 
-    def __init__(
-        self,
-        chrome_binary: str | None = None,
-        chromedriver: str | None = None,
-        extra_chrome_args: Sequence[str] | None = None,
-        max_elements: int = 60,
-        max_text_chars: int = 80,
-        max_clicks: int = 40,
-        max_type_candidates: int = 24,
-        page_values: bool = True,
-    ):
-        self.chrome_binary = chrome_binary
-        self.chromedriver = chromedriver
-        self.extra_chrome_args = None if extra_chrome_args is None else tuple(extra_chrome_args)
-        self.max_elements = max_elements
-        self.max_text_chars = max_text_chars
-        self.max_clicks = max_clicks
-        self.max_type_candidates = max_type_candidates
-        self.page_values = page_values
+    chrome_binary: str | None = None
+    chromedriver: str | None = None
+    extra_chrome_args: Sequence[str] | None = None
+    max_elements: int = 60
+    max_text_chars: int = 80
+    max_clicks: int = 40
+    max_type_candidates: int = 24
+    page_values: bool = True
 
-    # ------------------------------------------------------------------ env
+    def __post_init__(self) -> None:
+        if self.extra_chrome_args is not None:
+            self.extra_chrome_args = tuple(self.extra_chrome_args)
+
     def make_env(self, env_id: str, **kwargs: Any) -> Any:
         """``gymnasium.make(env_id)`` with the offline browser and the grammar's action space.
 
-        Keyword arguments go to the miniwob env (``wait_ms``, ``data_mode``...), except ``chrome_binary``,
-        ``chromedriver`` and ``extra_chrome_args``, which override the adapter's, and ``hide_caret`` and
-        ``type_replaces`` (see :class:`~similar_rl.envs.miniwob_browser.BrowserConfig`).
+        Keyword arguments go to the miniwob env (``wait_ms``, ``data_mode``...), except the adapter's browser
+        settings, and ``hide_caret`` and ``type_replaces`` of
+        :class:`~similar_rl.envs.miniwob_browser.BrowserConfig`.
 
         Raises:
             EnvFailure: chromium/chromedriver missing or failing to start (the message says how to install them).
         """
-        from similar_rl._optional import require
-
         gym = require("gymnasium", "MiniWoB++ environments")
         require("miniwob", "MiniWoB++ environments")
         require("selenium", "MiniWoB++ environments")
@@ -182,15 +161,13 @@ class MiniWoBAdapter(BaseAdapter):
 
         set_default_browser_env()
         browser_kw = {
-            "chrome_binary": kwargs.pop("chrome_binary", None) or self.chrome_binary or "",
-            "chromedriver": kwargs.pop("chromedriver", None) or self.chromedriver or "",
+            name: bool(kwargs.pop(name)) for name in ("hide_caret", "type_replaces") if name in kwargs
         }
+        for name in ("chrome_binary", "chromedriver"):
+            browser_kw[name] = kwargs.pop(name, None) or getattr(self, name) or ""
         extra = kwargs.pop("extra_chrome_args", None) or self.extra_chrome_args
         if extra is not None:
             browser_kw["extra_args"] = tuple(extra)
-        for name in ("hide_caret", "type_replaces"):
-            if name in kwargs:
-                browser_kw[name] = bool(kwargs.pop(name))
         browser = BrowserConfig(**browser_kw)
         try:
             spec = gym.spec(env_id)
@@ -205,32 +182,20 @@ class MiniWoBAdapter(BaseAdapter):
         )
         env_class = spec.entry_point
         if isinstance(env_class, str):
-            module, _, attr = env_class.partition(":")
-            env_class = getattr(importlib.import_module(module), attr)
+            env_class = gym.envs.registration.load_env_creator(env_class)
         offline_spec = dataclasses.replace(spec, entry_point=offline_env_class(env_class))
         return gym.make(offline_spec, browser=browser, **kwargs)
 
     def reset(self, env: Any, seed: int | None = None) -> tuple[GUIState, dict[str, Any]]:
         """Reset with ``seed``; a browser failure becomes :class:`EnvFailure` (the next reset restarts it)."""
-        from selenium.common.exceptions import WebDriverException
-
-        try:
+        with _browser_failure(env, f"during reset(seed={seed})"):
             return super().reset(env, seed)
-        except WebDriverException as exc:
-            _mark_dead(env)
-            raise EnvFailure(f"MiniWoB++ browser failed during reset(seed={seed}): {exc}") from exc
 
     def step(self, env: Any, action: str) -> StepOutcome:
         """Execute one action string; a browser failure becomes :class:`EnvFailure`."""
-        from selenium.common.exceptions import WebDriverException
-
-        try:
+        with _browser_failure(env, f"while executing {action!r}"):
             return super().step(env, action)
-        except WebDriverException as exc:
-            _mark_dead(env)
-            raise EnvFailure(f"MiniWoB++ browser failed while executing {action!r}: {exc}") from exc
 
-    # ---------------------------------------------------------- observation
     def observe(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> GUIState:
         """Read instruction, screenshot, elements, observation text and task fields off a miniwob observation."""
         info = info or {}
@@ -257,12 +222,10 @@ class MiniWoBAdapter(BaseAdapter):
         texts: dict[int, list[str]] = defaultdict(list)  # text nodes folded into their parent
         children: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
         for raw in dom:
-            parent = int(raw["parent"])
-            if int(raw["ref"]) < 0:
-                if raw["text"].strip():
-                    texts[parent].append(raw["text"].strip())
-            else:
-                children[parent].append(raw)
+            if int(raw["ref"]) >= 0:
+                children[int(raw["parent"])].append(raw)
+            elif raw["text"].strip():
+                texts[int(raw["parent"])].append(raw["text"].strip())
         # Checkboxes/radios take the text of the label wrapping them; such labels are then skipped.
         label_text: dict[int, str] = {}
         skip: set[int] = set()
@@ -283,16 +246,8 @@ class MiniWoBAdapter(BaseAdapter):
             tag = str(raw["tag"])
             left, top = _scalar(raw["left"]), _scalar(raw["top"])
             width, height = _scalar(raw["width"]), _scalar(raw["height"])
-            if (
-                width <= 1
-                or height <= 1
-                or left + width <= 0
-                or top + height <= 0
-                or left >= 160
-                or top >= 210
-            ):
-                continue
-            is_leaf = bool(int(raw["flags"][3]))
+            if width <= 1 or height <= 1 or left <= -width or top <= -height or left >= 160 or top >= 210:
+                continue  # too small or off the 160x210 task screen
             text = " ".join([raw["text"].strip(), *texts.get(ref, [])]).strip() or label_text.get(ref, "")
             interactive = tag in INTERACTIVE_TAGS or tag.startswith("input_")
             if not (interactive or text):
@@ -317,7 +272,7 @@ class MiniWoBAdapter(BaseAdapter):
                     focused=bool(int(raw["flags"][0])),
                     classes=str(raw["classes"]),
                     id=str(raw["id"]),
-                    clickable=is_leaf or interactive,
+                    clickable=bool(int(raw["flags"][3])) or interactive,  # a leaf, or interactive
                     typeable=tag in TYPEABLE_TAGS,
                 )
             )
@@ -333,7 +288,6 @@ class MiniWoBAdapter(BaseAdapter):
             lines.append(f"... ({len(elements) - self.max_elements} more elements not shown)")
         return "\n".join(lines)
 
-    # --------------------------------------------------------------- actions
     def to_env_action(self, env: Any, action: str) -> dict[str, Any]:
         """Parse ``action`` and build the miniwob action dict for ``env``.
 
@@ -408,13 +362,10 @@ class MiniWoBAdapter(BaseAdapter):
     ) -> str:
         """The action string of a raw miniwob action dict, from any miniwob action space.
 
-        ``action_type`` is an index into the action types of ``env``'s own action space (without ``env``:
-        :data:`ACTION_TYPES`, the space :meth:`make_env` builds) or a type name; ``key`` indexes that space's
-        allowed keys. Kinds the grammar has become grammar strings; ``TYPE_TEXT`` becomes ``type`` on the
-        element focused in ``state``, and the ``*_FIELD`` kinds type the task field's value read off ``state``.
-        Kinds with no grammar equivalent (``MOVE_COORDS``, ``DBLCLICK_COORDS``, ``MOUSEDOWN/UP_COORDS``,
-        ``SCROLL_UP/DOWN_COORDS``, or a type field without ``state``) get a call of their own name such as
-        ``scroll_down_xy(x=80, y=100)``: not executable, but scored by the model as text.
+        ``action_type`` is a type name or an index into ``env``'s action types (default :data:`ACTION_TYPES`).
+        ``TYPE_TEXT`` types into the element focused in ``state``; ``*_FIELD`` kinds type a task field of
+        ``state``. Kinds the grammar lacks (scrolls, drags, a field without ``state``...) get a call of their
+        own name, such as ``scroll_down_xy(x=80, y=100)``: not executable, but scored by the model as text.
 
         Example:
             >>> MiniWoBAdapter().to_action_string({"action_type": 2, "ref": 7})
@@ -425,12 +376,10 @@ class MiniWoBAdapter(BaseAdapter):
             'scroll_down_xy(x=80, y=100)'
         """
         config = getattr(getattr(env, "unwrapped", env), "action_space_config", None)
-        types = tuple(config.action_types) if config is not None else ACTION_TYPES
-        raw_type = env_action["action_type"]
-        if isinstance(raw_type, str):
-            name = raw_type
-        else:
-            index = int(np.asarray(raw_type).item())
+        name = env_action["action_type"]
+        if not isinstance(name, str):
+            types = tuple(config.action_types) if config is not None else ACTION_TYPES
+            index = int(np.asarray(name).item())
             if not 0 <= index < len(types):
                 raise ValueError(
                     f"action_type {index} is not an index into this env's {len(types)} action types"
@@ -473,9 +422,8 @@ class MiniWoBAdapter(BaseAdapter):
     def candidates(self, state: GUIState) -> list[str]:
         """Click each clickable element; type into each typeable one the values of :meth:`type_values`; Enter if
         a typeable element is focused."""
-        out: list[str] = []
         clicks = [el for el in state.elements if el.clickable][: self.max_clicks]
-        out += [format_action(Action("click", ref=el.ref)) for el in clicks]
+        out = [format_action(Action("click", ref=el.ref)) for el in clicks]
         values = self.type_values(state)
         typeable = [el for el in state.elements if el.typeable]
         for el in typeable:
@@ -499,10 +447,7 @@ class MiniWoBAdapter(BaseAdapter):
             >>> MiniWoBAdapter().type_values(GUIState("Solve it", elements=tuple(page), fields={"x": "Ab"}))
             ['Ab', 'ab', 'AB', '3 + 4 =', '7', '3', '4']
         """
-        values: list[str] = []
-        for v in state.fields.values():
-            if v:
-                values += [v, v.lower(), v.upper()]
+        values = [form for v in state.fields.values() if v for form in (v, v.lower(), v.upper())]
         if self.page_values:
             for el in state.elements:
                 if el.typeable:
@@ -537,7 +482,15 @@ def _arithmetic(text: str) -> str | None:
     return str(a + b if op == "+" else a - b if op == "-" else a * b)
 
 
-def _mark_dead(env: Any) -> None:
-    instance = getattr(getattr(env, "unwrapped", env), "instance", None)
-    if instance is not None:
-        instance.died = True
+@contextlib.contextmanager
+def _browser_failure(env: Any, doing: str) -> Iterator[None]:
+    """Turn a WebDriverException into :class:`EnvFailure`; the browser is marked dead (reset restarts it)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        yield
+    except WebDriverException as exc:
+        instance = getattr(getattr(env, "unwrapped", env), "instance", None)
+        if instance is not None:
+            instance.died = True
+        raise EnvFailure(f"MiniWoB++ browser failed {doing}: {exc}") from exc

@@ -1,14 +1,9 @@
 """Offline headless Chromium for MiniWoB++: browser paths, Chromium flags and clear start-up errors.
 
 Farama ``miniwob`` builds its Chrome options inline and has no switch for extra flags, and without
-``MINIWOB_CHROME_BINARY``/``MINIWOB_CHROMEDRIVER`` Selenium tries to download a browser. This module keeps
-all of that in one place without patching ``miniwob`` or ``selenium`` globally:
-
-- :class:`BrowserConfig` holds the binary paths and the extra flags (:data:`OFFLINE_CHROME_FLAGS`).
-- :class:`OfflineSeleniumInstance` is a ``SeleniumInstance`` whose driver is started with that config, turns a
-  failed start into :class:`~similar_rl.envs.base.EnvFailure` naming chromium/chromedriver and the install
-  script, and adds the options of ``<select>`` elements to the observation info (``info["select_options"]``).
-- :func:`offline_env_class` derives, from any registered MiniWoB env class, a subclass that uses it.
+``MINIWOB_CHROME_BINARY``/``MINIWOB_CHROMEDRIVER`` Selenium tries to download a browser. Here, without
+patching ``miniwob`` or ``selenium`` globally, :func:`offline_env_class` derives from a MiniWoB env class
+one whose :class:`OfflineSeleniumInstance` starts the browser of a :class:`BrowserConfig`.
 
 Only :func:`set_default_browser_env` touches global state: it sets the two ``MINIWOB_*`` variables to the
 Debian paths when both are unset (so plain ``gymnasium.make("miniwob/...")`` elsewhere stays offline too).
@@ -144,12 +139,8 @@ class OfflineSeleniumInstance(SeleniumInstance):
             raise RuntimeError(f"MiniWoB instance {self.index} already has a driver")
         self.browser.check()
         options = webdriver.ChromeOptions()
-        if self.headless:
-            for arg in ("headless", "disable-gpu", "no-sandbox"):
-                options.add_argument(arg)
-        else:
-            options.add_argument("app=" + self.url)
-        for arg in self.browser.extra_args:
+        own = ("headless", "disable-gpu", "no-sandbox") if self.headless else ("app=" + self.url,)
+        for arg in (*own, *self.browser.extra_args):
             options.add_argument(arg)
         options.binary_location = self.browser.chrome_binary
         service = ChromeService(executable_path=self.browser.chromedriver)

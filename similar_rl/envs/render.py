@@ -21,6 +21,7 @@ Example (a round trip):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -70,12 +71,9 @@ def _json_prefix(raw: str) -> tuple[str, str]:
     """Split a leading JSON string off ``raw``; return (decoded, rest). Falls back to the raw text."""
     raw = raw.strip()
     if raw.startswith('"'):
-        try:
-            value, end = json.JSONDecoder().raw_decode(raw)
-            if isinstance(value, str):
-                return value, raw[end:]
-        except json.JSONDecodeError:
-            pass
+        with contextlib.suppress(json.JSONDecodeError):
+            value, end = json.JSONDecoder().raw_decode(raw)  # a JSON value that starts with '"' is a string
+            return value, raw[end:]
     return raw, ""
 
 
@@ -87,15 +85,10 @@ def parse_observation(observation_text: str | None) -> dict[int, ElementLine]:
         'Home'
     """
     elements: dict[int, ElementLine] = {}
-    for line in (observation_text or "").splitlines():
-        match = _LINE.match(line)
-        if not match:
-            continue
+    for match in filter(None, map(_LINE.match, (observation_text or "").splitlines())):
         text, rest = _json_prefix(match.group(3))
-        value = ""
-        vmatch = re.search(r"value=", rest)
-        if vmatch:
-            value, _ = _json_prefix(rest[vmatch.end() :])
+        at = rest.find("value=")
+        value = "" if at < 0 else _json_prefix(rest[at + len("value=") :])[0]
         ref = int(match.group(1))
         elements.setdefault(ref, ElementLine(ref, match.group(2), text, value, "focused" in rest))
     return elements

@@ -1,12 +1,7 @@
 """A small deterministic GUI environment (rendered with PIL) and its adapter, for tests, docs and smoke runs.
 
-Task families (env ids ``"toy/<family>"``):
-
-- ``toy/click-button``: click the named button among 3-5 buttons (one step).
-- ``toy/login-form``: type a username and a password into two fields, then click the submit button; distractor
-  buttons Cancel (ends with -1), Reset (clears the fields) or Help (nothing).
-- ``toy/open-tab``: click a tab, then the named button inside its panel; the first panel may hold a same-named trap.
-- ``toy/checkboxes``: tick exactly the named boxes (one unnamed box may start ticked), then click Submit.
+Env ids are ``"toy/<family>"``, one per task family of :mod:`similar_rl.envs.toy_tasks` (``click-button``,
+``login-form``, ``open-tab``, ``checkboxes``; each family's docstring says what it asks).
 
 Everything is decided by ``reset(seed=...)``: labels, targets, distractors and layout. Actions are strings of the
 grammar in :mod:`similar_rl.envs.actions`; ``type`` replaces a field's value (at most 64 characters are kept),
@@ -103,13 +98,11 @@ class ToyEnv(gym.Env):
         self.family = FAMILIES[task]
         self.max_steps = max_steps
         self.render_mode = render_mode
-        self.observation_space = spaces.Dict(
-            {
-                "utterance": spaces.Text(512, charset=CHARSET),
-                "screenshot": spaces.Box(0, 255, (HEIGHT, WIDTH, 3), np.uint8),
-                "dom": spaces.Text(MAX_DOM_CHARS, charset=CHARSET),
-                "fields": spaces.Text(1024, charset=CHARSET),
-            }
+        self.observation_space = spaces.Dict(  # keys in sorted order, as a Dict space sorts a mapping's keys
+            dom=spaces.Text(MAX_DOM_CHARS, charset=CHARSET),
+            fields=spaces.Text(1024, charset=CHARSET),
+            screenshot=spaces.Box(0, 255, (HEIGHT, WIDTH, 3), np.uint8),
+            utterance=spaces.Text(512, charset=CHARSET),
         )
         self.action_space = spaces.Text(MAX_ACTION_CHARS, charset=CHARSET)
         self._page: Page | None = None
@@ -132,12 +125,10 @@ class ToyEnv(gym.Env):
         return tuple(w.element() for w in self._page.visible()) if self._page else ()
 
     def _obs(self) -> dict[str, Any]:
-        assert self._page is not None
-        dom = [{k: v for k, v in vars(el).items()} for el in self.elements()]
         return {
             "utterance": self._page.instruction,
             "screenshot": draw_page(self._page),
-            "dom": json.dumps(dom, ensure_ascii=True, separators=(",", ":")),
+            "dom": json.dumps([vars(el) for el in self.elements()], ensure_ascii=True, separators=(",", ":")),
             "fields": json.dumps(self._page.fields, ensure_ascii=True, sort_keys=True),
         }
 
@@ -151,7 +142,6 @@ class ToyEnv(gym.Env):
 
     def _apply(self, action: Action) -> tuple[float, bool]:
         page = self._page
-        assert page is not None
         if action.kind == "click":
             widget = page.widget(action.ref)  # type: ignore[arg-type]
         elif action.kind == "click_xy":
@@ -160,8 +150,7 @@ class ToyEnv(gym.Env):
             if widget is None:
                 page.focus(None)
         elif action.kind == "type":
-            widget = page.widget(action.ref)  # type: ignore[arg-type]
-            assert widget is not None
+            widget = page.widget(action.ref)  # type: ignore[arg-type]  # check_action found it
             page.focus(widget)
             widget.value = (action.text or "")[:MAX_VALUE_CHARS]
             return 0.0, False

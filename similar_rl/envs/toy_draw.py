@@ -33,10 +33,6 @@ def _text_mask(text: str) -> Image.Image:
     return mask
 
 
-def _text_width(text: str) -> float:
-    return _text_mask(text).width - 1
-
-
 def _text(image: Image.Image, x: float, y: float, text: str, fill: tuple[int, int, int] = BLACK) -> None:
     text = " ".join(text.split())  # one line, no control characters
     if text:
@@ -72,7 +68,8 @@ def _draw_widget(image: Image.Image, draw: ImageDraw.ImageDraw, w: Widget, activ
         active = w.tag == "tab" and w.role == f"tab{active_panel}"
         fill = (255, 255, 255) if active else (224, 224, 224)
         draw.rectangle((x0, y0, x1, y1), fill=fill, outline=FOCUS if w.focused else (60, 60, 60))
-        _text(image, x0 + (w.width - _text_width(w.text)) / 2, y0 + (w.height - 10) / 2 - 1, w.text)
+        text_width = _text_mask(w.text).width - 1
+        _text(image, x0 + (w.width - text_width) / 2, y0 + (w.height - 10) / 2 - 1, w.text)
     elif w.tag == "input_checkbox":
         draw.rectangle((x0, y0 + 2, x0 + 10, y0 + 12), fill=(255, 255, 255), outline=(60, 60, 60))
         if w.value:
@@ -83,11 +80,8 @@ def _draw_widget(image: Image.Image, draw: ImageDraw.ImageDraw, w: Widget, activ
         draw.rectangle(
             (x0, y0, x1, y1), fill=(255, 255, 255), outline=FOCUS if w.focused else (120, 120, 120)
         )
-        if w.value:
-            shown = "*" * len(w.value) if w.tag == "input_password" else w.value
-            _text(image, x0 + 3, y0 + 3, shown[:24])
-        else:
-            _text(image, x0 + 3, y0 + 3, w.text, GREY_TEXT)
+        shown = ("*" * len(w.value) if w.tag == "input_password" else w.value)[:24]
+        _text(image, x0 + 3, y0 + 3, shown or w.text, BLACK if shown else GREY_TEXT)  # else the placeholder
     else:
         _text(image, x0, y0 + 2, w.text)
 

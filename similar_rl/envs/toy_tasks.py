@@ -47,11 +47,8 @@ class Widget:
     role: str = ""
 
     def element(self) -> Element:
-        return Element(
-            ref=self.ref, tag=self.tag, text=self.text, value=self.value, left=self.left, top=self.top,
-            width=self.width, height=self.height, focused=self.focused, classes=self.role, id=f"w{self.ref}",
-            clickable=self.clickable, typeable=self.typeable,
-        )  # fmt: skip
+        shared = {k: v for k, v in vars(self).items() if k not in ("panel", "role")}  # Element's other fields
+        return Element(**shared, classes=self.role, id=f"w{self.ref}")
 
     def contains(self, x: float, y: float) -> bool:
         return self.left <= x < self.left + self.width and self.top <= y < self.top + self.height
@@ -72,26 +69,27 @@ class Page:
         return [w for w in self.widgets if w.panel is None or w.panel == self.active_panel]
 
     def widget(self, ref: int) -> Widget | None:
-        for w in self.visible():
-            if w.ref == ref:
-                return w
-        return None
+        return next((w for w in self.visible() if w.ref == ref), None)
 
     def focus(self, target: Widget | None) -> None:
         for w in self.widgets:
             w.focused = w is target
+
+    def ref_of(self, role: str) -> int:
+        """The ref of the first widget with ``role``."""
+        return next(w.ref for w in self.widgets if w.role == role)
 
 
 def _button_width(text: str) -> float:
     return float(6 * len(text) + 14)
 
 
+@dataclass
 class _Layout:
     """Hands out refs and stacks widgets top to bottom."""
 
-    def __init__(self) -> None:
-        self.widgets: list[Widget] = []
-        self.y = PAGE_TOP + 6
+    widgets: list[Widget] = field(default_factory=list)
+    y: float = PAGE_TOP + 6
 
     def add(
         self, tag: str, text: str, width: float, height: float = 18, left: float = 8, **kw: object
@@ -102,6 +100,11 @@ class _Layout:
 
     def newline(self, height: float = 22) -> None:
         self.y += height
+
+
+def _end(success: bool) -> tuple[float, bool]:
+    """Reward and terminated flag of a final click: +1 if it completes the task, else -1."""
+    return (1.0 if success else -1.0), True
 
 
 def _pick(rng: np.random.Generator, pool: tuple[str, ...], k: int) -> list[str]:
@@ -147,12 +150,10 @@ class ClickButton(ToyFamily):
         return Page(self.name, f'Click on the "{target}" button.', {"target": target}, lay.widgets)
 
     def on_click(self, page: Page, widget: Widget) -> tuple[float, bool]:
-        if widget.tag != "button":
-            return 0.0, False
-        return (1.0, True) if widget.role == "target" else (-1.0, True)
+        return _end(widget.role == "target") if widget.tag == "button" else (0.0, False)
 
     def solution(self, page: Page) -> list[str]:
-        return [f"click(ref={next(w.ref for w in page.widgets if w.role == 'target')})"]
+        return [f"click(ref={page.ref_of('target')})"]
 
 
 class LoginForm(ToyFamily):
@@ -170,14 +171,12 @@ class LoginForm(ToyFamily):
         submit = SUBMIT_WORDS[int(rng.integers(len(SUBMIT_WORDS)))]
         distractor = ("Cancel", "Reset", "Help")[int(rng.integers(3))]
         lay = _Layout()
-        lay.add("label", "Username", 60, clickable=False)
-        lay.newline(14)
-        lay.add("input_text", "Username", 120, typeable=True, role="username")
-        lay.newline(24)
-        lay.add("label", "Password", 60, clickable=False)
-        lay.newline(14)
-        lay.add("input_password", "Password", 120, typeable=True, role="password")
-        lay.newline(28)
+        for tag, label in (("input_text", "Username"), ("input_password", "Password")):
+            lay.add("label", label, 60, clickable=False)
+            lay.newline(14)
+            lay.add(tag, label, 120, typeable=True, role=label.lower())
+            lay.newline(24)
+        lay.newline(4)
         order = [(submit, "submit"), (distractor, distractor.lower())]
         if rng.random() < 0.5:
             order.reverse()
@@ -189,13 +188,8 @@ class LoginForm(ToyFamily):
         return Page(self.name, instruction, {"username": username, "password": password}, lay.widgets)
 
     def on_click(self, page: Page, widget: Widget) -> tuple[float, bool]:
-        if widget.role == "submit":
-            values = {w.role: w.value for w in page.widgets if w.typeable}
-            ok = (
-                values.get("username") == page.fields["username"]
-                and values.get("password") == page.fields["password"]
-            )
-            return (1.0, True) if ok else (-1.0, True)
+        if widget.role == "submit":  # the typeable widgets are the username and password fields
+            return _end(all(w.value == page.fields[w.role] for w in page.widgets if w.typeable))
         if widget.role == "cancel":
             return -1.0, True
         if widget.role == "reset":
@@ -205,15 +199,11 @@ class LoginForm(ToyFamily):
         return 0.0, False
 
     def solution(self, page: Page) -> list[str]:
-        actions = []
-        for w in page.widgets:
-            if w.typeable:
-                actions.append(format_action(Action("type", ref=w.ref, text=page.fields[w.role])))
-        submit = next(w.ref for w in page.widgets if w.role == "submit")
-        return [*actions, f"click(ref={submit})"]
+        fills = [Action("type", ref=w.ref, text=page.fields[w.role]) for w in page.widgets if w.typeable]
+        return [*map(format_action, fills), f"click(ref={page.ref_of('submit')})"]
 
 
-class OpenTab(ToyFamily):
+class OpenTab(ClickButton):
     """Open the named tab, then click the named button inside it.
 
     Only the active tab's panel is shown. Clicking any button other than the target in the target tab ends the
@@ -253,14 +243,11 @@ class OpenTab(ToyFamily):
         if widget.tag == "tab":
             page.active_panel = int(widget.role[3:])
             return 0.0, False
-        if widget.tag == "button":
-            return (1.0, True) if widget.role == "target" else (-1.0, True)
-        return 0.0, False
+        return super().on_click(page, widget)
 
     def solution(self, page: Page) -> list[str]:
-        tab = next(w.ref for w in page.widgets if w.role == f"tab{page.answer['tab']}")
-        target = next(w.ref for w in page.widgets if w.role == "target")
-        return [f"click(ref={tab})", f"click(ref={target})"]
+        tab = page.ref_of(f"tab{page.answer['tab']}")
+        return [f"click(ref={tab})", f"click(ref={page.ref_of('target')})"]
 
 
 class Checkboxes(ToyFamily):
@@ -297,8 +284,7 @@ class Checkboxes(ToyFamily):
             return 0.0, False
         if widget.role == "submit":
             boxes = [w for w in page.widgets if w.tag == "input_checkbox"]
-            ok = all(bool(w.value) == (w.role == "target") for w in boxes)
-            return (1.0, True) if ok else (-1.0, True)
+            return _end(all(bool(w.value) == (w.role == "target") for w in boxes))
         return 0.0, False
 
     def solution(self, page: Page) -> list[str]:
@@ -307,8 +293,7 @@ class Checkboxes(ToyFamily):
             for w in page.widgets
             if w.tag == "input_checkbox" and bool(w.value) != (w.role == "target")
         ]
-        submit = next(w.ref for w in page.widgets if w.role == "submit")
-        return [*clicks, f"click(ref={submit})"]
+        return [*clicks, f"click(ref={page.ref_of('submit')})"]
 
 
 #: Task family name -> family; env ids are ``"toy/" + name``.

@@ -45,7 +45,6 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     result: list[DimensionScores] | None = None
     error: str | None = None
-    cancelled: bool = False
 
 
 class DynamicBatcher:
@@ -147,8 +146,7 @@ class DynamicBatcher:
             self._cond.notify_all()
         if not item.done.wait(timeout):
             with self._cond:
-                item.cancelled = True
-                if item in self._queue:
+                if item in self._queue:  # else it is being scored; its answer is dropped
                     self._queue.remove(item)
                     self._queued_steps -= len(item.steps)
             raise TimeoutError(f"no scores within {timeout:g} s")
@@ -157,34 +155,27 @@ class DynamicBatcher:
         assert item.result is not None
         return item.result
 
-    # -- the batching thread ---------------------------------------------------------------------------------
     def _take_batch(self) -> list[_Pending] | None:
         with self._cond:
-            while not self._queue and not self._stopped:
-                self._cond.wait()
+            self._cond.wait_for(lambda: self._queue or self._stopped)
             if self._stopped:
                 return None
             deadline = self._queue[0].enqueued + self.max_wait_s
-            while self._queued_steps < self.max_batch and not self._stopped:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._queue:
-                    break
-                self._cond.wait(remaining)
+            self._cond.wait_for(
+                lambda: self._queued_steps >= self.max_batch or self._stopped or not self._queue,
+                deadline - time.monotonic(),
+            )
             batch: list[_Pending] = []
             size = 0
             while self._queue and (not batch or size + len(self._queue[0].steps) <= self.max_batch):
-                item = self._queue.popleft()
+                item = self._queue.popleft()  # queued items are never cancelled: submit removes them first
                 self._queued_steps -= len(item.steps)
-                if not item.cancelled:
-                    batch.append(item)
-                    size += len(item.steps)
+                batch.append(item)
+                size += len(item.steps)
             return batch
 
     def _loop(self) -> None:
-        while True:
-            batch = self._take_batch()
-            if batch is None:
-                return
+        while (batch := self._take_batch()) is not None:
             if batch:
                 self._score(batch)
 

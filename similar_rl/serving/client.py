@@ -87,15 +87,12 @@ class RemoteScorer:
         return f"RemoteScorer({self.url!r}, auth={self.token is not None}, timeout={self.timeout:g})"
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_local"]
-        return state
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._local = threading.local()
 
-    # -- public API ----------------------------------------------------------------------------------------------
     def score(self, steps: Sequence[StepInput]) -> list[DimensionScores]:
         """Score ``steps`` on the server; one dict per step (five dimensions and ``total``), in order.
 
@@ -136,7 +133,6 @@ class RemoteScorer:
             conn.close()
             self._local.conn = None
 
-    # -- transport -----------------------------------------------------------------------------------------------
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from similar_rl.dimensions import SCORE_KEYS
-from similar_rl.types import MAX_IMAGE_SIDE, DimensionScores, StepInput, image_hash
+from similar_rl.types import MAX_IMAGE_SIDE, DimensionScores, StepInput, as_rgb_array, image_hash
 
 __all__ = [
     "MAX_STEPS_PER_REQUEST",
@@ -75,17 +75,8 @@ MAX_REQUEST_PIXELS = 2**25
 #: Most pixels of one image (a 4096x4096 screenshot).
 MAX_IMAGE_PIXELS = MAX_IMAGE_SIDE * MAX_IMAGE_SIDE
 
-STEP_KEYS = frozenset(
-    {
-        "instruction",
-        "action",
-        "history",
-        "observation_text",
-        "screenshot",
-        "screenshot_index",
-        "screenshot_path",
-    }
-)
+_SCREENSHOT_KEYS = ("screenshot", "screenshot_index", "screenshot_path")  # at most one per step
+STEP_KEYS = frozenset({"instruction", "action", "history", "observation_text", *_SCREENSHOT_KEYS})
 REQUEST_KEYS = frozenset({"steps", "images"})
 
 
@@ -112,8 +103,6 @@ def encode_png(image: Any) -> str:
     """
     from PIL import Image
 
-    from similar_rl.types import as_rgb_array
-
     buf = io.BytesIO()
     Image.fromarray(as_rgb_array(image)).save(buf, format="PNG", compress_level=1)
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -128,12 +117,8 @@ def decode_png(text: Any, field: str) -> np.ndarray:
 
 
 class _ImageBudget:
-    """Decodes the images of one request: each distinct image once, at most ``max_pixels`` in all.
-
-    Images are keyed by a hash of their PNG bytes (inline and ``images`` entries) or by their resolved path, so a
-    screenshot repeated in many steps is decoded and held once. Sizes are read from the PNG header and charged
-    to the budget before the pixels are decoded.
-    """
+    """Decodes the images of one request: each distinct image (same PNG bytes or resolved path) once, at most
+    ``max_pixels`` in all, charged from the PNG header before the pixels are decoded."""
 
     def __init__(self, max_pixels: int) -> None:
         self.max_pixels = max_pixels
@@ -141,8 +126,7 @@ class _ImageBudget:
         self._decoded: dict[str, np.ndarray] = {}
 
     def inline(self, text: Any, field: str) -> np.ndarray:
-        if not isinstance(text, str):
-            raise RequestError(400, f"{field} must be a base64 PNG string, got {_kind(text)}")
+        _expect(isinstance(text, str), text, f"{field} must be a base64 PNG string")
         try:
             raw = base64.b64decode(text.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError):
@@ -197,17 +181,19 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON (send numbers as finite decimals)")
 
 
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+_KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def _expect(ok: bool, value: Any, problem: str) -> None:
+    """Refuse (400) a value of the wrong type: ``problem`` says what was expected; the type given is added."""
+    if not ok:
+        raise RequestError(400, f"{problem}, got {_KINDS.get(type(value), type(value).__name__)}")
 
 
 def _text(value: Any, field: str, *, required: bool, allow_empty: bool = True) -> str | None:
     if value is None and not required:
         return None
-    if not isinstance(value, str):
-        raise RequestError(400, f"{field} must be a string, got {_kind(value)}")
+    _expect(isinstance(value, str), value, f"{field} must be a string")
     if not allow_empty and not value.strip():
         raise RequestError(400, f"{field} must be a non-empty string")
     if len(value) > MAX_TEXT_CHARS:
@@ -229,8 +215,7 @@ def _check_unicode(value: str, field: str) -> None:
 
 
 def _resolve_path(value: Any, field: str, allowed_root: Path | None, images: _ImageBudget) -> np.ndarray:
-    if not isinstance(value, str) or not value:
-        raise RequestError(400, f"{field} must be a non-empty path string, got {_kind(value)}")
+    _expect(isinstance(value, str) and value != "", value, f"{field} must be a non-empty path string")
     if allowed_root is None:
         raise RequestError(
             403,
@@ -238,10 +223,9 @@ def _resolve_path(value: Any, field: str, allowed_root: Path | None, images: _Im
         )
     _check_unicode(value, field)
     root = allowed_root.resolve()
-    candidate = Path(value)
-    if not candidate.is_absolute():
-        candidate = root / candidate
-    real = Path(os.path.realpath(candidate))  # follows symlinks: a link out of the root is refused too
+    real = Path(
+        os.path.realpath(root / value)
+    )  # an absolute value replaces the root  # follows symlinks: a link out of the root is refused too
     if not real.is_relative_to(root):
         raise RequestError(403, f"{field} is outside the server's allowed root")
     if not real.is_file():
@@ -251,30 +235,24 @@ def _resolve_path(value: Any, field: str, allowed_root: Path | None, images: _Im
 
 def _step(item: Any, i: int, images: list[Any], budget: _ImageBudget, allowed_root: Path | None) -> StepInput:
     where = f"steps[{i}]"
-    if not isinstance(item, dict):
-        raise RequestError(400, f"{where} must be an object with instruction and action, got {_kind(item)}")
+    _expect(isinstance(item, dict), item, f"{where} must be an object with instruction and action")
     unknown = sorted(set(item) - STEP_KEYS)
     if unknown:
         raise RequestError(400, f"{where} has unknown key(s) {unknown}; allowed keys: {sorted(STEP_KEYS)}")
-    for name in ("instruction", "action"):
+    for name, kind in (("instruction", "a non-empty string"), ("action", "a string")):
         if name not in item:
-            raise RequestError(
-                400, f"{where}.{name} is missing (a {'non-empty ' if name == 'instruction' else ''}string)"
-            )
+            raise RequestError(400, f"{where}.{name} is missing ({kind})")
     instruction = _text(item["instruction"], f"{where}.instruction", required=True, allow_empty=False)
     action = _text(item["action"], f"{where}.action", required=True)
-    history_value = item.get("history", [])
-    if history_value is None:
-        history_value = []
-    if not isinstance(history_value, list):
-        raise RequestError(
-            400, f"{where}.history must be a list of action strings, got {_kind(history_value)}"
-        )
+    history_value = [] if item.get("history") is None else item["history"]
+    _expect(
+        isinstance(history_value, list), history_value, f"{where}.history must be a list of action strings"
+    )
     if len(history_value) > MAX_HISTORY:
         raise RequestError(413, f"{where}.history has {len(history_value)} actions; at most {MAX_HISTORY}")
     history = [_text(h, f"{where}.history[{j}]", required=True) for j, h in enumerate(history_value)]
     observation_text = _text(item.get("observation_text"), f"{where}.observation_text", required=False)
-    given = [k for k in ("screenshot", "screenshot_index", "screenshot_path") if item.get(k) is not None]
+    given = [k for k in _SCREENSHOT_KEYS if item.get(k) is not None]
     if len(given) > 1:
         raise RequestError(400, f"{where} gives {given}; send at most one of them")
     screenshot = None
@@ -322,8 +300,7 @@ def parse_request(
             raise RequestError(400, "the body is nested too deeply") from None
     else:
         data = body
-    if not isinstance(data, dict):
-        raise RequestError(400, f"the body must be a JSON object with a 'steps' list, got {_kind(data)}")
+    _expect(isinstance(data, dict), data, "the body must be a JSON object with a 'steps' list")
     unknown = sorted(set(data) - REQUEST_KEYS)
     if unknown:
         raise RequestError(
@@ -332,13 +309,11 @@ def parse_request(
     if "steps" not in data:
         raise RequestError(400, "steps is missing (a list of step objects)")
     steps = data["steps"]
-    if not isinstance(steps, list):
-        raise RequestError(400, f"steps must be a list of step objects, got {_kind(steps)}")
+    _expect(isinstance(steps, list), steps, "steps must be a list of step objects")
     if len(steps) > max_steps:
         raise RequestError(413, f"steps has {len(steps)} items; at most {max_steps} per request (split it)")
     images = data.get("images") or []
-    if not isinstance(images, list):
-        raise RequestError(400, f"images must be a list of base64 PNG strings, got {_kind(images)}")
+    _expect(isinstance(images, list), images, "images must be a list of base64 PNG strings")
     root = Path(allowed_root) if allowed_root is not None else None
     budget = _ImageBudget(max_pixels)
     return [_step(item, i, images, budget, root) for i, item in enumerate(steps)]
@@ -356,17 +331,13 @@ def encode_request(steps: Sequence[StepInput]) -> dict[str, Any]:
         if step.observation_text is not None:
             item["observation_text"] = step.observation_text
         if step.screenshot is not None:
-            shot = step.screenshot
-            digest = image_hash(shot)
+            digest = image_hash(step.screenshot)
             if digest not in index_of:
                 index_of[digest] = len(images)
-                images.append(encode_png(shot))
+                images.append(encode_png(step.screenshot))
             item["screenshot_index"] = index_of[digest]
         out.append(item)
-    request: dict[str, Any] = {"steps": out}
-    if images:
-        request["images"] = images
-    return request
+    return {"steps": out, "images": images} if images else {"steps": out}
 
 
 def parse_scores(data: Any, expected: int) -> list[DimensionScores]:

@@ -51,12 +51,11 @@ import hmac
 import json
 import logging
 import math
-import re
 import socket
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedReader, RawIOBase
 from typing import Any
@@ -70,49 +69,44 @@ logger = logging.getLogger(__name__)
 __all__ = ["RewardServer", "ServerConfig"]
 
 
+def _option(default: Any, help: str) -> Any:
+    """A dataclass field with its ``--help`` text (read by ``similar-rl serve``)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class ServerConfig:
     """Settings of a :class:`RewardServer` (all have safe defaults)."""
 
-    host: str = field(
-        default="127.0.0.1", metadata={"help": "interface to bind; keep loopback unless needed"}
+    host: str = _option("127.0.0.1", "interface to bind; keep loopback unless needed")
+    port: int = _option(8765, "TCP port (0: any free port)")
+    max_batch: int = _option(64, "most steps per scorer call")
+    max_wait_ms: float = _option(5.0, "how long a request waits for others to batch")
+    max_queue: int = _option(4096, "most steps waiting; beyond it requests get 503")
+    max_steps_per_request: int = _option(MAX_STEPS_PER_REQUEST, "more: 413")
+    max_body_bytes: int = _option(64 * 2**20, "largest request body; more: 413")
+    max_pixels_per_request: int = _option(
+        MAX_REQUEST_PIXELS, "most decoded pixels over a request's distinct images; more: 413"
     )
-    port: int = field(default=8765, metadata={"help": "TCP port (0: any free port)"})
-    max_batch: int = field(default=64, metadata={"help": "most steps per scorer call"})
-    max_wait_ms: float = field(default=5.0, metadata={"help": "how long a request waits for others to batch"})
-    max_queue: int = field(default=4096, metadata={"help": "most steps waiting; beyond it requests get 503"})
-    max_steps_per_request: int = field(default=MAX_STEPS_PER_REQUEST, metadata={"help": "more: 413"})
-    max_body_bytes: int = field(default=64 * 2**20, metadata={"help": "largest request body; more: 413"})
-    max_pixels_per_request: int = field(
-        default=MAX_REQUEST_PIXELS,
-        metadata={"help": "most decoded pixels over a request's distinct images; more: 413"},
+    max_connections: int = _option(64, "most open connections; more: 503 at accept")
+    request_timeout_s: float = _option(60.0, "wait for scores; then 504")
+    request_deadline_s: float = _option(
+        30.0, "time to receive one request's headers and body; then 408 and close"
     )
-    max_connections: int = field(default=64, metadata={"help": "most open connections; more: 503 at accept"})
-    request_timeout_s: float = field(default=60.0, metadata={"help": "wait for scores; then 504"})
-    request_deadline_s: float = field(
-        default=30.0, metadata={"help": "time to receive one request's headers and body; then 408 and close"}
-    )
-    socket_timeout_s: float = field(default=15.0, metadata={"help": "idle/slow socket reads; then close"})
-    allowed_root: str | None = field(default=None, metadata={"help": "folder screenshot_path may point into"})
-    token: str | None = field(default=None, metadata={"help": "bearer token required on /score and /metrics"})
-    latency_window: int = field(default=10_000, metadata={"help": "requests kept for latency percentiles"})
+    socket_timeout_s: float = _option(15.0, "idle/slow socket reads; then close")
+    allowed_root: str | None = _option(None, "folder screenshot_path may point into")
+    token: str | None = _option(None, "bearer token required on /score and /metrics")
+    latency_window: int = _option(10_000, "requests kept for latency percentiles")
 
     def __post_init__(self) -> None:
-        for name in (
-            "max_batch",
-            "max_queue",
-            "max_steps_per_request",
-            "max_body_bytes",
-            "max_pixels_per_request",
-            "max_connections",
-            "latency_window",
-        ):
+        types = {f.name: f.type for f in fields(self)}  # annotation strings: "int", "float", ...
+        for name in [n for n, t in types.items() if t == "int" and n != "port"]:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ServerConfig.{name} must be an integer >= 1, got {value!r}")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"ServerConfig.port must be in 0..65535, got {self.port!r}")
-        for name in ("max_wait_ms", "request_timeout_s", "request_deadline_s", "socket_timeout_s"):
+        for name in [n for n, t in types.items() if t == "float"]:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"ServerConfig.{name} must be a finite number >= 0, got {value!r}")
@@ -126,8 +120,7 @@ class ServerConfig:
             raise ValueError(f"ServerConfig.token must be a string or None, got {type(self.token).__name__}")
         if self.token is not None and not self.token:
             raise ValueError("ServerConfig.token is empty; give a non-empty token or None for no auth")
-        if self.max_steps_per_request > self.max_queue:
-            self.max_steps_per_request = self.max_queue
+        self.max_steps_per_request = min(self.max_steps_per_request, self.max_queue)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -190,11 +183,9 @@ class _HTTPServer(ThreadingHTTPServer):
                 self.open_connections += 1
         if busy:
             self.owner.stats.record(503)
-            try:
+            with contextlib.suppress(OSError):
                 request.settimeout(1.0)
                 request.sendall(_BUSY_REPLY)
-            except OSError:
-                pass
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -224,9 +215,6 @@ class _DeadlineReader(RawIOBase):
             raise TimeoutError("the request was not received before its deadline")
         self.sock.settimeout(min(self.per_read_s, remaining))
         return self.sock.recv_into(buffer)
-
-
-_DIGITS = re.compile(r"[0-9]+")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -261,7 +249,6 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
 
-    # -- helpers -------------------------------------------------------------------------------------------------
     def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload, allow_nan=False).encode()
         self._sent = True
@@ -289,8 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.server.owner.config.token
         if token is None:
             return True
-        given = self.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
+        scheme, _, value = self.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
             return True
         if self.command == "POST":
@@ -307,9 +293,10 @@ class _Handler(BaseHTTPRequestHandler):
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             return self._refuse(411, "a Content-Length header is required")
-        if not _DIGITS.fullmatch(length_text.strip()):
+        digits = length_text.strip()
+        if not (digits.isascii() and digits.isdigit()):
             return self._refuse(400, f"Content-Length must be plain digits (0-9), got {length_text[:40]!r}")
-        length = int(length_text.strip())
+        length = int(digits)
         limit = self.server.owner.config.max_body_bytes
         if length > limit:
             return self._refuse(
@@ -324,27 +311,22 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return body
 
-    # -- routes ------------------------------------------------------------------------------------------------
+    def _count_request(self) -> str:
+        """Count the request; return its path without the query."""
+        with self.server.owner.stats.lock:
+            self.server.owner.stats.requests += 1
+        return self.path.split("?", 1)[0]
+
     def do_GET(self) -> None:
         owner = self.server.owner
-        with owner.stats.lock:
-            owner.stats.requests += 1
-        path = self.path.split("?", 1)[0]
+        path = self._count_request()
         if path == "/health":
-            uptime = round(time.monotonic() - owner.started, 3)
             if owner.batcher.alive:
-                owner.stats.record(200)
-                self._send_json(200, {"status": "ok", "uptime_s": uptime})
+                status, payload = 200, {"status": "ok"}
             else:
-                owner.stats.record(503)
-                self._send_json(
-                    503,
-                    {
-                        "status": "unhealthy",
-                        "error": "the batching thread is not running",
-                        "uptime_s": uptime,
-                    },
-                )
+                status, payload = 503, {"status": "unhealthy", "error": "the batching thread is not running"}
+            owner.stats.record(status)
+            self._send_json(status, {**payload, "uptime_s": round(time.monotonic() - owner.started, 3)})
         elif path == "/metrics":
             if self._authorised():
                 owner.stats.record(200)
@@ -355,9 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         owner = self.server.owner
         start = time.perf_counter()
-        with owner.stats.lock:
-            owner.stats.requests += 1
-        path = self.path.split("?", 1)[0]
+        path = self._count_request()
         if path != "/score":
             self._refuse(404, f"no route POST {path!r}; use POST /score")
             return
@@ -374,19 +354,15 @@ class _Handler(BaseHTTPRequestHandler):
             scores = owner.batcher.submit(steps, timeout=cfg.request_timeout_s)
         except RequestError as exc:
             self._error(exc.status, exc.message)
-            return
         except Overloaded as exc:
             self._error(503, f"server overloaded: {exc}", **{"Retry-After": "1"})
-            return
         except TimeoutError as exc:
             self._error(504, f"scoring timed out: {exc}")
-            return
         except ScoringFailed as exc:
             self._error(500, f"scoring failed: {exc}")
-            return
-        latency_ms = (time.perf_counter() - start) * 1000
-        owner.stats.record(200, latency_ms, len(steps))
-        self._send_json(200, {"scores": scores})
+        else:
+            owner.stats.record(200, (time.perf_counter() - start) * 1000, len(steps))
+            self._send_json(200, {"scores": scores})
 
     def do_PUT(self) -> None:
         self._error(405, "use POST /score, GET /health or GET /metrics")
