@@ -7,7 +7,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "similar_rl"
 #: floors from the ground up: top-level module or package names of similar_rl
 FLOORS = [
-    ("ground", {"envs", "types", "dimensions", "text", "registry", "_optional"}),
+    ("ground", {"envs", "types", "dimensions", "text", "registry", "fields", "_optional"}),
     ("model and data", {"model", "data", "policies", "testing"}),
     ("faces", {"scoring", "rewards", "wrappers", "serving"}),
     ("harness", {"harness", "tracking"}),

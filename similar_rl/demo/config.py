@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from similar_rl.fields import option
 from similar_rl.harness.settings import build_args, check_min, load_yaml
 
 #: The parts of the demo, in the order they run.
@@ -38,51 +39,49 @@ Echo = Callable[[str], None]
 class EpisodesPart:
     """Part 1: a few episodes through SimilarRewardWrapper, every step printed with its five scores."""
 
-    enabled: bool = field(default=True, metadata={"help": "run this part"})
-    families: list[str] = field(
-        default_factory=lambda: ["click-button", "enter-text", "login-user"],
-        metadata={"help": "MiniWoB++ families (or full env ids such as toy/login-form)"},
+    enabled: bool = option(True, "run this part")
+    families: list[str] = option(
+        lambda: ["click-button", "enter-text", "login-user"],
+        "MiniWoB++ families (or full env ids such as toy/login-form)",
     )
-    episodes_per_family: int = field(default=1, metadata={"help": "episodes per family"})
-    policy: str = field(default="heuristic", metadata={"help": "policy name (heuristic, random)"})
-    policy_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "policy options"})
-    max_steps: int = field(default=8, metadata={"help": "step budget per episode"})
-    reward_coef: float = field(
-        default=1.0, metadata={"help": "coef of the wrapper's shaped reward (add mode)"}
-    )
-    time_budget_s: float = field(default=120.0, metadata={"help": "stop starting episodes after this"})
+    episodes_per_family: int = option(1, "episodes per family")
+    policy: str = option("heuristic", "policy name (heuristic, random)")
+    policy_kwargs: dict[str, Any] = option(dict, "policy options")
+    max_steps: int = option(8, "step budget per episode")
+    reward_coef: float = option(1.0, "coef of the wrapper's shaped reward (add mode)")
+    time_budget_s: float = option(120.0, "stop starting episodes after this")
 
 
 @dataclass
 class SearchPart:
     """Part 2: base policy vs best-of-N with the model on held-out families."""
 
-    enabled: bool = field(default=True, metadata={"help": "run this part"})
-    envs: list[str] = field(
-        default_factory=lambda: [
+    enabled: bool = option(True, "run this part")
+    envs: list[str] = option(
+        lambda: [
             "miniwob/click-test-transfer-v1",
             "miniwob/click-dialog-2-v1",
             "miniwob/identify-shape-v1",
             "miniwob/click-tab-2-easy-v1",
         ],
-        metadata={"help": "env ids (held out of the default model's training: configs/search_miniwob.yaml)"},
+        "env ids (held out of the default model's training: configs/search_miniwob.yaml)",
     )
-    seeds: str = field(default="0-14", metadata={"help": "env seeds: '0-9' or '1,3,7'"})
-    policy: str = field(default="random", metadata={"help": "base policy"})
-    policy_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "base policy options"})
-    n: int = field(default=5, metadata={"help": "candidates per step for best-of-N"})
-    objective: str = field(default="total", metadata={"help": "'total' or a dimension name"})
-    max_steps: int = field(default=10, metadata={"help": "step budget per episode"})
-    time_budget_s: float = field(default=300.0, metadata={"help": "no new env after this"})
+    seeds: str = option("0-14", "env seeds: '0-9' or '1,3,7'")
+    policy: str = option("random", "base policy")
+    policy_kwargs: dict[str, Any] = option(dict, "base policy options")
+    n: int = option(5, "candidates per step for best-of-N")
+    objective: str = option("total", "'total' or a dimension name")
+    max_steps: int = option(10, "step budget per episode")
+    time_budget_s: float = option(300.0, "no new env after this")
 
 
 @dataclass
 class PPOPart:
     """Part 3: a short PPO run with dense Similar rewards; ``args`` are :class:`similar_rl.agents.ppo.PPOArgs`."""
 
-    enabled: bool = field(default=True, metadata={"help": "run this part"})
-    args: dict[str, Any] = field(
-        default_factory=lambda: {
+    enabled: bool = option(True, "run this part")
+    args: dict[str, Any] = option(
+        lambda: {
             "env_id": "miniwob/click-test-2-v1",
             "num_envs": 1,
             "num_steps": 32,
@@ -92,31 +91,25 @@ class PPOPart:
             "reward": "total",
             "reward_coef": 0.1,
         },
-        metadata={
-            "help": "PPOArgs fields (output_dir, run_name, track and reward_model are set by the demo)"
-        },
+        "PPOArgs fields (output_dir, run_name, track and reward_model are set by the demo)",
     )
-    min_time_left_s: float = field(
-        default=60.0, metadata={"help": "skip PPO if less than this is left of the total budget"}
-    )
+    min_time_left_s: float = option(60.0, "skip PPO if less than this is left of the total budget")
 
 
 @dataclass
 class _TopLevel:
     """The top-level keys of :class:`DemoConfig` (validated by ``build_args`` apart from the part sections)."""
 
-    model: str = field(default="default", metadata={"help": "'default', a checkpoint folder, or 'none'"})
-    out: str | None = field(default=None, metadata={"help": "output folder (default runs/demo-<timestamp>)"})
-    seed: int = field(default=0, metadata={"help": "seed of policies and PPO"})
-    torch_threads: int = field(
-        default=1, metadata={"help": "torch CPU threads (1 is fastest on busy 2-core boxes)"}
-    )
-    time_budget_s: float = field(default=540.0, metadata={"help": "total budget; parts past it are skipped"})
-    parts: list[str] = field(default_factory=lambda: list(PARTS), metadata={"help": f"parts to run: {PARTS}"})
-    wandb: bool = field(default=True, metadata={"help": "log to an offline W&B run"})
-    wandb_project: str = field(default="similar-rl", metadata={"help": "W&B project"})
-    wandb_mode: str = field(default="offline", metadata={"help": "offline | online | disabled"})
-    batch_size: int = field(default=32, metadata={"help": "scorer batch size"})
+    model: str = option("default", "'default', a checkpoint folder, or 'none'")
+    out: str | None = option(None, "output folder (default runs/demo-<timestamp>)")
+    seed: int = option(0, "seed of policies and PPO")
+    torch_threads: int = option(1, "torch CPU threads (1 is fastest on busy 2-core boxes)")
+    time_budget_s: float = option(540.0, "total budget; parts past it are skipped")
+    parts: list[str] = option(lambda: list(PARTS), f"parts to run: {PARTS}")
+    wandb: bool = option(True, "log to an offline W&B run")
+    wandb_project: str = option("similar-rl", "W&B project")
+    wandb_mode: str = option("offline", "offline | online | disabled")
+    batch_size: int = option(32, "scorer batch size")
 
 
 @dataclass

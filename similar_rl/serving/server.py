@@ -55,11 +55,12 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedReader, RawIOBase
 from typing import Any
 
+from similar_rl.fields import option
 from similar_rl.scoring import as_scorer
 from similar_rl.serving.batcher import DynamicBatcher, Overloaded, ScoringFailed
 from similar_rl.serving.schema import MAX_REQUEST_PIXELS, MAX_STEPS_PER_REQUEST, RequestError, parse_request
@@ -69,34 +70,29 @@ logger = logging.getLogger(__name__)
 __all__ = ["RewardServer", "ServerConfig"]
 
 
-def _option(default: Any, help: str) -> Any:
-    """A dataclass field with its ``--help`` text (read by ``similar-rl serve``)."""
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class ServerConfig:
     """Settings of a :class:`RewardServer` (all have safe defaults)."""
 
-    host: str = _option("127.0.0.1", "interface to bind; keep loopback unless needed")
-    port: int = _option(8765, "TCP port (0: any free port)")
-    max_batch: int = _option(64, "most steps per scorer call")
-    max_wait_ms: float = _option(5.0, "how long a request waits for others to batch")
-    max_queue: int = _option(4096, "most steps waiting; beyond it requests get 503")
-    max_steps_per_request: int = _option(MAX_STEPS_PER_REQUEST, "more: 413")
-    max_body_bytes: int = _option(64 * 2**20, "largest request body; more: 413")
-    max_pixels_per_request: int = _option(
+    host: str = option("127.0.0.1", "interface to bind; keep loopback unless needed")
+    port: int = option(8765, "TCP port (0: any free port)")
+    max_batch: int = option(64, "most steps per scorer call")
+    max_wait_ms: float = option(5.0, "how long a request waits for others to batch")
+    max_queue: int = option(4096, "most steps waiting; beyond it requests get 503")
+    max_steps_per_request: int = option(MAX_STEPS_PER_REQUEST, "more: 413")
+    max_body_bytes: int = option(64 * 2**20, "largest request body; more: 413")
+    max_pixels_per_request: int = option(
         MAX_REQUEST_PIXELS, "most decoded pixels over a request's distinct images; more: 413"
     )
-    max_connections: int = _option(64, "most open connections; more: 503 at accept")
-    request_timeout_s: float = _option(60.0, "wait for scores; then 504")
-    request_deadline_s: float = _option(
+    max_connections: int = option(64, "most open connections; more: 503 at accept")
+    request_timeout_s: float = option(60.0, "wait for scores; then 504")
+    request_deadline_s: float = option(
         30.0, "time to receive one request's headers and body; then 408 and close"
     )
-    socket_timeout_s: float = _option(15.0, "idle/slow socket reads; then close")
-    allowed_root: str | None = _option(None, "folder screenshot_path may point into")
-    token: str | None = _option(None, "bearer token required on /score and /metrics")
-    latency_window: int = _option(10_000, "requests kept for latency percentiles")
+    socket_timeout_s: float = option(15.0, "idle/slow socket reads; then close")
+    allowed_root: str | None = option(None, "folder screenshot_path may point into")
+    token: str | None = option(None, "bearer token required on /score and /metrics")
+    latency_window: int = option(10_000, "requests kept for latency percentiles")
 
     def __post_init__(self) -> None:
         types = {f.name: f.type for f in fields(self)}  # annotation strings: "int", "float", ...

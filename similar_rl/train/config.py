@@ -21,11 +21,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from similar_rl.dimensions import PAIR_TYPES
+from similar_rl.fields import option
 from similar_rl.train.stage1_ridge import FITS as RIDGE_FITS
 from similar_rl.train.stage1_ridge import STANDARDIZE as RIDGE_STANDARDIZE
 
@@ -34,91 +35,88 @@ MIXED_PRECISION = ("no", "fp16", "bf16")
 DEFAULT_ALPHAS = tuple(float(10.0**e) for e in range(-4, 5))
 
 
-def _opt(default: Any, help: str) -> Any:
-    """A dataclass field with ``help`` in its metadata; a callable ``default`` is a default factory."""
-    if callable(default):
-        return field(default_factory=default, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class TrainConfig:
     """Hyper-parameters of Triple-M training (docs/method.md section 5)."""
 
-    model: dict[str, Any] = _opt(
+    model: dict[str, Any] = option(
         dict, "SimilarConfig fields of the model to build (backbone, ablation switches, gate sizes...)"
     )
-    init_from: str | None = _opt(None, "start from this saved model folder instead of building from `model`")
-    seed: int = _opt(0, "seed of every random choice (splits, gate init, batches)")
-    cache_dir: str | None = _opt(
+    init_from: str | None = option(
+        None, "start from this saved model folder instead of building from `model`"
+    )
+    seed: int = option(0, "seed of every random choice (splits, gate init, batches)")
+    cache_dir: str | None = option(
         None, "feature cache folder (default: $SIMILAR_RL_CACHE or ~/.cache/similar_rl/features)"
     )
-    use_cache: bool = _opt(True, "read and write the on-disk feature cache")
-    feature_batch_size: int = _opt(32, "steps per model.encode call")
-    max_pairs: int | None = _opt(None, "use at most this many training pairs (seeded subset; null: all)")
-    exclude_envs: list[str] = _opt(
+    use_cache: bool = option(True, "read and write the on-disk feature cache")
+    feature_batch_size: int = option(32, "steps per model.encode call")
+    max_pairs: int | None = option(None, "use at most this many training pairs (seeded subset; null: all)")
+    exclude_envs: list[str] = option(
         list, "env ids whose steps and pairs are left out of training (e.g. for family-wise CV)"
     )
-    exclude_tasks: list[str] = _opt(
+    exclude_tasks: list[str] = option(
         list, "task ids whose steps and pairs are left out of training (e.g. for task-wise CV)"
     )
-    pair_types: list[str] = _opt(
+    pair_types: list[str] = option(
         lambda: list(PAIR_TYPES), "pair types used by the gate (and LoRA) Bradley-Terry loss"
     )
     # Stage 1: ridge experts.
-    ridge_alphas: list[float] = _opt(
+    ridge_alphas: list[float] = option(
         lambda: list(DEFAULT_ALPHAS),
         "ridge penalties tried; the best on the validation split is refit on all steps",
     )
-    ridge_standardize: str = _opt(
+    ridge_standardize: str = option(
         "none",
         "rescale z before the ridge fit: 'none' (plain ridge, as in the paper), 'blocks' (each "
         "feature block the backbone declares in z_blocks gets unit average column variance) or 'columns' "
         "(every column unit variance); the weights are mapped back to raw features",
     )
-    ridge_fit: str = _opt(
+    ridge_fit: str = option(
         "plain",
         "'plain' (one ridge on all of z, as in the paper) or 'advantage' (state value + action "
         "advantage: the backbone's action columns fit on targets centred over sibling actions, its state "
         "columns on the rest; see similar_rl/train/stage1_ridge.py)",
     )
-    ridge_action_blocks: list[str] | None = _opt(
+    ridge_action_blocks: list[str] | None = option(
         None,
         "with ridge_fit 'advantage': the named blocks of z (the backbone's z_block_names) that form "
         "the action part; null: the backbone's own choice (default backbone: the structural and similarity "
         "scalars)",
     )
-    val_fraction: float = _opt(0.2, "fraction of tasks (grouped by task_id) held out to pick the ridge alpha")
+    val_fraction: float = option(
+        0.2, "fraction of tasks (grouped by task_id) held out to pick the ridge alpha"
+    )
     # Stage 2: gate.
-    gate_steps: int = _opt(2000, "optimizer steps of the Bradley-Terry gate training")
-    gate_batch_size: int = _opt(1024, "pairs per gate step")
-    gate_max_epochs: float | None = _opt(
+    gate_steps: int = option(2000, "optimizer steps of the Bradley-Terry gate training")
+    gate_batch_size: int = option(1024, "pairs per gate step")
+    gate_max_epochs: float | None = option(
         None, "cap the gate steps at this many passes over the pairs (null: exactly gate_steps)"
     )
-    gate_lr: float = _opt(1e-3, "AdamW learning rate of the gate (cosine schedule)")
-    gate_weight_decay: float = _opt(0.0, "AdamW weight decay of the gate")
-    gate_warmup_steps: int = _opt(0, "linear warm-up steps before the cosine decay")
+    gate_lr: float = option(1e-3, "AdamW learning rate of the gate (cosine schedule)")
+    gate_weight_decay: float = option(0.0, "AdamW weight decay of the gate")
+    gate_warmup_steps: int = option(0, "linear warm-up steps before the cosine decay")
     # Stage 3: optional end-to-end LoRA.
-    lora: bool = _opt(False, "run stage 3: LoRA fine-tuning of the backbone end to end")
-    lora_r: int = _opt(8, "LoRA rank")
-    lora_alpha: float = _opt(16.0, "LoRA scaling alpha")
-    lora_dropout: float = _opt(0.05, "LoRA dropout")
-    lora_target_modules: list[str] | None = _opt(
+    lora: bool = option(False, "run stage 3: LoRA fine-tuning of the backbone end to end")
+    lora_r: int = option(8, "LoRA rank")
+    lora_alpha: float = option(16.0, "LoRA scaling alpha")
+    lora_dropout: float = option(0.05, "LoRA dropout")
+    lora_target_modules: list[str] | None = option(
         None, "module names to adapt (null: the model engineer's default per backbone)"
     )
-    lora_steps: int = _opt(200, "optimizer steps of stage 3")
-    lora_batch_pairs: int = _opt(8, "pairs per stage-3 step (plus every labelled step of their states)")
-    lora_lr: float = _opt(1e-4, "AdamW learning rate of stage 3")
-    lora_rg_weight: float = _opt(1.0, "weight of the regression (L_RG) loss in stage 3")
-    lora_bt_weight: float = _opt(1.0, "weight of the Bradley-Terry (L_BT) loss in stage 3")
-    lora_train_heads: bool = _opt(True, "also update experts and gate in stage 3 (else only the adapters)")
+    lora_steps: int = option(200, "optimizer steps of stage 3")
+    lora_batch_pairs: int = option(8, "pairs per stage-3 step (plus every labelled step of their states)")
+    lora_lr: float = option(1e-4, "AdamW learning rate of stage 3")
+    lora_rg_weight: float = option(1.0, "weight of the regression (L_RG) loss in stage 3")
+    lora_bt_weight: float = option(1.0, "weight of the Bradley-Terry (L_BT) loss in stage 3")
+    lora_train_heads: bool = option(True, "also update experts and gate in stage 3 (else only the adapters)")
     # Runtime.
-    device: str = _opt("auto", "'auto' (GPU if accelerate finds one), 'cpu' or 'cuda'")
-    mixed_precision: str = _opt("no", "accelerate mixed precision: no, fp16 or bf16")
-    log_every: int = _opt(50, "log gate/LoRA metrics every this many steps")
-    progress: bool = _opt(True, "show tqdm progress bars")
-    wandb: bool = _opt(False, "also log metrics to Weights & Biases (offline by default)")
-    wandb_project: str = _opt("similar-rl", "W&B project name")
+    device: str = option("auto", "'auto' (GPU if accelerate finds one), 'cpu' or 'cuda'")
+    mixed_precision: str = option("no", "accelerate mixed precision: no, fp16 or bf16")
+    log_every: int = option(50, "log gate/LoRA metrics every this many steps")
+    progress: bool = option(True, "show tqdm progress bars")
+    wandb: bool = option(False, "also log metrics to Weights & Biases (offline by default)")
+    wandb_project: str = option("similar-rl", "W&B project name")
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, dict):
