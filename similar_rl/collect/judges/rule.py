@@ -41,123 +41,20 @@ from similar_rl.envs.actions import Action, ActionParseError, parse_action
 from similar_rl.text import words
 from similar_rl.types import Element, GUIState, JudgeVerdict
 
+_STOPWORDS_TEXT = """
+    a an the and or of to in on at for with from by as is it this that then than be your you me my
+    click press select choose enter type tap hit find go set check uncheck mark pick fill input write put open
+    button buttons link links box boxes field fields item items option options element tab tabs page form text
+    please all any only one two three first last next following below above under into onto out up down
+"""
 #: Words that name no particular element (verbs, articles, UI words); ignored by the overlap rule.
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "with",
-        "from",
-        "by",
-        "as",
-        "is",
-        "it",
-        "this",
-        "that",
-        "then",
-        "than",
-        "be",
-        "your",
-        "you",
-        "me",
-        "my",
-        "click",
-        "press",
-        "select",
-        "choose",
-        "enter",
-        "type",
-        "tap",
-        "hit",
-        "find",
-        "go",
-        "set",
-        "check",
-        "uncheck",
-        "mark",
-        "pick",
-        "fill",
-        "input",
-        "write",
-        "put",
-        "open",
-        "button",
-        "buttons",
-        "link",
-        "links",
-        "box",
-        "boxes",
-        "field",
-        "fields",
-        "item",
-        "items",
-        "option",
-        "options",
-        "element",
-        "tab",
-        "tabs",
-        "page",
-        "form",
-        "text",
-        "please",
-        "all",
-        "any",
-        "only",
-        "one",
-        "two",
-        "three",
-        "first",
-        "last",
-        "next",
-        "following",
-        "below",
-        "above",
-        "under",
-        "into",
-        "onto",
-        "out",
-        "up",
-        "down",
-    ]
-)
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+_GENERIC_TEXT = """
+    submit ok okay done next search login log sign continue confirm yes no save apply send go cancel close back
+    previous prev finish enter
+"""
 #: Controls that finish or advance a task; clicking them is never "unrelated" (instructions rarely name them).
-GENERIC_CONTROLS = frozenset(
-    [
-        "submit",
-        "ok",
-        "okay",
-        "done",
-        "next",
-        "search",
-        "login",
-        "log",
-        "sign",
-        "continue",
-        "confirm",
-        "yes",
-        "no",
-        "save",
-        "apply",
-        "send",
-        "go",
-        "cancel",
-        "close",
-        "back",
-        "previous",
-        "prev",
-        "finish",
-        "enter",
-    ]
-)
+GENERIC_CONTROLS = frozenset(_GENERIC_TEXT.split())
 #: Tags that are containers whatever their size.
 CONTAINER_TAGS = frozenset({"body", "html", "form"})
 
