@@ -128,22 +128,8 @@ def random_scores(table: PairTable, seed: int = 0) -> np.ndarray:
 
 
 _TYPEABLE = ("input", "textarea", "select")
-_STATIC = (
-    "label",
-    "text",
-    "span",
-    "p",
-    "div",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "img",
-    "static",
-    "statictext",
-)
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_STATIC = ("label", "text", "span", "p", "div", *_HEADINGS, "img", "static", "statictext")
 
 
 def _elements_from_text(observation_text: str | None) -> tuple[Element, ...]:
@@ -324,36 +310,38 @@ def evaluate(
             )
         return tables[use_images]
 
+    def model_table(m: Any) -> PairTable:
+        return table_for(bool(getattr(m.config, "use_image", True)))
+
+    def row(scores: np.ndarray, table: PairTable) -> dict[str, Any]:
+        acc, cnt = pairwise_accuracy(scores, table, ties)
+        return {"accuracy": acc, "count": cnt}
+
     report: dict[str, Any] = {"ties": ties}
     if clear_margin is not None:
         report["clear_margin"] = clear_margin
     model_scores = None
     if model is not None:
-        table = table_for(bool(getattr(model.config, "use_image", True)))
+        table = model_table(model)
         model_scores = model_step_scores(model, table, **kwargs)
         report["accuracy"], report["count"] = pairwise_accuracy(model_scores, table, ties)
     rows: dict[str, dict[str, Any]] = {}
     base = table_for(True)
+    fixed_baselines = {
+        "random": lambda: random_scores(base, seed),
+        "rule_judge": lambda: rule_judge_scores(base),
+        "text_similarity": lambda: text_similarity_scores(base),
+    }
     for name in names:
-        table = base
-        if name == "random":
-            scores = random_scores(base, seed)
-        elif name == "rule_judge":
-            scores = rule_judge_scores(base)
-        elif name == "text_similarity":
-            scores = text_similarity_scores(base)
+        if name in fixed_baselines:
+            rows[name] = row(fixed_baselines[name](), base)
         elif model_scores is None or getattr(model, "gate", None) is None:
             logger.info("baseline no_gate skipped: it needs a model with a gate")
-            continue
         else:  # no_gate: the model's own scores, so the model's table
-            scores = no_gate_scores(model_scores, model.config.total_weights)
-            table = table_for(bool(getattr(model.config, "use_image", True)))
-        acc, cnt = pairwise_accuracy(scores, table, ties)
-        rows[name] = {"accuracy": acc, "count": cnt}
+            rows[name] = row(no_gate_scores(model_scores, model.config.total_weights), model_table(model))
     for name, other in (extra_models or {}).items():
-        table = table_for(bool(getattr(other.config, "use_image", True)))
-        acc, cnt = pairwise_accuracy(model_step_scores(other, table, **kwargs), table, ties)
-        rows[name] = {"accuracy": acc, "count": cnt}
+        table = model_table(other)
+        rows[name] = row(model_step_scores(other, table, **kwargs), table)
     if rows:
         report["baselines"] = rows
     return report
