@@ -297,9 +297,7 @@ class TaskSearch:
         if state is None:
             return None
         actions, dropped = self._propose_children(state, prefix, node_id)
-        kept_actions: list[str] = []
-        all_rollouts: list[list[Rollout]] = []
-        terminal: list[bool] = []
+        kept: list[tuple[str, list[Rollout], bool]] = []  # (action, rollouts, the step ended the episode)
         for action in actions:
             rollouts = [
                 self.rollout(prefix, action, ("child", node_id, action, r))
@@ -308,23 +306,17 @@ class TaskSearch:
             if any(r.length <= depth for r in rollouts):  # the child's own step was not executable
                 dropped.append({"action": action, "reason": "invalid_action"})
                 continue
-            kept_actions.append(action)
-            all_rollouts.append(rollouts)
             first = rollouts[0]
-            terminal.append(first.length == depth + 1 and first.end in ("success", "failure", "truncated"))
-        if not kept_actions:
+            terminal = first.length == depth + 1 and first.end in ("success", "failure", "truncated")
+            kept.append((action, rollouts, terminal))
+        if not kept:
             logger.info("%s: node %s has no executable child; stopping there", self.task_id, node_id)
             return None
-        stats = label_children(
-            [[(r.success, r.length) for r in rs] for rs in all_rollouts],
-            depth=depth,
-            l0=self.l0,
-            ac_sum=ac_sum,
-        )
-        verdicts = self._judge(state, prefix, kept_actions)
+        outcomes = [[(r.success, r.length) for r in rs] for _, rs, _ in kept]
+        stats = label_children(outcomes, depth=depth, l0=self.l0, ac_sum=ac_sum)
+        verdicts = self._judge(state, prefix, [a for a, _, _ in kept])
         children = [
-            ChildResult(a, rs, s, v, t)
-            for a, rs, s, v, t in zip(kept_actions, all_rollouts, stats, verdicts, terminal, strict=True)
+            ChildResult(a, rs, s, v, t) for (a, rs, t), s, v in zip(kept, stats, verdicts, strict=True)
         ]
         return NodeResult(node_id, depth, prefix, state, float(ac_sum), children, dropped=dropped)
 
