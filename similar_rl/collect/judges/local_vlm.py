@@ -104,18 +104,15 @@ class LocalVLMJudge(GroupedJudge):
         return self.tokenizer([prompt], return_tensors="pt")
 
     def _generate(self, inputs: Any, attempt: int) -> str:
-        torch = self.torch
         inputs = inputs.to(self.device)
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": attempt > 0}
         if attempt > 0:
             kwargs["temperature"] = self.retry_temperature
-            torch.manual_seed(self.seed + attempt)
-        pad = (
-            self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None
-            else self.tokenizer.eos_token_id
-        )
-        with torch.no_grad():
+            self.torch.manual_seed(self.seed + attempt)
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id
+        with self.torch.no_grad():
             out = self.model.generate(**inputs, pad_token_id=pad, **kwargs)
         self.stats["generations"] += 1
         new_tokens = out[0, inputs["input_ids"].shape[1] :]

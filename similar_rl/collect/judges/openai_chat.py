@@ -162,10 +162,8 @@ class OpenAIChatJudge(GroupedJudge):
             detail = exc.read()[:300].decode("utf-8", "replace")
             cls = _Retryable if exc.code in RETRY_STATUSES else _Fatal
             raise cls(f"HTTP {exc.code} from {self.endpoint}: {detail}") from None
-        except TimeoutError:
-            raise _Retryable(f"no answer from {self.endpoint} within {self.timeout:g} s") from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
+        except (TimeoutError, urllib.error.URLError) as exc:
+            if isinstance(getattr(exc, "reason", exc), TimeoutError):  # or a URLError caused by one
                 raise _Retryable(f"no answer from {self.endpoint} within {self.timeout:g} s") from None
             raise _Retryable(f"cannot reach {self.endpoint}: {exc.reason}") from None
         except (OSError, http.client.HTTPException) as exc:
