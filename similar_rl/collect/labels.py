@@ -46,6 +46,16 @@ class ChildLabels:
     remaining: float | None  # R_j; None when the child never succeeded (it keeps R_prev for E)
     mean_length: float | None  # mean episode length of its successful rollouts
 
+    def labels(self, task_relevance: float | None, coherence: float | None) -> dict[str, float | None]:
+        """The five labels of the child: these rollout labels with the judge's two."""
+        return {
+            "helpfulness": self.helpfulness,
+            "odds_of_success": self.odds_of_success,
+            "efficiency": self.efficiency,
+            "task_relevance": task_relevance,
+            "coherence": coherence,
+        }
+
 
 def calibrate_l0(outcomes: Sequence[RolloutOutcome]) -> float | None:
     """L0: the mean length of the successful calibration episodes, or None if none succeeded (prune the task).
@@ -131,19 +141,16 @@ def label_children(
         None if m is None or r_prev is None else (r_prev - (m - step)) / l0 for m in means
     ]
     worst = min([-1.0 / l0, *[e for e in effs if e is not None]])
-    out = []
-    for j, m in enumerate(means):
-        e = worst if effs[j] is None else effs[j]
-        out.append(
-            ChildLabels(
-                odds_of_success=oss[j],
-                efficiency=min(max(float(e), -1.0), 1.0),
-                helpfulness=helpfulness(oss[j], ac_sum, depth, l0),
-                remaining=None if m is None else m - step,
-                mean_length=m,
-            )
+    return [
+        ChildLabels(
+            odds_of_success=os_j,
+            efficiency=min(max(float(worst if e is None else e), -1.0), 1.0),
+            helpfulness=helpfulness(os_j, ac_sum, depth, l0),
+            remaining=None if m is None else m - step,
+            mean_length=m,
         )
-    return out
+        for os_j, e, m in zip(oss, effs, means, strict=True)
+    ]
 
 
 def best_child(keys: Sequence[tuple[float, ...]]) -> int:

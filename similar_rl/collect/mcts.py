@@ -102,13 +102,7 @@ class ChildResult:
 
     @property
     def labels(self) -> dict[str, float | None]:
-        return {
-            "helpfulness": self.stats.helpfulness,
-            "odds_of_success": self.stats.odds_of_success,
-            "efficiency": self.stats.efficiency,
-            "task_relevance": self.verdict.task_relevance,
-            "coherence": self.verdict.coherence,
-        }
+        return self.stats.labels(self.verdict.task_relevance, self.verdict.coherence)
 
     def select_key(self) -> tuple[float, ...]:
         """Best-child key: OS, then H, then E, then TR + C (missing judge labels count 0)."""

@@ -33,7 +33,7 @@ from similar_rl.collect.labels import accumulated, label_children
 from similar_rl.data.dataset import DatasetWriter
 from similar_rl.data.pairs import Trajectory, build_pairs, build_traj_pairs
 from similar_rl.data.records import PairRecord, StepRecord
-from similar_rl.dimensions import TOTAL_WEIGHTS, total_score
+from similar_rl.dimensions import TOTAL_WEIGHTS
 from similar_rl.envs import make_env
 from similar_rl.envs.actions import try_parse
 from similar_rl.envs.base import InvalidActionError
@@ -122,14 +122,6 @@ def _task_records(writer, adapter, env, env_id, seed, n_children, max_steps, rng
         previous = solution[depth - 1] if depth > 0 else None
         records = []
         for j, (a, lab) in enumerate(zip(actions, labels, strict=True)):
-            tr, co = _judge(state, a, previous)
-            values = {
-                "helpfulness": lab.helpfulness,
-                "odds_of_success": lab.odds_of_success,
-                "efficiency": lab.efficiency,
-                "task_relevance": tr,
-                "coherence": co,
-            }
             records.append(
                 StepRecord(
                     record_id=f"{node_id}/{j}",
@@ -139,7 +131,7 @@ def _task_records(writer, adapter, env, env_id, seed, n_children, max_steps, rng
                     instruction=state.instruction,
                     step_idx=depth + 1,
                     action=a,
-                    labels=values,
+                    labels=lab.labels(*_judge(state, a, previous)),
                     history=list(solution[:depth]),
                     observation_text=state.observation_text,
                     screenshot=screenshot,
@@ -150,10 +142,8 @@ def _task_records(writer, adapter, env, env_id, seed, n_children, max_steps, rng
             )
         steps.extend(records)
         pairs.extend(build_pairs(records))
-        best = max(records, key=lambda r: r.total)
-        worst = min(records, key=lambda r: r.total)
-        good_path.append(best)
-        bad_path.append(worst)
+        good_path.append(max(records, key=lambda r: r.total))
+        bad_path.append(min(records, key=lambda r: r.total))
         ac_sum += next(lab.helpfulness for a, lab in zip(actions, labels, strict=True) if a == good)
         ac_sum = accumulated(ac_sum) if ac_sum > 1 else ac_sum
     good_traj, bad_traj = (Trajectory.from_steps(p, weights=TOTAL_WEIGHTS) for p in (good_path, bad_path))
@@ -162,5 +152,4 @@ def _task_records(writer, adapter, env, env_id, seed, n_children, max_steps, rng
     logger.debug(
         "%s: %d steps, %d pairs (total of best path %.2f)", task_id, len(steps), len(pairs), good_traj.score
     )
-    assert all(total_score(r.labels) == r.total for r in steps)
     return steps, pairs
