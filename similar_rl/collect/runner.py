@@ -202,9 +202,7 @@ def task_trajectories(steps: list[StepRecord]) -> list[Any]:
         if path in expanded:
             continue
         chain = [by_path.get(path[: k + 1]) for k in range(len(path))]
-        if any(
-            c is None for c in chain
-        ):  # a path whose ancestors were not labelled (cannot happen in MCTS-P)
+        if any(c is None for c in chain):  # ancestors not labelled (cannot happen in MCTS-P)
             continue
         trajectories.append(Trajectory.from_steps(chain, success=(leaf.rollout_success or 0.0) > 0.5))
     return trajectories
@@ -221,18 +219,14 @@ def build_task_pairs(steps: list[StepRecord], drop_failed_subtrees: bool = True)
     from similar_rl.data.pairs import build_pairs, build_traj_pairs
 
     if drop_failed_subtrees:
-        success_at: dict[str, bool] = {}
-        for rec in steps:
-            success_at[rec.node_id] = success_at.get(rec.node_id, False) or (rec.rollout_success or 0.0) > 0
-        failed_paths = {tuple(r.history) for r in steps if not success_at[r.node_id]}
+        succeeded = {r.node_id for r in steps if (r.rollout_success or 0.0) > 0}
+        failed_paths = {tuple(r.history) for r in steps if r.node_id not in succeeded}
         steps = [
             r
             for r in steps
             if not any(tuple(r.history[:k]) in failed_paths for k in range(len(r.history) + 1))
         ]
-    pairs = list(build_pairs(steps))
-    pairs.extend(build_traj_pairs(task_trajectories(steps)))
-    return pairs
+    return build_pairs(steps) + build_traj_pairs(task_trajectories(steps))
 
 
 def _iter_results(cfg: CollectConfig, pending: list[tuple[str, int]]) -> Iterator[TaskResult]:
@@ -246,15 +240,14 @@ def _iter_results(cfg: CollectConfig, pending: list[tuple[str, int]]) -> Iterato
         return
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(min(cfg.workers, len(pending)), initializer=_init_worker, initargs=(cfg.to_dict(),))
-    finished = False
     try:
         yield from pool.imap_unordered(_run_in_worker, pending, chunksize=1)
-        finished = True
+    except BaseException:  # stopped early or failed: the workers may be busy
+        pool.terminate()
+        raise
+    else:
+        pool.close()  # let the workers close their envs
     finally:
-        if finished:
-            pool.close()
-        else:
-            pool.terminate()
         pool.join()
 
 

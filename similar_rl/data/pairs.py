@@ -127,17 +127,14 @@ def build_pairs(
         for a, b in itertools.combinations(siblings, 2):
             if a.action == b.action:
                 continue
-            for dim in dimensions:
-                va, vb = a.labels.get(dim), b.labels.get(dim)
-                if va is None or vb is None or abs(va - vb) < margins[dim]:
+            values = [(dim, a.labels.get(dim), b.labels.get(dim)) for dim in dimensions]
+            if include_total and all(r.labels.get(d) is not None for r in (a, b) for d in DIMENSIONS):
+                values.append(("total", total_score(a.labels, weights), total_score(b.labels, weights)))
+            for ptype, va, vb in values:
+                if va is None or vb is None or abs(va - vb) < margins[ptype]:
                     continue
                 better, worse = (a, b) if va > vb else (b, a)
-                pairs.append(_step_pair(better, worse, dim, abs(va - vb)))
-            if include_total and all(r.labels.get(d) is not None for r in (a, b) for d in DIMENSIONS):
-                ta, tb = total_score(a.labels, weights), total_score(b.labels, weights)
-                if abs(ta - tb) >= margins["total"]:
-                    better, worse = (a, b) if ta > tb else (b, a)
-                    pairs.append(_step_pair(better, worse, "total", abs(ta - tb)))
+                pairs.append(_step_pair(better, worse, ptype, abs(va - vb)))
     return pairs
 
 

@@ -39,9 +39,7 @@ from similar_rl.dimensions import from_alias, to_alias
 
 logger = logging.getLogger(__name__)
 
-COLUMNS: tuple[str, ...] = tuple(
-    "id step_idx instruction type reason_steps image_url chosen rejected".split()
-)
+COLUMNS = ("id", "step_idx", "instruction", "type", "reason_steps", "image_url", "chosen", "rejected")
 _STEP_LINE = re.compile(r"^Step\s*(\d+)\s*:\s?(.*)$", re.DOTALL)
 
 
