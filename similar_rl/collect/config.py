@@ -113,27 +113,18 @@ class CollectConfig:
         if self.search not in SEARCH_MODES:
             raise ValueError(f"CollectConfig.search is {self.search!r}; choose one of {list(SEARCH_MODES)}")
         _at_least(self, "uct_iterations", 1, "uct_iterations to 1 or more")
-        if not (
-            isinstance(self.exploration, int | float)
-            and math.isfinite(self.exploration)
-            and self.exploration >= 0
-        ):
-            raise ValueError(
-                f"CollectConfig.exploration must be a finite number >= 0, got {self.exploration!r}"
-            )
+        c = self.exploration
+        if not (isinstance(c, int | float) and math.isfinite(c) and c >= 0):
+            raise ValueError(f"CollectConfig.exploration must be a finite number >= 0, got {c!r}")
         for name in ("policy", "judge", "platform"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(
-                    f"CollectConfig.{name} must be a non-empty string, got {getattr(self, name)!r}"
-                )
+            if not isinstance(value := getattr(self, name), str) or not value:
+                raise ValueError(f"CollectConfig.{name} must be a non-empty string, got {value!r}")
         for name in ("policy_kwargs", "judge_kwargs", "env_kwargs"):
-            if not isinstance(getattr(self, name), dict):
-                raise ValueError(
-                    f"CollectConfig.{name} must be a mapping, got {type(getattr(self, name)).__name__}"
-                )
+            if not isinstance(value := getattr(self, name), dict):
+                raise ValueError(f"CollectConfig.{name} must be a mapping, got {type(value).__name__}")
         for name in ("dedupe", "save_screenshots", "drop_failed_subtrees"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"CollectConfig.{name} must be true or false, got {getattr(self, name)!r}")
+            if not isinstance(value := getattr(self, name), bool):
+                raise ValueError(f"CollectConfig.{name} must be true or false, got {value!r}")
         self.seed = _as_int(self.seed, "seed")
         _at_least(self, "workers", 1, "--workers to 1 or more")
         _at_least(self, "max_retries", 0, "max_retries to 0 or more")

@@ -41,24 +41,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["collect_ray"]
 
 
-class _TaskActor:
-    """The body of a Ray actor: one :class:`~similar_rl.collect.runner.TaskWorker` (env, policy, judge)."""
-
-    def __init__(self, cfg_dict: dict[str, Any]) -> None:
-        self.worker = TaskWorker(CollectConfig.from_dict(cfg_dict))
-
-    def run(self, env_id: str, seed: int) -> TaskResult:
-        return self.worker.run(env_id, seed)
-
-    def close(self) -> None:
-        self.worker.close()
-
-
 def _ray_results(ray: Any, cfg: CollectConfig, pending: list[tuple[str, int]]) -> Iterator[TaskResult]:
     from ray.util import ActorPool
 
-    actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_TaskActor)
-    actors = [actor_cls.remote(cfg.to_dict()) for _ in range(max(1, min(cfg.workers, len(pending))))]
+    # each actor is one TaskWorker (env, policy, judge)
+    actor_cls = ray.remote(num_cpus=1, max_restarts=0)(TaskWorker)
+    actors = [actor_cls.remote(cfg) for _ in range(max(1, min(cfg.workers, len(pending))))]
     pool = ActorPool(actors)
     try:
         yield from pool.map_unordered(lambda actor, task: actor.run.remote(*task), pending)
