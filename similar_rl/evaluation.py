@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -139,18 +140,7 @@ def _elements_from_text(observation_text: str | None) -> tuple[Element, ...]:
     for line in parse_observation(observation_text).values():
         tag = line.tag.lower()
         typeable = tag.startswith(_TYPEABLE) and not tag.endswith(("checkbox", "radio", "button", "submit"))
-        clickable = tag not in _STATIC
-        out.append(
-            Element(
-                line.ref,
-                line.tag,
-                line.text,
-                line.value,
-                focused=line.focused,
-                clickable=clickable,
-                typeable=typeable,
-            )
-        )
+        out.append(Element(**dataclasses.asdict(line), clickable=tag not in _STATIC, typeable=typeable))
     return tuple(out)
 
 
@@ -162,15 +152,10 @@ def rule_judge_scores(table: PairTable) -> np.ndarray:
     out = np.zeros(len(table.inputs))
     states: dict[str, GUIState] = {}
     for i, step in enumerate(table.inputs):
-        key = step.prompt_key
-        if key not in states:
-            states[key] = GUIState(
-                step.instruction,
-                None,
-                step.observation_text or "",
-                _elements_from_text(step.observation_text),
-            )
-        verdict = judge.judge(states[key], list(step.history), [step.action])[0]
+        if step.prompt_key not in states:
+            text = step.observation_text
+            states[step.prompt_key] = GUIState(step.instruction, None, text or "", _elements_from_text(text))
+        verdict = judge.judge(states[step.prompt_key], list(step.history), [step.action])[0]
         out[i] = (verdict.task_relevance or 0.0) + (verdict.coherence or 0.0)
     return out
 

@@ -340,7 +340,6 @@ class TaskSearch:
         except TaskFailed as exc:
             result.status = "failed"
             result.error = str(exc)
-            result.nodes = []
         result.failures = list(self.session.failures)
         result.env_steps = self.session.steps
         result.seconds = time.perf_counter() - start

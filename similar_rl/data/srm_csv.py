@@ -89,13 +89,12 @@ def _open_text(
 ) -> tuple[str, str]:
     """(text, name) of a path or file object, decoded with ``encoding`` or the first of :data:`AUTO_ENCODINGS`
     that decodes it; a clear error naming the encodings tried when none does."""
-    name = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>")
     if isinstance(source, (str, os.PathLike)):
-        data: str | bytes = Path(source).read_bytes()
+        name, data = str(source), Path(source).read_bytes()
     else:
-        data = source.read()
+        name, data = str(getattr(source, "name", "<stream>")), source.read()
     if isinstance(data, str):
-        return data.removeprefix("\ufeff"), str(name)
+        return data.removeprefix("\ufeff"), name
     tried = [encoding] if encoding else list(AUTO_ENCODINGS)
     problems = []
     for codec in tried:
@@ -108,7 +107,7 @@ def _open_text(
             continue
         if codec != tried[0]:
             logger.warning("%s is not UTF-8; read it as %s", name, codec)
-        return text.removeprefix("\ufeff"), str(name)
+        return text.removeprefix("\ufeff"), name
     raise ValueError(
         f"{name} could not be decoded (tried {', '.join(tried)}: {'; '.join(problems)}); pass its encoding, "
         "e.g. --encoding latin-1"

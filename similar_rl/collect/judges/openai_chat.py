@@ -127,14 +127,9 @@ class OpenAIChatJudge(GroupedJudge):
                 return parse_verdicts(answer, len(actions))
             except VerdictParseError as exc:
                 errors.append(f"bad answer ({exc}): {answer[:200]!r}")
-                messages = [
-                    *messages[:2],
-                    {"role": "assistant", "content": answer[:2000]},
-                    {
-                        "role": "user",
-                        "content": f"That answer is not valid: {exc}. Reply with the JSON object only.",
-                    },
-                ]
+                fix = f"That answer is not valid: {exc}. Reply with the JSON object only."
+                reply = {"role": "assistant", "content": answer[:2000]}
+                messages = [*messages[:2], reply, {"role": "user", "content": fix}]
         return self._failed("openai judge", errors, len(actions))
 
     def _request(self, messages: list, temperature: float) -> str:

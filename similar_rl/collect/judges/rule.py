@@ -103,14 +103,8 @@ def element_at(state: GUIState, x: float, y: float) -> Element | None:
 
 
 def _is_toggle(el: Element | None) -> str | None:
-    if el is None:
-        return None
-    desc = f"{el.tag} {el.classes}".lower()
-    if "checkbox" in desc:
-        return "checkbox"
-    if "radio" in desc:
-        return "radio"
-    return None
+    desc = "" if el is None else f"{el.tag} {el.classes}".lower()
+    return next((kind for kind in ("checkbox", "radio") if kind in desc), None)
 
 
 class RuleJudge:
