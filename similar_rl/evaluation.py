@@ -354,9 +354,5 @@ def format_table(rows: Mapping[str, Mapping[str, float]], counts: Mapping[str, i
 
 def report_rows(report: Mapping[str, Any], model_name: str = "similar") -> dict[str, dict[str, float]]:
     """Accuracy rows of a report: the model first, then its baselines."""
-    rows = {}
-    if "accuracy" in report:
-        rows[model_name] = report["accuracy"]
-    for name, row in report.get("baselines", {}).items():
-        rows[name] = row["accuracy"]
-    return rows
+    rows = {model_name: report["accuracy"]} if "accuracy" in report else {}
+    return rows | {name: row["accuracy"] for name, row in report.get("baselines", {}).items()}

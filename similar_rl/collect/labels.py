@@ -67,9 +67,7 @@ def calibrate_l0(outcomes: Sequence[RolloutOutcome]) -> float | None:
         True
     """
     lengths = [length for ok, length in outcomes if ok]
-    if not lengths:
-        return None
-    return float(sum(lengths) / len(lengths))
+    return float(sum(lengths) / len(lengths)) if lengths else None
 
 
 def odds_of_success(outcomes: Sequence[RolloutOutcome]) -> float:

@@ -353,10 +353,9 @@ class TaskSearch:
             node = self.expand(prefix, ac_sum)
             if node is None:
                 break
-            best = best_child([c.select_key() for c in node.children])
-            node.chosen = best
+            node.chosen = best_child([c.select_key() for c in node.children])
             nodes.append(node)
-            chosen = node.children[best]
+            chosen = node.children[node.chosen]
             prefix = [*prefix, chosen.action]
             ac_sum += chosen.stats.helpfulness
             if chosen.terminal:

@@ -60,14 +60,12 @@ def _judge(state, action: str, previous: str | None) -> tuple[float, float]:
     parsed = try_parse(action)
     if parsed is None:
         return 0.0, 0.0
-    relevant = 1.0
-    if parsed.kind in ("noop", "press"):
-        relevant = 0.0
-    elif parsed.kind == "click":
+    if parsed.kind == "click":
         element = state.element(parsed.ref)
-        relevant = 1.0 if element is not None and element.clickable else 0.0
-    coherent = 0.0 if previous is not None and action == previous else 1.0
-    return relevant, coherent
+        relevant = element is not None and element.clickable
+    else:
+        relevant = parsed.kind not in ("noop", "press")
+    return float(relevant), 0.0 if action == previous else 1.0
 
 
 def build_toy_dataset(

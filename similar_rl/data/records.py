@@ -137,10 +137,9 @@ def _is_number(value: Any) -> bool:
 def _type_problem(annotation: str, value: Any) -> str | None:
     """What a JSON value of a field annotated ``annotation`` should be, or None if it fits."""
     optional = annotation.endswith(" | None")
-    if optional:
-        if value is None:
-            return None
-        annotation = annotation[: -len(" | None")]
+    if optional and value is None:
+        return None
+    annotation = annotation.removesuffix(" | None")
     checks: dict[str, tuple[str, Any]] = {
         "str": ("a string", lambda v: isinstance(v, str)),
         "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),

@@ -90,10 +90,7 @@ class GroupedJudge:
             return []
         prepared = self._prepare(state)
         groups = [[a] for a in actions] if self.per_candidate else [list(actions)]
-        out: list[JudgeVerdict] = []
-        for group in groups:
-            out.extend(self._judge_group(state, history, group, prepared))
-        return out
+        return [v for group in groups for v in self._judge_group(state, history, group, prepared)]
 
     def _prepare(self, state: GUIState) -> Any:
         return None
