@@ -112,11 +112,9 @@ def model_step_scores(
     model.eval()
     with torch.no_grad():
         device = model.device
+        chunks = zip(x.split(4096), z.split(4096), strict=True)
         scores = torch.cat(
-            [
-                model.scores_from_features(x[i : i + 4096].to(device), z[i : i + 4096].to(device)).cpu()
-                for i in range(0, x.shape[0], 4096)
-            ]
+            [model.scores_from_features(xc.to(device), zc.to(device)).cpu() for xc, zc in chunks]
         )
     model.train(was_training)
     return scores.double().numpy()
@@ -168,10 +166,9 @@ def text_similarity_scores(table: PairTable, batch_size: int = 64) -> np.ndarray
     from similar_rl.model.backbones.default import load_text_encoder, mean_pool
 
     tokenizer, encoder = load_text_encoder()
-    texts = sorted(
-        {s.instruction for s in table.inputs}
-        | {describe_action(s.action, s.observation_text) for s in table.inputs}
-    )
+    instructions = [s.instruction for s in table.inputs]
+    actions = [describe_action(s.action, s.observation_text) for s in table.inputs]
+    texts = sorted({*instructions, *actions})
     vectors: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
@@ -179,12 +176,7 @@ def text_similarity_scores(table: PairTable, batch_size: int = 64) -> np.ndarray
             enc = tokenizer(chunk, padding=True, truncation=True, max_length=128, return_tensors="pt")
             pooled = mean_pool(encoder(**enc).last_hidden_state, enc["attention_mask"])
             vectors.update(zip(chunk, pooled, strict=True))
-    return np.array(
-        [
-            float(vectors[s.instruction] @ vectors[describe_action(s.action, s.observation_text)])
-            for s in table.inputs
-        ]
-    )
+    return np.array([float(vectors[i] @ vectors[a]) for i, a in zip(instructions, actions, strict=True)])
 
 
 def no_gate_scores(model_scores: np.ndarray, total_weights: Mapping[str, float]) -> np.ndarray:

@@ -159,8 +159,7 @@ class CollectConfig:
     def from_yaml(cls, path: str | Path) -> CollectConfig:
         import yaml
 
-        text = Path(path).read_text(encoding="utf-8")
-        data = yaml.safe_load(text) or {}
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         try:
             return cls.from_dict(data)
         except ValueError as exc:

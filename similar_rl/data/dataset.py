@@ -746,6 +746,5 @@ def to_hf_dataset(
             row["screenshot"] = str(reader.screenshot_path(row["screenshot"]))
         rows.append(row)
     if not rows:
-        cls = _WHICH[which][2]
-        return datasets.Dataset.from_dict({f.name: [] for f in dataclasses.fields(cls)})
+        return datasets.Dataset.from_dict({f.name: [] for f in dataclasses.fields(_WHICH[which][2])})
     return datasets.Dataset.from_list(rows)
