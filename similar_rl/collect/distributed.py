@@ -1,17 +1,12 @@
 """MCTS-P collection distributed with Ray: the same records and the same resumable folder as
 :func:`similar_rl.collect.runner.collect`, with the tasks searched on Ray workers.
 
-* The driver (this process) owns the dataset folder: it skips committed tasks, hands the pending (env id,
-  seed) tasks to ``cfg.workers`` Ray actors and commits every returned :class:`~similar_rl.collect.mcts.TaskResult`
-  through :class:`~similar_rl.data.dataset.DatasetWriter` exactly as the single-machine runner does (same
-  records, pairs, failure log and manifest). A killed driver loses at most the tasks in flight; rerunning
-  with either backend resumes the folder.
-* Each actor owns one env at a time (a browser for MiniWoB++), its policy and judge, and searches one task per
-  call, so a browser is started once per actor and env id, not once per task.
-* ``address=None`` starts a private local Ray instance (``num_cpus`` CPUs) that is shut down at the end;
-  ``address="auto"`` or ``"ray://head:10001"`` joins a running cluster (then the package must be installed on
-  the workers, or shipped with ``ray_init_kwargs={"runtime_env": {...}}``). The ``RAY_ADDRESS`` environment
-  variable works too. Ray's usage statistics are switched off unless the caller set them.
+The driver (this process) owns the dataset folder and commits every result exactly as the single-machine
+runner does, so rerunning with either backend resumes the folder. Each actor is one
+:class:`~similar_rl.collect.runner.TaskWorker`: it keeps its env (a browser for MiniWoB++) across the tasks of
+one env id. Joining a cluster (``address``, or the ``RAY_ADDRESS`` environment variable) needs the package
+installed on the workers, or shipped with ``ray_init_kwargs={"runtime_env": {...}}``. Ray's usage statistics
+are switched off unless the caller set them.
 
 Example (needs ``pip install ray``)::
 
@@ -44,7 +39,6 @@ __all__ = ["collect_ray"]
 def _ray_results(ray: Any, cfg: CollectConfig, pending: list[tuple[str, int]]) -> Iterator[TaskResult]:
     from ray.util import ActorPool
 
-    # each actor is one TaskWorker (env, policy, judge)
     actor_cls = ray.remote(num_cpus=1, max_restarts=0)(TaskWorker)
     actors = [actor_cls.remote(cfg) for _ in range(max(1, min(cfg.workers, len(pending))))]
     pool = ActorPool(actors)

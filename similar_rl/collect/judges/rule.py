@@ -207,13 +207,8 @@ class RuleJudge:
                 if toggle == "radio":
                     return False, "clicks the same radio button again (no effect)"
             return True, "repeat of an action that may have an effect"
-        if (
-            action.kind == "type"
-            and prev.kind == "type"
-            and prev.ref == action.ref
-            and not action.text
-            and prev.text
-        ):
+        retyped = action.kind == "type" and prev.kind == "type" and prev.ref == action.ref
+        if retyped and not action.text and prev.text:
             return False, "clears the text the previous step typed"
         if action.kind == "type" and prev.kind == "click" and prev.ref != action.ref:
             focused = state.element(int(prev.ref or 0))
