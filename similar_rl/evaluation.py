@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -276,16 +277,12 @@ def evaluate(
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
     kwargs = {"batch_size": batch_size, "cache_dir": cache_dir, "use_cache": use_cache, "progress": progress}
-    tables: dict[bool, PairTable] = {}
 
+    @functools.cache
     def table_for(use_images: bool) -> PairTable:
         if isinstance(data, PairTable):
             return data
-        if use_images not in tables:
-            tables[use_images] = load_eval_table(
-                data, use_images, encoding=encoding, clear_margin=clear_margin
-            )
-        return tables[use_images]
+        return load_eval_table(data, use_images, encoding=encoding, clear_margin=clear_margin)
 
     def model_table(m: Any) -> PairTable:
         return table_for(bool(getattr(m.config, "use_image", True)))
