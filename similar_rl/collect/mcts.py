@@ -164,15 +164,8 @@ class TaskResult:
 
 
 class TaskSearch:
-    """The search over one task. Build it, call :meth:`run`, get a :class:`TaskResult`.
-
-    Args:
-        config: the collection config.
-        session: the env session (the worker's env for this env id).
-        policy: proposes children (``n = N``) and rollout actions (``n = 1``).
-        judge: labels task relevance and coherence of every child.
-        seed: the env seed of the task.
-    """
+    """The search over one task (the env of ``session``, env seed ``seed``). Build it, call :meth:`run`, get a
+    :class:`TaskResult`. The policy proposes children (``n = N``) and rollout actions (``n = 1``)."""
 
     def __init__(self, config: CollectConfig, session: EnvSession, policy: Policy, judge: Judge, seed: int):
         self.cfg = config

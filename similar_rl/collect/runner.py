@@ -7,11 +7,9 @@
   tasks, truncates any half-written tail and recomputes the rest, so nothing is duplicated or lost. Because
   every random draw comes from a generator derived from (config seed, task id, operation), the recomputed
   tasks give exactly the records an uninterrupted run would have written.
-* **Env failures.** Each env operation (one rollout, one node rebuild) runs under a deadline; an env error
-  (``EnvFailure``, Selenium ``WebDriverException``, a timeout, a lost connection) closes the env, makes a new one
-  and retries the operation up to ``max_retries`` times. Every failure is recorded in ``failures.jsonl`` and
-  the manifest; a task whose operation keeps failing is recorded as failed and not committed (a rerun tries it
-  again).
+* **Env failures** are retried on a rebuilt env (see :mod:`similar_rl.collect.mcts`) and recorded in
+  ``failures.jsonl`` and the manifest; a task whose operation keeps failing is recorded as failed and not
+  committed (a rerun tries it again).
 * **Parallel workers.** With ``workers > 1`` tasks go to a spawn-context process pool; each worker process owns
   its env (one at a time: it closes the previous env when the env id changes), policy and judge. Results come
   back unordered and only the main process writes, so the records equal a one-worker run's (file order aside).
@@ -338,8 +336,7 @@ def commit_results(
     """Commit each result as it arrives (:func:`commit_result`), with a tqdm bar over ``total`` pending tasks.
 
     Stops, setting ``summary.stopped_early``, once ``cfg.max_tasks`` new tasks are done while others remain;
-    ``on_task`` is called after each commit. Shared by :func:`collect` and
-    :func:`similar_rl.collect.distributed.collect_ray`.
+    ``on_task`` is called after each commit.
     """
     from tqdm.auto import tqdm
 

@@ -118,26 +118,25 @@ def _task_records(writer, adapter, env, env_id, seed, n_children, max_steps, rng
         screenshot = writer.save_screenshot(state.screenshot) if state.screenshot is not None else None
         node_id = f"{task_id}/{depth}"
         previous = solution[depth - 1] if depth > 0 else None
-        records = []
-        for j, (a, lab) in enumerate(zip(actions, labels, strict=True)):
-            records.append(
-                StepRecord(
-                    record_id=f"{node_id}/{j}",
-                    task_id=task_id,
-                    env_id=env_id,
-                    seed=seed,
-                    instruction=state.instruction,
-                    step_idx=depth + 1,
-                    action=a,
-                    labels=lab.labels(*_judge(state, a, previous)),
-                    history=list(solution[:depth]),
-                    observation_text=state.observation_text,
-                    screenshot=screenshot,
-                    node_id=node_id,
-                    platform="toy",
-                    rollout_success=lab.odds_of_success,
-                )
+        records = [
+            StepRecord(
+                record_id=f"{node_id}/{j}",
+                task_id=task_id,
+                env_id=env_id,
+                seed=seed,
+                instruction=state.instruction,
+                step_idx=depth + 1,
+                action=a,
+                labels=lab.labels(*_judge(state, a, previous)),
+                history=list(solution[:depth]),
+                observation_text=state.observation_text,
+                screenshot=screenshot,
+                node_id=node_id,
+                platform="toy",
+                rollout_success=lab.odds_of_success,
             )
+            for j, (a, lab) in enumerate(zip(actions, labels, strict=True))
+        ]
         steps.extend(records)
         pairs.extend(build_pairs(records))
         good_path.append(max(records, key=lambda r: r.total))

@@ -91,9 +91,7 @@ def code_version() -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError) as exc:
         logger.debug("no git commit for the code version: %s", exc)
         return info
-    info["git_commit"] = sha or None
-    info["git_dirty"] = bool(dirty)
-    return info
+    return {**info, "git_commit": sha or None, "git_dirty": bool(dirty)}
 
 
 def _jsonable(config: Any) -> Any:
@@ -261,19 +259,8 @@ class DatasetWriter:
         fsync: fsync files at each commit (survives power loss, not only a killed process).
         check_config: on resume, refuse a config that differs from the one in the manifest.
 
-    The collector's loop::
-
-        writer = DatasetWriter(out, config=cfg)
-        for task_id in tasks:
-            if writer.is_done(task_id):
-                continue
-            try:
-                steps, pairs = collect(task_id)   # screenshots saved with writer.save_screenshot(array)
-            except EnvFailure as exc:
-                writer.record_failure(task_id, exc, attempt)
-                continue
-            writer.commit_task(task_id, steps, pairs, extra={"status": "ok"})
-        writer.close()
+    A collector skips the tasks that :meth:`is_done`, saves screenshots with :meth:`save_screenshot`, and ends
+    each task with :meth:`commit_task` or :meth:`record_failure` (see :func:`similar_rl.collect.runner.collect`).
     """
 
     def __init__(

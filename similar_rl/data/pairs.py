@@ -151,16 +151,9 @@ def _check_siblings(node_id: str, siblings: list[StepRecord]) -> None:
 
 @dataclass
 class Trajectory:
-    """One episode of a task as a sequence of labelled steps (the collector builds these).
-
-    Attributes:
-        task_id, env_id, instruction: the task.
-        step_ids: record ids of its steps, in order.
-        actions: its action strings, in order.
-        score: the mean per-step score (see :func:`trajectory_score`).
-        screenshot: the first screenshot's path (shown with a ``traj`` pair), if any.
-        success: whether the episode succeeded, if known.
-    """
+    """One episode of a task as labelled steps, in order: their record ids and actions, the mean per-step
+    ``score`` (:func:`trajectory_score`), the first ``screenshot`` (shown with a ``traj`` pair) and ``success``
+    (None if unknown)."""
 
     task_id: str
     env_id: str

@@ -74,12 +74,8 @@ def failed_verdicts(n: int, error: str) -> list[JudgeVerdict]:
 
 class GroupedJudge:
     """What the model judges share: the candidates of a state are judged in one group (or one by one with
-    ``per_candidate``), and a group whose attempts all failed gets recorded failures.
-
-    A subclass sets ``per_candidate`` and ``stats`` (with a ``"failures"`` count) and defines
-    ``_judge_group(state, history, actions, prepared)``; ``prepared`` is what :meth:`_prepare` made of the
-    state once for all its groups (default None).
-    """
+    ``per_candidate``). A subclass sets ``per_candidate`` and ``stats`` (with a ``"failures"`` count) and
+    defines ``_judge_group``; its ``prepared`` argument is what :meth:`_prepare` made of the state (once)."""
 
     per_candidate: bool = False
     stats: dict[str, int]

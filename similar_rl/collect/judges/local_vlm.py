@@ -2,9 +2,8 @@
 
 Same prompt and strict parser as the endpoint judge (:mod:`similar_rl.collect.judges.prompt`). A model whose
 config has a ``vision_config`` is loaded with ``AutoModelForImageTextToText`` and its processor gets the
-screenshot; any other model is loaded with ``AutoModelForCausalLM`` and sees text only. The first attempt
-decodes greedily; retries sample (temperature ``retry_temperature``) so that they can give a different answer.
-After ``attempts`` malformed answers every candidate gets a recorded failure, never a guess.
+screenshot; any other model is loaded with ``AutoModelForCausalLM`` and sees text only. Retries sample, so
+that they can give a different answer; after ``attempts`` malformed answers the failure is recorded.
 
 Example (needs a model folder)::
 

@@ -102,11 +102,6 @@ def element_at(state: GUIState, x: float, y: float) -> Element | None:
     return min(hits, key=lambda el: el.width * el.height) if hits else None
 
 
-def _is_toggle(el: Element | None) -> str | None:
-    desc = "" if el is None else f"{el.tag} {el.classes}".lower()
-    return next((kind for kind in ("checkbox", "radio") if kind in desc), None)
-
-
 class RuleJudge:
     """Task relevance and coherence from rules over :attr:`GUIState.elements` (see the module docstring).
 
@@ -201,10 +196,11 @@ class RuleJudge:
             if action.kind in ("noop", "type"):
                 return False, f"repeats {action.kind} with no effect"
             if action.kind in ("click", "click_xy"):
-                toggle = _is_toggle(self._target(state, action)[0])
-                if toggle == "checkbox":
+                el = self._target(state, action)[0]
+                desc = "" if el is None else f"{el.tag} {el.classes}".lower()
+                if "checkbox" in desc:
                     return False, "clicks the same checkbox again (undoes the previous step)"
-                if toggle == "radio":
+                if "radio" in desc:
                     return False, "clicks the same radio button again (no effect)"
             return True, "repeat of an action that may have an effect"
         retyped = action.kind == "type" and prev.kind == "type" and prev.ref == action.ref
