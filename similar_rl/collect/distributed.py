@@ -82,8 +82,8 @@ def collect_ray(
 
     @contextlib.contextmanager
     def ray_results(pending: list[tuple[str, int]]) -> Iterator[Iterator[TaskResult]]:
-        started_here = False
-        if not ray.is_initialized():
+        started_here = not ray.is_initialized()
+        if started_here:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address is None:
@@ -93,7 +93,6 @@ def collect_ray(
                 os.environ.setdefault("RAY_enable_metrics_collection", "0")
             kwargs.update(ray_init_kwargs or {})
             ray.init(address=address, **kwargs)
-            started_here = True
         results = _ray_results(ray, cfg, pending)
         try:
             yield results

@@ -188,9 +188,7 @@ class TaskSearch:
             # retried on a fresh env and recorded, never a crash of the whole collection
             raise EnvFailure(f"replaying the prefix {list(prefix)} of {self.task_id} failed: {exc}") from exc
         self.session.steps += len(prefix)
-        if prefix and outcome is not None and outcome.done:
-            return None
-        return state
+        return None if prefix and outcome is not None and outcome.done else state
 
     def _rollout(
         self, env: Any, prefix: Sequence[str], first: str | None, rng: np.random.Generator
@@ -218,9 +216,8 @@ class TaskSearch:
             self.session.steps += 1
             actions.append(action)
             if outcome.done:
-                if outcome.success:
-                    return Rollout(actions, True, "success")
-                return Rollout(actions, False, "truncated" if outcome.truncated else "failure")
+                end = "success" if outcome.success else "truncated" if outcome.truncated else "failure"
+                return Rollout(actions, end == "success", end)
             state = outcome.state  # type: ignore[assignment]
 
     def rollout(self, prefix: Sequence[str], first: str | None, key: tuple[Any, ...]) -> Rollout:

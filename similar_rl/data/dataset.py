@@ -624,16 +624,14 @@ class DatasetReader:
         """The ``extra`` mapping of each committed task."""
         return {str(r["task_id"]): r.get("extra", {}) for r in self._done}
 
-    def _end(self, key: str) -> int:
-        return int(self._done[-1][key]) if self._done else 0
-
     def rows(self, which: str) -> Iterator[dict[str, Any]]:
         """Raw committed rows of ``"steps"`` or ``"pairs"`` (validated)."""
         name, key, cls = _WHICH.get(which, (None, None, None))
         if name is None:
             raise ValueError(f"which must be 'steps' or 'pairs', got {which!r}")
         path = self.folder / name
-        for number, row in _read_jsonl(path, self._end(key), drop_partial_tail=False):
+        end = int(self._done[-1][key]) if self._done else 0
+        for number, row in _read_jsonl(path, end, drop_partial_tail=False):
             try:
                 cls.from_dict(dict(row))
             except (TypeError, ValueError) as exc:

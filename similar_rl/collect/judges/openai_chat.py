@@ -164,8 +164,7 @@ class OpenAIChatJudge(GroupedJudge):
         except (OSError, http.client.HTTPException) as exc:
             raise _Retryable(f"connection to {self.endpoint} failed: {exc}") from None
         try:
-            data = json.loads(raw)
-            content = data["choices"][0]["message"]["content"]
+            content = json.loads(raw)["choices"][0]["message"]["content"]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError):
             raise _Retryable(f"the endpoint's reply is not a chat completion: {raw[:200]!r}") from None
         if not isinstance(content, str):
