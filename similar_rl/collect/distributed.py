@@ -75,8 +75,7 @@ def collect_ray(
         progress: show a tqdm progress bar.
         on_task: called in this process after each task is committed or recorded as failed.
 
-    Returns:
-        A :class:`~similar_rl.collect.runner.CollectSummary` of this run (same fields as the local runner's).
+    Returns the :class:`~similar_rl.collect.runner.CollectSummary` of this run, as the local runner does.
     """
     ray = require("ray", "distributed collection (--backend ray)")
 

@@ -108,13 +108,10 @@ def helpfulness(os_j: float, ac_sum: float, depth: int, l0: float) -> float:
 def label_children(
     children: Sequence[Sequence[RolloutOutcome]], depth: int, l0: float, ac_sum: float
 ) -> list[ChildLabels]:
-    """Label all children of one node (same depth, same path, so the same AC).
+    """Label all children of one node (same depth, same path, so the same AC), in the module's notation.
 
-    Args:
-        children: per child, its rollouts as (success, episode length from the initial state).
-        depth: t, the node's depth (0 at the root); the labelled step is t + 1.
-        l0: L0 from calibration.
-        ac_sum: the sum of H along the path to the node (clipped inside).
+    ``children`` holds each child's rollouts as (success, episode length from the initial state); ``depth``
+    is t (0 at the root); ``ac_sum`` is the sum of H along the path to the node (clipped inside).
     """
     _check_l0(l0)
     if depth < 0:

@@ -256,17 +256,10 @@ def collect(
     progress: bool = True,
     on_task: Callable[[TaskResult], None] | None = None,
 ) -> CollectSummary:
-    """Run MCTS-P over every task of ``cfg`` into the dataset folder ``out`` (resuming it if it holds data).
-
-    Args:
-        cfg: the collection config (``cfg.max_tasks`` stops the run after that many newly finished tasks).
-        out: the dataset folder.
-        progress: show a tqdm progress bar with ETA (on stderr).
-        on_task: called in the main process after each task is committed or recorded as failed.
-
-    Returns:
-        A :class:`CollectSummary` of this run.
-    """
+    """Run MCTS-P over every task of ``cfg`` into the dataset folder ``out`` (resuming it if it holds data)
+    and return a :class:`CollectSummary` of this run. ``cfg.max_tasks`` stops the run after that many newly
+    finished tasks; ``progress`` shows a tqdm bar with ETA (on stderr); ``on_task`` is called in the main
+    process after each task is committed or recorded as failed."""
     return run_collection(
         cfg,
         out,

@@ -259,8 +259,9 @@ class DatasetWriter:
         fsync: fsync files at each commit (survives power loss, not only a killed process).
         check_config: on resume, refuse a config that differs from the one in the manifest.
 
-    A collector skips the tasks that :meth:`is_done`, saves screenshots with :meth:`save_screenshot`, and ends
-    each task with :meth:`commit_task` or :meth:`record_failure` (see :func:`similar_rl.collect.runner.collect`).
+    A collector skips the tasks that :meth:`is_done`, saves screenshots with :meth:`save_screenshot`, and
+    ends each task with :meth:`commit_task` or :meth:`record_failure` (as
+    :func:`similar_rl.collect.runner.collect` does).
     """
 
     def __init__(

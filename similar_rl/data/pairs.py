@@ -152,8 +152,8 @@ def _check_siblings(node_id: str, siblings: list[StepRecord]) -> None:
 @dataclass
 class Trajectory:
     """One episode of a task as labelled steps, in order: their record ids and actions, the mean per-step
-    ``score`` (:func:`trajectory_score`), the first ``screenshot`` (shown with a ``traj`` pair) and ``success``
-    (None if unknown)."""
+    ``score`` (:func:`trajectory_score`), the first ``screenshot`` (shown with a ``traj`` pair) and
+    ``success`` (None if unknown)."""
 
     task_id: str
     env_id: str

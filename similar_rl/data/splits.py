@@ -59,14 +59,8 @@ class Split:
         return self._where.get(self.key(record))
 
     def apply(self, records: Iterable[R], *, strict: bool = True) -> dict[str, list[R]]:
-        """Sort records into the splits.
-
-        Args:
-            strict: raise if a record's family/task is in no split (else such records are skipped).
-
-        Raises:
-            ValueError: a record in no split (``strict``) or a task found in two splits.
-        """
+        """Sort records into the splits. A record whose family/task is in no split raises a ValueError if
+        ``strict`` (else it is skipped); so does a task found in two splits."""
         out: dict[str, list[R]] = {name: [] for name in self.splits}
         for rec in records:
             name = self.which(rec)

@@ -50,8 +50,8 @@ _STOPWORDS_TEXT = """
 #: Words that name no particular element (verbs, articles, UI words); ignored by the overlap rule.
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 _GENERIC_TEXT = """
-    submit ok okay done next search login log sign continue confirm yes no save apply send go cancel close back
-    previous prev finish enter
+    submit ok okay done next search login log sign continue confirm yes no save apply send go cancel close
+    back previous prev finish enter
 """
 #: Controls that finish or advance a task; clicking them is never "unrelated" (instructions rarely name them).
 GENERIC_CONTROLS = frozenset(_GENERIC_TEXT.split())
