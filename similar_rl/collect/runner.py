@@ -72,11 +72,9 @@ class CollectSummary:
 
 # -- worker side ---------------------------------------------------------------------------------------------------
 class TaskWorker:
-    """Per-process state: the config, one env session at a time, policies per env id, the judge.
-
-    Used by the process pool of :func:`collect` and by the Ray actors of
-    :func:`similar_rl.collect.distributed.collect_ray`; :meth:`run` searches one task to the end.
-    """
+    """Per-process state: the config, one env session at a time with its policy, and the judge. :meth:`run`
+    searches one task to the end (in :func:`collect`'s process pool, or as a Ray actor of
+    :func:`similar_rl.collect.distributed.collect_ray`)."""
 
     def __init__(self, cfg: CollectConfig) -> None:
         self.cfg = cfg
@@ -279,12 +277,10 @@ def run_collection(
     progress: bool = True,
     on_task: Callable[[TaskResult], None] | None = None,
 ) -> CollectSummary:
-    """The frame every collection backend shares: open (or resume) the dataset folder, skip finished tasks, and
-    commit what ``results_for(pending)`` yields, in the order it yields it.
-
-    ``results_for`` is only called when some task is pending; it returns a context manager around the results
-    (a backend starts and stops its workers there).
-    """
+    """The frame every collection backend shares: open (or resume) the dataset folder, skip finished tasks,
+    and commit what ``results_for(pending)`` yields, in its order. ``results_for`` is only called when some
+    task is pending; it returns a context manager around the results (a backend starts and stops its workers
+    there)."""
     from similar_rl.data.dataset import DatasetWriter
 
     if not cfg.envs:

@@ -541,11 +541,8 @@ class DatasetWriter:
                 "counts": self.counts(),
                 "failures": self._failures,
             }
-            atomic_write_text(
-                self.folder / MANIFEST_FILE,
-                json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                self.fsync,
-            )
+            text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+            atomic_write_text(self.folder / MANIFEST_FILE, text, self.fsync)
             return manifest
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ observation, so every two siblings whose labels on a dimension differ by at leas
 of that type, the higher one chosen; a ``total`` pair is added when their weighted totals differ. Every
 unordered sibling pair is considered once whatever the input order (no pair is lost because the better record
 came second), and raw label values are compared, never bins (two negative helpfulness values still make a
-pair). Pair ids are deterministic: a hash of the chosen and rejected record ids and the type.
+pair). Pair ids are deterministic (:func:`pair_id`).
 
 Trajectory pairs (:func:`build_traj_pairs`): two trajectories of one task whose mean per-step score differs
 give one ``traj`` pair.
