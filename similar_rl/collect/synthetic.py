@@ -2,9 +2,8 @@
 
 For each task (toy env id, seed) it walks the env's known solution. At each depth t it takes up to
 ``n_children`` candidate actions (the solution's next action plus adapter candidates), rolls every candidate
-out (rebuild the prefix, take the candidate, then replay the solution's remaining actions, or the whole
-remaining solution if the candidate was a detour) and labels it with the rollout labels of
-:mod:`similar_rl.collect.labels` (OS, E, H). Task relevance is 0 for ``noop``/``press`` and for clicks on
+out along the rest of the solution and labels it with the rollout labels of :mod:`similar_rl.collect.labels`
+(OS, E, H). Task relevance is 0 for ``noop``/``press`` and for clicks on
 non-clickable elements; coherence is 0 for an exact repeat of the previous action. Pairs: every two siblings
 whose label differs on a dimension, a ``total`` pair when their totals differ, and one ``traj`` pair per task
 (the solution path against the path of first wrong siblings).

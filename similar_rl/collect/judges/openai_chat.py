@@ -1,11 +1,10 @@
 """A judge backed by any OpenAI-compatible chat-completions endpoint (vLLM, TGI, llama.cpp server, OpenAI...).
 
-The request carries the instruction, the screen text, the previous actions and the numbered candidates, plus
-the screenshot as a base64 PNG ``image_url`` part. The answer must be the strict JSON of
-:mod:`similar_rl.collect.judges.prompt`. Timeouts, connection errors, 429/5xx answers and malformed answers
-are retried up to ``max_retries`` times (a malformed answer is shown to the model with the parse error);
-after that every candidate gets a recorded failure (``JudgeVerdict(None, None, error=...)``), never a guess.
-Only the standard library is used (``urllib``).
+The request carries the prompt and the screenshot (a base64 PNG ``image_url`` part); the answer must be the
+strict JSON of :mod:`similar_rl.collect.judges.prompt`. Timeouts, connection errors, 429/5xx answers and
+malformed answers are retried up to ``max_retries`` times (a malformed answer is shown to the model with the
+parse error); after that every candidate gets a recorded failure (``JudgeVerdict(None, None, error=...)``),
+never a guess. Only the standard library is used (``urllib``).
 
 Example:
     >>> judge = OpenAIChatJudge(base_url="http://127.0.0.1:8000/v1", model="Qwen2-VL-7B-Instruct")
