@@ -32,6 +32,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import math
 import os
@@ -111,11 +113,9 @@ def model_step_scores(
     model.eval()
     with torch.no_grad():
         device = model.device
+        chunks = zip(x.split(4096), z.split(4096), strict=True)
         scores = torch.cat(
-            [
-                model.scores_from_features(x[i : i + 4096].to(device), z[i : i + 4096].to(device)).cpu()
-                for i in range(0, x.shape[0], 4096)
-            ]
+            [model.scores_from_features(xc.to(device), zc.to(device)).cpu() for xc, zc in chunks]
         )
     model.train(was_training)
     return scores.double().numpy()
@@ -128,22 +128,8 @@ def random_scores(table: PairTable, seed: int = 0) -> np.ndarray:
 
 
 _TYPEABLE = ("input", "textarea", "select")
-_STATIC = (
-    "label",
-    "text",
-    "span",
-    "p",
-    "div",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "img",
-    "static",
-    "statictext",
-)
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_STATIC = ("label", "text", "span", "p", "div", *_HEADINGS, "img", "static", "statictext")
 
 
 def _elements_from_text(observation_text: str | None) -> tuple[Element, ...]:
@@ -153,18 +139,7 @@ def _elements_from_text(observation_text: str | None) -> tuple[Element, ...]:
     for line in parse_observation(observation_text).values():
         tag = line.tag.lower()
         typeable = tag.startswith(_TYPEABLE) and not tag.endswith(("checkbox", "radio", "button", "submit"))
-        clickable = tag not in _STATIC
-        out.append(
-            Element(
-                line.ref,
-                line.tag,
-                line.text,
-                line.value,
-                focused=line.focused,
-                clickable=clickable,
-                typeable=typeable,
-            )
-        )
+        out.append(Element(**dataclasses.asdict(line), clickable=tag not in _STATIC, typeable=typeable))
     return tuple(out)
 
 
@@ -176,15 +151,10 @@ def rule_judge_scores(table: PairTable) -> np.ndarray:
     out = np.zeros(len(table.inputs))
     states: dict[str, GUIState] = {}
     for i, step in enumerate(table.inputs):
-        key = step.prompt_key
-        if key not in states:
-            states[key] = GUIState(
-                step.instruction,
-                None,
-                step.observation_text or "",
-                _elements_from_text(step.observation_text),
-            )
-        verdict = judge.judge(states[key], list(step.history), [step.action])[0]
+        if step.prompt_key not in states:
+            text = step.observation_text
+            states[step.prompt_key] = GUIState(step.instruction, None, text or "", _elements_from_text(text))
+        verdict = judge.judge(states[step.prompt_key], list(step.history), [step.action])[0]
         out[i] = (verdict.task_relevance or 0.0) + (verdict.coherence or 0.0)
     return out
 
@@ -197,10 +167,9 @@ def text_similarity_scores(table: PairTable, batch_size: int = 64) -> np.ndarray
     from similar_rl.model.backbones.default import load_text_encoder, mean_pool
 
     tokenizer, encoder = load_text_encoder()
-    texts = sorted(
-        {s.instruction for s in table.inputs}
-        | {describe_action(s.action, s.observation_text) for s in table.inputs}
-    )
+    instructions = [s.instruction for s in table.inputs]
+    actions = [describe_action(s.action, s.observation_text) for s in table.inputs]
+    texts = sorted({*instructions, *actions})
     vectors: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
@@ -208,12 +177,7 @@ def text_similarity_scores(table: PairTable, batch_size: int = 64) -> np.ndarray
             enc = tokenizer(chunk, padding=True, truncation=True, max_length=128, return_tensors="pt")
             pooled = mean_pool(encoder(**enc).last_hidden_state, enc["attention_mask"])
             vectors.update(zip(chunk, pooled, strict=True))
-    return np.array(
-        [
-            float(vectors[s.instruction] @ vectors[describe_action(s.action, s.observation_text)])
-            for s in table.inputs
-        ]
-    )
+    return np.array([float(vectors[i] @ vectors[a]) for i, a in zip(instructions, actions, strict=True)])
 
 
 def no_gate_scores(model_scores: np.ndarray, total_weights: Mapping[str, float]) -> np.ndarray:
@@ -313,47 +277,45 @@ def evaluate(
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
     kwargs = {"batch_size": batch_size, "cache_dir": cache_dir, "use_cache": use_cache, "progress": progress}
-    tables: dict[bool, PairTable] = {}
 
+    @functools.cache
     def table_for(use_images: bool) -> PairTable:
         if isinstance(data, PairTable):
             return data
-        if use_images not in tables:
-            tables[use_images] = load_eval_table(
-                data, use_images, encoding=encoding, clear_margin=clear_margin
-            )
-        return tables[use_images]
+        return load_eval_table(data, use_images, encoding=encoding, clear_margin=clear_margin)
+
+    def model_table(m: Any) -> PairTable:
+        return table_for(bool(getattr(m.config, "use_image", True)))
+
+    def row(scores: np.ndarray, table: PairTable) -> dict[str, Any]:
+        acc, cnt = pairwise_accuracy(scores, table, ties)
+        return {"accuracy": acc, "count": cnt}
 
     report: dict[str, Any] = {"ties": ties}
     if clear_margin is not None:
         report["clear_margin"] = clear_margin
     model_scores = None
     if model is not None:
-        table = table_for(bool(getattr(model.config, "use_image", True)))
+        table = model_table(model)
         model_scores = model_step_scores(model, table, **kwargs)
         report["accuracy"], report["count"] = pairwise_accuracy(model_scores, table, ties)
     rows: dict[str, dict[str, Any]] = {}
     base = table_for(True)
+    fixed_baselines = {
+        "random": lambda: random_scores(base, seed),
+        "rule_judge": lambda: rule_judge_scores(base),
+        "text_similarity": lambda: text_similarity_scores(base),
+    }
     for name in names:
-        table = base
-        if name == "random":
-            scores = random_scores(base, seed)
-        elif name == "rule_judge":
-            scores = rule_judge_scores(base)
-        elif name == "text_similarity":
-            scores = text_similarity_scores(base)
+        if name in fixed_baselines:
+            rows[name] = row(fixed_baselines[name](), base)
         elif model_scores is None or getattr(model, "gate", None) is None:
             logger.info("baseline no_gate skipped: it needs a model with a gate")
-            continue
         else:  # no_gate: the model's own scores, so the model's table
-            scores = no_gate_scores(model_scores, model.config.total_weights)
-            table = table_for(bool(getattr(model.config, "use_image", True)))
-        acc, cnt = pairwise_accuracy(scores, table, ties)
-        rows[name] = {"accuracy": acc, "count": cnt}
+            rows[name] = row(no_gate_scores(model_scores, model.config.total_weights), model_table(model))
     for name, other in (extra_models or {}).items():
-        table = table_for(bool(getattr(other.config, "use_image", True)))
-        acc, cnt = pairwise_accuracy(model_step_scores(other, table, **kwargs), table, ties)
-        rows[name] = {"accuracy": acc, "count": cnt}
+        table = model_table(other)
+        rows[name] = row(model_step_scores(other, table, **kwargs), table)
     if rows:
         report["baselines"] = rows
     return report
@@ -381,9 +343,5 @@ def format_table(rows: Mapping[str, Mapping[str, float]], counts: Mapping[str, i
 
 def report_rows(report: Mapping[str, Any], model_name: str = "similar") -> dict[str, dict[str, float]]:
     """Accuracy rows of a report: the model first, then its baselines."""
-    rows = {}
-    if "accuracy" in report:
-        rows[model_name] = report["accuracy"]
-    for name, row in report.get("baselines", {}).items():
-        rows[name] = row["accuracy"]
-    return rows
+    rows = {model_name: report["accuracy"]} if "accuracy" in report else {}
+    return rows | {name: row["accuracy"] for name, row in report.get("baselines", {}).items()}

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -25,83 +26,53 @@ from typing import Any
 SEARCH_MODES = ("greedy", "uct")
 
 
+def _option(default: Any, text: str) -> Any:
+    """A config field with its ``--help`` text; a list or dict default is copied for each config."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: copy.copy(default), metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass
 class CollectConfig:
     """Hyper-parameters of MCTS-P collection (docs/method.md sections 2-3)."""
 
-    envs: list[str] = field(
-        default_factory=list,
-        metadata={"help": "env ids to collect on, e.g. miniwob/click-test-2 or toy/login-form"},
+    envs: list[str] = _option([], "env ids to collect on, e.g. miniwob/click-test-2 or toy/login-form")
+    seeds: list[int] = _option([0], "env seeds ('0-39' or a list); one task = (env id, seed)")
+    n_children: int = _option(5, "N: children expanded per node (authors: 5 web, 8 others)")
+    n_calibration: int | None = _option(
+        None, "full episodes from the initial state that estimate L0 (default: N)"
     )
-    seeds: list[int] = field(
-        default_factory=lambda: [0],
-        metadata={"help": "env seeds ('0-39' or a list); one task = (env id, seed)"},
+    rollouts_per_child: int = _option(1, "k: rollouts per child (OS = success fraction)")
+    max_steps: int = _option(20, "step budget of an episode; rollouts running past it count as failures")
+    depth_margin: int = _option(1, "depth cap = ceil(L0) + depth_margin expansions")
+    max_depth: int | None = _option(None, "hard cap on the depth (None: only the L0 cap)")
+    search: str = _option("greedy", "'greedy' (MCTS-P schedule) or 'uct' (visit counts)")
+    uct_iterations: int = _option(8, "uct: node expansions per task")
+    exploration: float = _option(1.0, "uct: exploration constant c of Q + c*sqrt(ln N/n)")
+    policy: str = _option("heuristic", "policy name for make_policy (children, rollouts)")
+    policy_kwargs: dict[str, Any] = _option({}, "keyword arguments of the policy")
+    judge: str = _option("rule", "judge name for make_judge (task relevance, coherence)")
+    judge_kwargs: dict[str, Any] = _option({}, "keyword arguments of the judge")
+    env_kwargs: dict[str, Any] = _option({}, "keyword arguments of make_env")
+    seed: int = _option(0, "base seed; each task's randomness derives from it and the task")
+    workers: int = _option(1, "parallel env worker processes (each owns its env)")
+    max_retries: int = _option(
+        2, "times a failed env operation is retried on a rebuilt env before the task fails"
     )
-    n_children: int = field(
-        default=5, metadata={"help": "N: children expanded per node (authors: 5 web, 8 others)"}
+    step_timeout_s: float = _option(
+        60.0, "seconds one env operation may take before it counts as hung (0: no limit)"
     )
-    n_calibration: int | None = field(
-        default=None, metadata={"help": "full episodes from the initial state that estimate L0 (default: N)"}
+    dedupe: bool = _option(True, "drop sibling actions identical after normalize_action")
+    fill_attempts: int = _option(2, "extra policy calls to fill a node to N unique children after dedup")
+    save_screenshots: bool = _option(True, "save each node's screenshot as a PNG")
+    max_tasks: int | None = _option(
+        None, "stop after finishing this many new tasks in this run (a rerun resumes)"
     )
-    rollouts_per_child: int = field(
-        default=1, metadata={"help": "k: rollouts per child (OS = success fraction)"}
+    drop_failed_subtrees: bool = _option(
+        True, "build no pairs from nodes where no child succeeded, nor below them"
     )
-    max_steps: int = field(
-        default=20, metadata={"help": "step budget of an episode; rollouts running past it count as failures"}
-    )
-    depth_margin: int = field(default=1, metadata={"help": "depth cap = ceil(L0) + depth_margin expansions"})
-    max_depth: int | None = field(
-        default=None, metadata={"help": "hard cap on the depth (None: only the L0 cap)"}
-    )
-    search: str = field(
-        default="greedy", metadata={"help": "'greedy' (MCTS-P schedule) or 'uct' (visit counts)"}
-    )
-    uct_iterations: int = field(default=8, metadata={"help": "uct: node expansions per task"})
-    exploration: float = field(
-        default=1.0, metadata={"help": "uct: exploration constant c of Q + c*sqrt(ln N/n)"}
-    )
-    policy: str = field(
-        default="heuristic", metadata={"help": "policy name for make_policy (children, rollouts)"}
-    )
-    policy_kwargs: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "keyword arguments of the policy"}
-    )
-    judge: str = field(
-        default="rule", metadata={"help": "judge name for make_judge (task relevance, coherence)"}
-    )
-    judge_kwargs: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "keyword arguments of the judge"}
-    )
-    env_kwargs: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "keyword arguments of make_env"}
-    )
-    seed: int = field(
-        default=0, metadata={"help": "base seed; each task's randomness derives from it and the task"}
-    )
-    workers: int = field(default=1, metadata={"help": "parallel env worker processes (each owns its env)"})
-    max_retries: int = field(
-        default=2,
-        metadata={"help": "times a failed env operation is retried on a rebuilt env before the task fails"},
-    )
-    step_timeout_s: float = field(
-        default=60.0,
-        metadata={"help": "seconds one env operation may take before it counts as hung (0: no limit)"},
-    )
-    dedupe: bool = field(
-        default=True, metadata={"help": "drop sibling actions identical after normalize_action"}
-    )
-    fill_attempts: int = field(
-        default=2, metadata={"help": "extra policy calls to fill a node to N unique children after dedup"}
-    )
-    save_screenshots: bool = field(default=True, metadata={"help": "save each node's screenshot as a PNG"})
-    max_tasks: int | None = field(
-        default=None,
-        metadata={"help": "stop after finishing this many new tasks in this run (a rerun resumes)"},
-    )
-    drop_failed_subtrees: bool = field(
-        default=True, metadata={"help": "build no pairs from nodes where no child succeeded, nor below them"}
-    )
-    platform: str = field(default="web", metadata={"help": "platform tag written into the step records"})
+    platform: str = _option("web", "platform tag written into the step records")
 
     def __post_init__(self) -> None:
         if isinstance(self.envs, str):
@@ -142,27 +113,18 @@ class CollectConfig:
         if self.search not in SEARCH_MODES:
             raise ValueError(f"CollectConfig.search is {self.search!r}; choose one of {list(SEARCH_MODES)}")
         _at_least(self, "uct_iterations", 1, "uct_iterations to 1 or more")
-        if not (
-            isinstance(self.exploration, int | float)
-            and math.isfinite(self.exploration)
-            and self.exploration >= 0
-        ):
-            raise ValueError(
-                f"CollectConfig.exploration must be a finite number >= 0, got {self.exploration!r}"
-            )
+        c = self.exploration
+        if not (isinstance(c, int | float) and math.isfinite(c) and c >= 0):
+            raise ValueError(f"CollectConfig.exploration must be a finite number >= 0, got {c!r}")
         for name in ("policy", "judge", "platform"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(
-                    f"CollectConfig.{name} must be a non-empty string, got {getattr(self, name)!r}"
-                )
+            if not isinstance(value := getattr(self, name), str) or not value:
+                raise ValueError(f"CollectConfig.{name} must be a non-empty string, got {value!r}")
         for name in ("policy_kwargs", "judge_kwargs", "env_kwargs"):
-            if not isinstance(getattr(self, name), dict):
-                raise ValueError(
-                    f"CollectConfig.{name} must be a mapping, got {type(getattr(self, name)).__name__}"
-                )
+            if not isinstance(value := getattr(self, name), dict):
+                raise ValueError(f"CollectConfig.{name} must be a mapping, got {type(value).__name__}")
         for name in ("dedupe", "save_screenshots", "drop_failed_subtrees"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"CollectConfig.{name} must be true or false, got {getattr(self, name)!r}")
+            if not isinstance(value := getattr(self, name), bool):
+                raise ValueError(f"CollectConfig.{name} must be true or false, got {value!r}")
         self.seed = _as_int(self.seed, "seed")
         _at_least(self, "workers", 1, "--workers to 1 or more")
         _at_least(self, "max_retries", 0, "max_retries to 0 or more")
@@ -197,8 +159,7 @@ class CollectConfig:
     def from_yaml(cls, path: str | Path) -> CollectConfig:
         import yaml
 
-        text = Path(path).read_text(encoding="utf-8")
-        data = yaml.safe_load(text) or {}
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         try:
             return cls.from_dict(data)
         except ValueError as exc:

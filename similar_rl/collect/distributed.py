@@ -1,17 +1,12 @@
 """MCTS-P collection distributed with Ray: the same records and the same resumable folder as
 :func:`similar_rl.collect.runner.collect`, with the tasks searched on Ray workers.
 
-* The driver (this process) owns the dataset folder: it skips committed tasks, hands the pending (env id,
-  seed) tasks to ``cfg.workers`` Ray actors and commits every returned :class:`~similar_rl.collect.mcts.TaskResult`
-  through :class:`~similar_rl.data.dataset.DatasetWriter` exactly as the single-machine runner does (same
-  records, pairs, failure log and manifest). A killed driver loses at most the tasks in flight; rerunning
-  with either backend resumes the folder.
-* Each actor owns one env at a time (a browser for MiniWoB++), its policy and judge, and searches one task per
-  call, so a browser is started once per actor and env id, not once per task.
-* ``address=None`` starts a private local Ray instance (``num_cpus`` CPUs) that is shut down at the end;
-  ``address="auto"`` or ``"ray://head:10001"`` joins a running cluster (then the package must be installed on
-  the workers, or shipped with ``ray_init_kwargs={"runtime_env": {...}}``). The ``RAY_ADDRESS`` environment
-  variable works too. Ray's usage statistics are switched off unless the caller set them.
+The driver (this process) owns the dataset folder and commits every result exactly as the single-machine
+runner does, so rerunning with either backend resumes the folder. Each actor is one
+:class:`~similar_rl.collect.runner.TaskWorker`: it keeps its env (a browser for MiniWoB++) across the tasks of
+one env id. Joining a cluster (``address``, or the ``RAY_ADDRESS`` environment variable) needs the package
+installed on the workers, or shipped with ``ray_init_kwargs={"runtime_env": {...}}``. Ray's usage statistics
+are switched off unless the caller set them.
 
 Example (needs ``pip install ray``)::
 
@@ -41,24 +36,11 @@ logger = logging.getLogger(__name__)
 __all__ = ["collect_ray"]
 
 
-class _TaskActor:
-    """The body of a Ray actor: one :class:`~similar_rl.collect.runner.TaskWorker` (env, policy, judge)."""
-
-    def __init__(self, cfg_dict: dict[str, Any]) -> None:
-        self.worker = TaskWorker(CollectConfig.from_dict(cfg_dict))
-
-    def run(self, env_id: str, seed: int) -> TaskResult:
-        return self.worker.run(env_id, seed)
-
-    def close(self) -> None:
-        self.worker.close()
-
-
 def _ray_results(ray: Any, cfg: CollectConfig, pending: list[tuple[str, int]]) -> Iterator[TaskResult]:
     from ray.util import ActorPool
 
-    actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_TaskActor)
-    actors = [actor_cls.remote(cfg.to_dict()) for _ in range(max(1, min(cfg.workers, len(pending))))]
+    actor_cls = ray.remote(num_cpus=1, max_restarts=0)(TaskWorker)
+    actors = [actor_cls.remote(cfg) for _ in range(max(1, min(cfg.workers, len(pending))))]
     pool = ActorPool(actors)
     try:
         yield from pool.map_unordered(lambda actor, task: actor.run.remote(*task), pending)
@@ -93,15 +75,14 @@ def collect_ray(
         progress: show a tqdm progress bar.
         on_task: called in this process after each task is committed or recorded as failed.
 
-    Returns:
-        A :class:`~similar_rl.collect.runner.CollectSummary` of this run (same fields as the local runner's).
+    Returns the :class:`~similar_rl.collect.runner.CollectSummary` of this run, as the local runner does.
     """
     ray = require("ray", "distributed collection (--backend ray)")
 
     @contextlib.contextmanager
     def ray_results(pending: list[tuple[str, int]]) -> Iterator[Iterator[TaskResult]]:
-        started_here = False
-        if not ray.is_initialized():
+        started_here = not ray.is_initialized()
+        if started_here:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address is None:
@@ -111,7 +92,6 @@ def collect_ray(
                 os.environ.setdefault("RAY_enable_metrics_collection", "0")
             kwargs.update(ray_init_kwargs or {})
             ray.init(address=address, **kwargs)
-            started_here = True
         results = _ray_results(ray, cfg, pending)
         try:
             yield results

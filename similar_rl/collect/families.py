@@ -42,27 +42,17 @@ ALLOWED_FAMILIES: tuple[str, ...] = tuple(_ALLOWED_TEXT.split())
 _DRAG = (
     "needs a mouse drag (press, move, release); the action grammar has clicks, typing and key presses only"
 )
+_DRAWN = "needs a drawn mouse path; the action grammar has single clicks only"
+_SELECTED = "needs text selected by a mouse drag; the action grammar has single clicks only"
+_DRAGGED = """
+    drag-box drag-circle drag-cube drag-items drag-items-grid drag-shapes drag-shapes-2 drag-single-shape
+    drag-sort-numbers resize-textarea
+"""
 #: Allowed families the action grammar cannot solve, with the reason.
 UNACTABLE: dict[str, str] = {
-    **{
-        f: _DRAG
-        for f in (
-            "drag-box",
-            "drag-circle",
-            "drag-cube",
-            "drag-items",
-            "drag-items-grid",
-            "drag-shapes",
-            "drag-shapes-2",
-            "drag-single-shape",
-            "drag-sort-numbers",
-            "resize-textarea",
-        )
-    },
-    "draw-circle": "needs a drawn mouse path; the action grammar has single clicks only",
-    "draw-line": "needs a drawn mouse path; the action grammar has single clicks only",
-    "highlight-text": "needs text selected by a mouse drag; the action grammar has single clicks only",
-    "highlight-text-2": "needs text selected by a mouse drag; the action grammar has single clicks only",
+    **dict.fromkeys(_DRAGGED.split(), _DRAG),
+    **dict.fromkeys(("draw-circle", "draw-line"), _DRAWN),
+    **dict.fromkeys(("highlight-text", "highlight-text-2"), _SELECTED),
 }
 
 

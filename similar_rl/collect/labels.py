@@ -46,6 +46,16 @@ class ChildLabels:
     remaining: float | None  # R_j; None when the child never succeeded (it keeps R_prev for E)
     mean_length: float | None  # mean episode length of its successful rollouts
 
+    def labels(self, task_relevance: float | None, coherence: float | None) -> dict[str, float | None]:
+        """The five labels of the child: these rollout labels with the judge's two."""
+        return {
+            "helpfulness": self.helpfulness,
+            "odds_of_success": self.odds_of_success,
+            "efficiency": self.efficiency,
+            "task_relevance": task_relevance,
+            "coherence": coherence,
+        }
+
 
 def calibrate_l0(outcomes: Sequence[RolloutOutcome]) -> float | None:
     """L0: the mean length of the successful calibration episodes, or None if none succeeded (prune the task).
@@ -57,9 +67,7 @@ def calibrate_l0(outcomes: Sequence[RolloutOutcome]) -> float | None:
         True
     """
     lengths = [length for ok, length in outcomes if ok]
-    if not lengths:
-        return None
-    return float(sum(lengths) / len(lengths))
+    return float(sum(lengths) / len(lengths)) if lengths else None
 
 
 def odds_of_success(outcomes: Sequence[RolloutOutcome]) -> float:
@@ -100,13 +108,10 @@ def helpfulness(os_j: float, ac_sum: float, depth: int, l0: float) -> float:
 def label_children(
     children: Sequence[Sequence[RolloutOutcome]], depth: int, l0: float, ac_sum: float
 ) -> list[ChildLabels]:
-    """Label all children of one node (same depth, same path, so the same AC).
+    """Label all children of one node (same depth, same path, so the same AC), in the module's notation.
 
-    Args:
-        children: per child, its rollouts as (success, episode length from the initial state).
-        depth: t, the node's depth (0 at the root); the labelled step is t + 1.
-        l0: L0 from calibration.
-        ac_sum: the sum of H along the path to the node (clipped inside).
+    ``children`` holds each child's rollouts as (success, episode length from the initial state); ``depth``
+    is t (0 at the root); ``ac_sum`` is the sum of H along the path to the node (clipped inside).
     """
     _check_l0(l0)
     if depth < 0:
@@ -131,19 +136,16 @@ def label_children(
         None if m is None or r_prev is None else (r_prev - (m - step)) / l0 for m in means
     ]
     worst = min([-1.0 / l0, *[e for e in effs if e is not None]])
-    out = []
-    for j, m in enumerate(means):
-        e = worst if effs[j] is None else effs[j]
-        out.append(
-            ChildLabels(
-                odds_of_success=oss[j],
-                efficiency=min(max(float(e), -1.0), 1.0),
-                helpfulness=helpfulness(oss[j], ac_sum, depth, l0),
-                remaining=None if m is None else m - step,
-                mean_length=m,
-            )
+    return [
+        ChildLabels(
+            odds_of_success=os_j,
+            efficiency=min(max(float(worst if e is None else e), -1.0), 1.0),
+            helpfulness=helpfulness(os_j, ac_sum, depth, l0),
+            remaining=None if m is None else m - step,
+            mean_length=m,
         )
-    return out
+        for os_j, e, m in zip(oss, effs, means, strict=True)
+    ]
 
 
 def best_child(keys: Sequence[tuple[float, ...]]) -> int:

@@ -102,13 +102,7 @@ class ChildResult:
 
     @property
     def labels(self) -> dict[str, float | None]:
-        return {
-            "helpfulness": self.stats.helpfulness,
-            "odds_of_success": self.stats.odds_of_success,
-            "efficiency": self.stats.efficiency,
-            "task_relevance": self.verdict.task_relevance,
-            "coherence": self.verdict.coherence,
-        }
+        return self.stats.labels(self.verdict.task_relevance, self.verdict.coherence)
 
     def select_key(self) -> tuple[float, ...]:
         """Best-child key: OS, then H, then E, then TR + C (missing judge labels count 0)."""
@@ -170,15 +164,8 @@ class TaskResult:
 
 
 class TaskSearch:
-    """The search over one task. Build it, call :meth:`run`, get a :class:`TaskResult`.
-
-    Args:
-        config: the collection config.
-        session: the env session (the worker's env for this env id).
-        policy: proposes children (``n = N``) and rollout actions (``n = 1``).
-        judge: labels task relevance and coherence of every child.
-        seed: the env seed of the task.
-    """
+    """The search over one task (the env of ``session``, env seed ``seed``). Build it, call :meth:`run`, get a
+    :class:`TaskResult`. The policy proposes children (``n = N``) and rollout actions (``n = 1``)."""
 
     def __init__(self, config: CollectConfig, session: EnvSession, policy: Policy, judge: Judge, seed: int):
         self.cfg = config
@@ -201,9 +188,7 @@ class TaskSearch:
             # retried on a fresh env and recorded, never a crash of the whole collection
             raise EnvFailure(f"replaying the prefix {list(prefix)} of {self.task_id} failed: {exc}") from exc
         self.session.steps += len(prefix)
-        if prefix and outcome is not None and outcome.done:
-            return None
-        return state
+        return None if prefix and outcome is not None and outcome.done else state
 
     def _rollout(
         self, env: Any, prefix: Sequence[str], first: str | None, rng: np.random.Generator
@@ -231,9 +216,8 @@ class TaskSearch:
             self.session.steps += 1
             actions.append(action)
             if outcome.done:
-                if outcome.success:
-                    return Rollout(actions, True, "success")
-                return Rollout(actions, False, "truncated" if outcome.truncated else "failure")
+                end = "success" if outcome.success else "truncated" if outcome.truncated else "failure"
+                return Rollout(actions, end == "success", end)
             state = outcome.state  # type: ignore[assignment]
 
     def rollout(self, prefix: Sequence[str], first: str | None, key: tuple[Any, ...]) -> Rollout:
@@ -297,9 +281,7 @@ class TaskSearch:
         if state is None:
             return None
         actions, dropped = self._propose_children(state, prefix, node_id)
-        kept_actions: list[str] = []
-        all_rollouts: list[list[Rollout]] = []
-        terminal: list[bool] = []
+        kept: list[tuple[str, list[Rollout], bool]] = []  # (action, rollouts, the step ended the episode)
         for action in actions:
             rollouts = [
                 self.rollout(prefix, action, ("child", node_id, action, r))
@@ -308,23 +290,17 @@ class TaskSearch:
             if any(r.length <= depth for r in rollouts):  # the child's own step was not executable
                 dropped.append({"action": action, "reason": "invalid_action"})
                 continue
-            kept_actions.append(action)
-            all_rollouts.append(rollouts)
             first = rollouts[0]
-            terminal.append(first.length == depth + 1 and first.end in ("success", "failure", "truncated"))
-        if not kept_actions:
+            terminal = first.length == depth + 1 and first.end in ("success", "failure", "truncated")
+            kept.append((action, rollouts, terminal))
+        if not kept:
             logger.info("%s: node %s has no executable child; stopping there", self.task_id, node_id)
             return None
-        stats = label_children(
-            [[(r.success, r.length) for r in rs] for rs in all_rollouts],
-            depth=depth,
-            l0=self.l0,
-            ac_sum=ac_sum,
-        )
-        verdicts = self._judge(state, prefix, kept_actions)
+        outcomes = [[(r.success, r.length) for r in rs] for _, rs, _ in kept]
+        stats = label_children(outcomes, depth=depth, l0=self.l0, ac_sum=ac_sum)
+        verdicts = self._judge(state, prefix, [a for a, _, _ in kept])
         children = [
-            ChildResult(a, rs, s, v, t)
-            for a, rs, s, v, t in zip(kept_actions, all_rollouts, stats, verdicts, terminal, strict=True)
+            ChildResult(a, rs, s, v, t) for (a, rs, t), s, v in zip(kept, stats, verdicts, strict=True)
         ]
         return NodeResult(node_id, depth, prefix, state, float(ac_sum), children, dropped=dropped)
 
@@ -354,7 +330,6 @@ class TaskSearch:
         except TaskFailed as exc:
             result.status = "failed"
             result.error = str(exc)
-            result.nodes = []
         result.failures = list(self.session.failures)
         result.env_steps = self.session.steps
         result.seconds = time.perf_counter() - start
@@ -368,10 +343,9 @@ class TaskSearch:
             node = self.expand(prefix, ac_sum)
             if node is None:
                 break
-            best = best_child([c.select_key() for c in node.children])
-            node.chosen = best
+            node.chosen = best_child([c.select_key() for c in node.children])
             nodes.append(node)
-            chosen = node.children[best]
+            chosen = node.children[node.chosen]
             prefix = [*prefix, chosen.action]
             ac_sum += chosen.stats.helpfulness
             if chosen.terminal:

@@ -7,11 +7,9 @@
   tasks, truncates any half-written tail and recomputes the rest, so nothing is duplicated or lost. Because
   every random draw comes from a generator derived from (config seed, task id, operation), the recomputed
   tasks give exactly the records an uninterrupted run would have written.
-* **Env failures.** Each env operation (one rollout, one node rebuild) runs under a deadline; an env error
-  (``EnvFailure``, Selenium ``WebDriverException``, a timeout, a lost connection) closes the env, makes a new one
-  and retries the operation up to ``max_retries`` times. Every failure is recorded in ``failures.jsonl`` and
-  the manifest; a task whose operation keeps failing is recorded as failed and not committed (a rerun tries it
-  again).
+* **Env failures** are retried on a rebuilt env (see :mod:`similar_rl.collect.mcts`) and recorded in
+  ``failures.jsonl`` and the manifest; a task whose operation keeps failing is recorded as failed and not
+  committed (a rerun tries it again).
 * **Parallel workers.** With ``workers > 1`` tasks go to a spawn-context process pool; each worker process owns
   its env (one at a time: it closes the previous env when the env id changes), policy and judge. Results come
   back unordered and only the main process writes, so the records equal a one-worker run's (file order aside).
@@ -74,11 +72,9 @@ class CollectSummary:
 
 # -- worker side ---------------------------------------------------------------------------------------------------
 class TaskWorker:
-    """Per-process state: the config, one env session at a time, policies per env id, the judge.
-
-    Used by the process pool of :func:`collect` and by the Ray actors of
-    :func:`similar_rl.collect.distributed.collect_ray`; :meth:`run` searches one task to the end.
-    """
+    """Per-process state: the config, one env session at a time with its policy, and the judge. :meth:`run`
+    searches one task to the end (in :func:`collect`'s process pool, or as a Ray actor of
+    :func:`similar_rl.collect.distributed.collect_ray`)."""
 
     def __init__(self, cfg: CollectConfig) -> None:
         self.cfg = cfg
@@ -202,9 +198,7 @@ def task_trajectories(steps: list[StepRecord]) -> list[Any]:
         if path in expanded:
             continue
         chain = [by_path.get(path[: k + 1]) for k in range(len(path))]
-        if any(
-            c is None for c in chain
-        ):  # a path whose ancestors were not labelled (cannot happen in MCTS-P)
+        if any(c is None for c in chain):  # ancestors not labelled (cannot happen in MCTS-P)
             continue
         trajectories.append(Trajectory.from_steps(chain, success=(leaf.rollout_success or 0.0) > 0.5))
     return trajectories
@@ -221,18 +215,14 @@ def build_task_pairs(steps: list[StepRecord], drop_failed_subtrees: bool = True)
     from similar_rl.data.pairs import build_pairs, build_traj_pairs
 
     if drop_failed_subtrees:
-        success_at: dict[str, bool] = {}
-        for rec in steps:
-            success_at[rec.node_id] = success_at.get(rec.node_id, False) or (rec.rollout_success or 0.0) > 0
-        failed_paths = {tuple(r.history) for r in steps if not success_at[r.node_id]}
+        succeeded = {r.node_id for r in steps if (r.rollout_success or 0.0) > 0}
+        failed_paths = {tuple(r.history) for r in steps if r.node_id not in succeeded}
         steps = [
             r
             for r in steps
             if not any(tuple(r.history[:k]) in failed_paths for k in range(len(r.history) + 1))
         ]
-    pairs = list(build_pairs(steps))
-    pairs.extend(build_traj_pairs(task_trajectories(steps)))
-    return pairs
+    return build_pairs(steps) + build_traj_pairs(task_trajectories(steps))
 
 
 def _iter_results(cfg: CollectConfig, pending: list[tuple[str, int]]) -> Iterator[TaskResult]:
@@ -246,15 +236,14 @@ def _iter_results(cfg: CollectConfig, pending: list[tuple[str, int]]) -> Iterato
         return
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(min(cfg.workers, len(pending)), initializer=_init_worker, initargs=(cfg.to_dict(),))
-    finished = False
     try:
         yield from pool.imap_unordered(_run_in_worker, pending, chunksize=1)
-        finished = True
+    except BaseException:  # stopped early or failed: the workers may be busy
+        pool.terminate()
+        raise
+    else:
+        pool.close()  # let the workers close their envs
     finally:
-        if finished:
-            pool.close()
-        else:
-            pool.terminate()
         pool.join()
 
 
@@ -265,17 +254,10 @@ def collect(
     progress: bool = True,
     on_task: Callable[[TaskResult], None] | None = None,
 ) -> CollectSummary:
-    """Run MCTS-P over every task of ``cfg`` into the dataset folder ``out`` (resuming it if it holds data).
-
-    Args:
-        cfg: the collection config (``cfg.max_tasks`` stops the run after that many newly finished tasks).
-        out: the dataset folder.
-        progress: show a tqdm progress bar with ETA (on stderr).
-        on_task: called in the main process after each task is committed or recorded as failed.
-
-    Returns:
-        A :class:`CollectSummary` of this run.
-    """
+    """Run MCTS-P over every task of ``cfg`` into the dataset folder ``out`` (resuming it if it holds data)
+    and return a :class:`CollectSummary` of this run. ``cfg.max_tasks`` stops the run after that many newly
+    finished tasks; ``progress`` shows a tqdm bar with ETA (on stderr); ``on_task`` is called in the main
+    process after each task is committed or recorded as failed."""
     return run_collection(
         cfg,
         out,
@@ -295,12 +277,10 @@ def run_collection(
     progress: bool = True,
     on_task: Callable[[TaskResult], None] | None = None,
 ) -> CollectSummary:
-    """The frame every collection backend shares: open (or resume) the dataset folder, skip finished tasks, and
-    commit what ``results_for(pending)`` yields, in the order it yields it.
-
-    ``results_for`` is only called when some task is pending; it returns a context manager around the results
-    (a backend starts and stops its workers there).
-    """
+    """The frame every collection backend shares: open (or resume) the dataset folder, skip finished tasks,
+    and commit what ``results_for(pending)`` yields, in its order. ``results_for`` is only called when some
+    task is pending; it returns a context manager around the results (a backend starts and stops its workers
+    there)."""
     from similar_rl.data.dataset import DatasetWriter
 
     if not cfg.envs:
@@ -345,8 +325,7 @@ def commit_results(
     """Commit each result as it arrives (:func:`commit_result`), with a tqdm bar over ``total`` pending tasks.
 
     Stops, setting ``summary.stopped_early``, once ``cfg.max_tasks`` new tasks are done while others remain;
-    ``on_task`` is called after each commit. Shared by :func:`collect` and
-    :func:`similar_rl.collect.distributed.collect_ray`.
+    ``on_task`` is called after each commit.
     """
     from tqdm.auto import tqdm
 

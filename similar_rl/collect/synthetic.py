@@ -2,9 +2,8 @@
 
 For each task (toy env id, seed) it walks the env's known solution. At each depth t it takes up to
 ``n_children`` candidate actions (the solution's next action plus adapter candidates), rolls every candidate
-out (rebuild the prefix, take the candidate, then replay the solution's remaining actions, or the whole
-remaining solution if the candidate was a detour) and labels it with the rollout labels of
-:mod:`similar_rl.collect.labels` (OS, E, H). Task relevance is 0 for ``noop``/``press`` and for clicks on
+out along the rest of the solution and labels it with the rollout labels of :mod:`similar_rl.collect.labels`
+(OS, E, H). Task relevance is 0 for ``noop``/``press`` and for clicks on
 non-clickable elements; coherence is 0 for an exact repeat of the previous action. Pairs: every two siblings
 whose label differs on a dimension, a ``total`` pair when their totals differ, and one ``traj`` pair per task
 (the solution path against the path of first wrong siblings).
@@ -33,7 +32,7 @@ from similar_rl.collect.labels import accumulated, label_children
 from similar_rl.data.dataset import DatasetWriter
 from similar_rl.data.pairs import Trajectory, build_pairs, build_traj_pairs
 from similar_rl.data.records import PairRecord, StepRecord
-from similar_rl.dimensions import TOTAL_WEIGHTS, total_score
+from similar_rl.dimensions import TOTAL_WEIGHTS
 from similar_rl.envs import make_env
 from similar_rl.envs.actions import try_parse
 from similar_rl.envs.base import InvalidActionError
@@ -60,14 +59,12 @@ def _judge(state, action: str, previous: str | None) -> tuple[float, float]:
     parsed = try_parse(action)
     if parsed is None:
         return 0.0, 0.0
-    relevant = 1.0
-    if parsed.kind in ("noop", "press"):
-        relevant = 0.0
-    elif parsed.kind == "click":
+    if parsed.kind == "click":
         element = state.element(parsed.ref)
-        relevant = 1.0 if element is not None and element.clickable else 0.0
-    coherent = 0.0 if previous is not None and action == previous else 1.0
-    return relevant, coherent
+        relevant = element is not None and element.clickable
+    else:
+        relevant = parsed.kind not in ("noop", "press")
+    return float(relevant), 0.0 if action == previous else 1.0
 
 
 def build_toy_dataset(
@@ -120,40 +117,29 @@ def _task_records(writer, adapter, env, env_id, seed, n_children, max_steps, rng
         screenshot = writer.save_screenshot(state.screenshot) if state.screenshot is not None else None
         node_id = f"{task_id}/{depth}"
         previous = solution[depth - 1] if depth > 0 else None
-        records = []
-        for j, (a, lab) in enumerate(zip(actions, labels, strict=True)):
-            tr, co = _judge(state, a, previous)
-            values = {
-                "helpfulness": lab.helpfulness,
-                "odds_of_success": lab.odds_of_success,
-                "efficiency": lab.efficiency,
-                "task_relevance": tr,
-                "coherence": co,
-            }
-            records.append(
-                StepRecord(
-                    record_id=f"{node_id}/{j}",
-                    task_id=task_id,
-                    env_id=env_id,
-                    seed=seed,
-                    instruction=state.instruction,
-                    step_idx=depth + 1,
-                    action=a,
-                    labels=values,
-                    history=list(solution[:depth]),
-                    observation_text=state.observation_text,
-                    screenshot=screenshot,
-                    node_id=node_id,
-                    platform="toy",
-                    rollout_success=lab.odds_of_success,
-                )
+        records = [
+            StepRecord(
+                record_id=f"{node_id}/{j}",
+                task_id=task_id,
+                env_id=env_id,
+                seed=seed,
+                instruction=state.instruction,
+                step_idx=depth + 1,
+                action=a,
+                labels=lab.labels(*_judge(state, a, previous)),
+                history=list(solution[:depth]),
+                observation_text=state.observation_text,
+                screenshot=screenshot,
+                node_id=node_id,
+                platform="toy",
+                rollout_success=lab.odds_of_success,
             )
+            for j, (a, lab) in enumerate(zip(actions, labels, strict=True))
+        ]
         steps.extend(records)
         pairs.extend(build_pairs(records))
-        best = max(records, key=lambda r: r.total)
-        worst = min(records, key=lambda r: r.total)
-        good_path.append(best)
-        bad_path.append(worst)
+        good_path.append(max(records, key=lambda r: r.total))
+        bad_path.append(min(records, key=lambda r: r.total))
         ac_sum += next(lab.helpfulness for a, lab in zip(actions, labels, strict=True) if a == good)
         ac_sum = accumulated(ac_sum) if ac_sum > 1 else ac_sum
     good_traj, bad_traj = (Trajectory.from_steps(p, weights=TOTAL_WEIGHTS) for p in (good_path, bad_path))
@@ -162,5 +148,4 @@ def _task_records(writer, adapter, env, env_id, seed, n_children, max_steps, rng
     logger.debug(
         "%s: %d steps, %d pairs (total of best path %.2f)", task_id, len(steps), len(pairs), good_traj.score
     )
-    assert all(total_score(r.labels) == r.total for r in steps)
     return steps, pairs

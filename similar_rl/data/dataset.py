@@ -45,7 +45,7 @@ import logging
 import os
 import subprocess
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,9 +91,7 @@ def code_version() -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError) as exc:
         logger.debug("no git commit for the code version: %s", exc)
         return info
-    info["git_commit"] = sha or None
-    info["git_dirty"] = bool(dirty)
-    return info
+    return {**info, "git_commit": sha or None, "git_dirty": bool(dirty)}
 
 
 def _jsonable(config: Any) -> Any:
@@ -164,10 +162,13 @@ def _truncate(path: Path, size: int, fsync: bool = True) -> None:
             os.fsync(fh.fileno())
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
 def _cut_partial_line(path: Path, fsync: bool = True) -> None:
-    """Cut a last line that has no newline (a write cut off by a kill) off ``path``."""
-    good = path.read_bytes().rfind(b"\n") + 1
-    if good < path.stat().st_size:
+    """Cut a last line that has no newline (a write cut off by a kill) off ``path``, if it exists."""
+    if path.exists() and (good := path.read_bytes().rfind(b"\n") + 1) < path.stat().st_size:
         _truncate(path, good, fsync)
 
 
@@ -204,37 +205,35 @@ def _read_jsonl(
         try:
             row = json.loads(raw.decode("utf-8"))
         except ValueError as exc:  # not UTF-8, not JSON, or an integer past the digit limit
-            row, problem = None, f"{path}: line {number} is not valid JSON ({exc})"
+            problem = f"is not valid JSON ({exc})"
         else:
-            problem = (
-                None
-                if isinstance(row, dict)
-                else (f"{path}: line {number} must be a JSON object, got {type(row).__name__}")
-            )
-        if problem is not None:
-            if not skip_bad:
-                raise ValueError(problem)
-            logger.warning("%s; skipping it", problem)
-            continue
-        rows.append((number, row))
+            if isinstance(row, dict):
+                rows.append((number, row))
+                continue
+            problem = f"must be a JSON object, got {type(row).__name__}"
+        if not skip_bad:
+            raise ValueError(f"{path}: line {number} {problem}")
+        logger.warning("%s: line %d %s; skipping it", path, number, problem)
     return rows
 
 
 def _read_done(folder: Path, *, repair: bool) -> list[dict[str, Any]]:
     """The committed-task lines. A truncated last line is dropped (and cut from the file if ``repair``)."""
     path = folder / DONE_FILE
-    if not path.exists():
-        return []
     rows = _read_jsonl(path, None, drop_partial_tail=True)
-    done = []
     for number, row in rows:
-        for key in ("task_id", "steps_end", "pairs_end"):
-            if key not in row:
-                raise ValueError(f"{path}: line {number} misses field {key!r}")
-        done.append(row)
+        missing = [key for key in ("task_id", "steps_end", "pairs_end") if key not in row]
+        if missing:
+            raise ValueError(f"{path}: line {number} misses field {missing[0]!r}")
     if repair:
         _cut_partial_line(path)
-    return done
+    return [row for _, row in rows]
+
+
+def _read_failures(folder: Path) -> list[dict[str, Any]]:
+    """The rows of ``failures.jsonl`` (a log: unreadable lines are skipped with a warning)."""
+    rows = _read_jsonl(folder / FAILURES_FILE, None, drop_partial_tail=True, skip_bad=True)
+    return [row for _, row in rows]
 
 
 @dataclass
@@ -260,19 +259,9 @@ class DatasetWriter:
         fsync: fsync files at each commit (survives power loss, not only a killed process).
         check_config: on resume, refuse a config that differs from the one in the manifest.
 
-    The collector's loop::
-
-        writer = DatasetWriter(out, config=cfg)
-        for task_id in tasks:
-            if writer.is_done(task_id):
-                continue
-            try:
-                steps, pairs = collect(task_id)   # screenshots saved with writer.save_screenshot(array)
-            except EnvFailure as exc:
-                writer.record_failure(task_id, exc, attempt)
-                continue
-            writer.commit_task(task_id, steps, pairs, extra={"status": "ok"})
-        writer.close()
+    A collector skips the tasks that :meth:`is_done`, saves screenshots with :meth:`save_screenshot`, and
+    ends each task with :meth:`commit_task` or :meth:`record_failure` (as
+    :func:`similar_rl.collect.runner.collect` does).
     """
 
     def __init__(
@@ -302,8 +291,7 @@ class DatasetWriter:
         manifest = self._read_manifest()
         old_config = manifest.get("config")
         if existing and check_config and old_config and self.config and old_config != self.config:
-            old, new = old_config, self.config
-            keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            keys = sorted(k for k in {*old_config, *self.config} if old_config.get(k) != self.config.get(k))
             self._release_lock()
             raise ValueError(
                 f"{self.folder} was written with another config (differences in {keys}); use a new folder, "
@@ -317,9 +305,8 @@ class DatasetWriter:
         self._step_ids: set[str] = set()
         self._pair_ids: set[str] = set()
         self._step_counts: Counter[str] = Counter()
-        self._pair_counts: dict[str, Counter[str]] = {}
-        self._extra: dict[str, Any] = {}
-        self._failures: list[dict[str, Any]] = []
+        self._pair_counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._failures = _read_failures(self.folder)
         self._images: set[str] = {p.name for p in (self.folder / IMAGES_DIR).glob("*.png")}
         self._code = code_version()
         self._recover()
@@ -363,7 +350,7 @@ class DatasetWriter:
             self._register_done(row)
         for name, end in ((STEPS_FILE, self._steps_end), (PAIRS_FILE, self._pairs_end)):
             path = self.folder / name
-            size = path.stat().st_size if path.exists() else 0
+            size = _size(path)
             if size < end:
                 raise ValueError(
                     f"{path} has {size} bytes but {DONE_FILE} says {end} are committed: corrupt folder"
@@ -379,27 +366,20 @@ class DatasetWriter:
             self._step_ids.add(str(row.get("record_id")))
         for _, row in _read_jsonl(self.folder / PAIRS_FILE, self._pairs_end, drop_partial_tail=False):
             self._pair_ids.add(str(row.get("pair_id")))
-        for _, row in _read_jsonl(self.folder / FAILURES_FILE, None, drop_partial_tail=True, skip_bad=True):
-            self._failures.append(row)
-        path = self.folder / FAILURES_FILE
-        if path.exists():  # cut a truncated failure line so later appends start on a fresh line
-            _cut_partial_line(path, fsync=False)
+        # cut a truncated failure line so later appends start on a fresh line
+        _cut_partial_line(self.folder / FAILURES_FILE, fsync=False)
 
     def _register_done(self, row: dict[str, Any]) -> None:
-        task_id = str(row["task_id"])
-        self._done[task_id] = row
+        self._done[str(row["task_id"])] = row
         self._steps_end = int(row["steps_end"])
         self._pairs_end = int(row["pairs_end"])
-        if row.get("env_id"):
-            self._env_ids.add(str(row["env_id"]))
-            self._step_counts[str(row["env_id"])] += int(row.get("n_steps", 0))
-        for seed in row.get("seeds", []):
-            self._seeds.add(int(seed))
         env = str(row.get("env_id") or "")
+        if env:
+            self._env_ids.add(env)
+            self._step_counts[env] += int(row.get("n_steps", 0))
+        self._seeds.update(int(seed) for seed in row.get("seeds", []))
         for ptype, n in row.get("pairs_per_type", {}).items():
-            self._pair_counts.setdefault(ptype, Counter())[env] += int(n)
-        if row.get("extra"):
-            self._extra[task_id] = row["extra"]
+            self._pair_counts[ptype][env] += int(n)
 
     # -- public API ----------------------------------------------------------------------------------------------
     def is_done(self, task_id: str) -> bool:
@@ -453,12 +433,10 @@ class DatasetWriter:
         task_id = str(task_id)
         extra = _jsonable(extra) if extra else {}
         steps, pairs = list(steps), list(pairs)
-        for rec in steps:
-            if not isinstance(rec, StepRecord):
-                raise TypeError(f"commit_task steps must be StepRecord, got {type(rec).__name__}")
-        for rec in pairs:
-            if not isinstance(rec, PairRecord):
-                raise TypeError(f"commit_task pairs must be PairRecord, got {type(rec).__name__}")
+        for what, records, cls in (("steps", steps, StepRecord), ("pairs", pairs, PairRecord)):
+            for rec in records:
+                if not isinstance(rec, cls):
+                    raise TypeError(f"commit_task {what} must be {cls.__name__}, got {type(rec).__name__}")
         for rec in (*steps, *pairs):
             if rec.task_id != task_id:
                 raise ValueError(f"record of task {rec.task_id!r} passed to commit_task({task_id!r})")
@@ -487,11 +465,10 @@ class DatasetWriter:
             if len(env_ids) > 1:
                 raise ValueError(f"task {task_id!r} mixes env ids {env_ids}; one task belongs to one env")
             seeds = sorted({r.seed for r in steps} | ({int(extra["seed"])} if "seed" in extra else set()))
-            done_path = self.folder / DONE_FILE
             sizes = {
                 STEPS_FILE: self._steps_end,
                 PAIRS_FILE: self._pairs_end,
-                DONE_FILE: done_path.stat().st_size if done_path.exists() else 0,
+                DONE_FILE: _size(self.folder / DONE_FILE),
             }
             try:
                 steps_end = self._append(STEPS_FILE, [r.to_dict() for r in steps], self._steps_end)
@@ -522,8 +499,7 @@ class DatasetWriter:
         text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
         row = {"task_id": str(task_id), "error": text, "attempt": int(attempt), "time": _now()}
         with self._lock:
-            path = self.folder / FAILURES_FILE
-            size = path.stat().st_size if path.exists() else 0
+            size = _size(self.folder / FAILURES_FILE)
             try:
                 self._append(FAILURES_FILE, [row], None)
             except BaseException:  # e.g. a full disk: cut the partial row, like a failed commit
@@ -565,11 +541,8 @@ class DatasetWriter:
                 "counts": self.counts(),
                 "failures": self._failures,
             }
-            atomic_write_text(
-                self.folder / MANIFEST_FILE,
-                json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                self.fsync,
-            )
+            text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+            atomic_write_text(self.folder / MANIFEST_FILE, text, self.fsync)
             return manifest
 
     def close(self) -> None:
@@ -649,16 +622,14 @@ class DatasetReader:
         """The ``extra`` mapping of each committed task."""
         return {str(r["task_id"]): r.get("extra", {}) for r in self._done}
 
-    def _end(self, key: str) -> int:
-        return int(self._done[-1][key]) if self._done else 0
-
     def rows(self, which: str) -> Iterator[dict[str, Any]]:
         """Raw committed rows of ``"steps"`` or ``"pairs"`` (validated)."""
         name, key, cls = _WHICH.get(which, (None, None, None))
         if name is None:
             raise ValueError(f"which must be 'steps' or 'pairs', got {which!r}")
         path = self.folder / name
-        for number, row in _read_jsonl(path, self._end(key), drop_partial_tail=False):
+        end = int(self._done[-1][key]) if self._done else 0
+        for number, row in _read_jsonl(path, end, drop_partial_tail=False):
             try:
                 cls.from_dict(dict(row))
             except (TypeError, ValueError) as exc:
@@ -667,17 +638,14 @@ class DatasetReader:
 
     def steps(self) -> Iterator[StepRecord]:
         """Committed step records, in write order."""
-        for row in self.rows("steps"):
-            yield StepRecord.from_dict(row)
+        return map(StepRecord.from_dict, self.rows("steps"))
 
     def pairs(self) -> Iterator[PairRecord]:
         """Committed preference pairs, in write order."""
-        for row in self.rows("pairs"):
-            yield PairRecord.from_dict(row)
+        return map(PairRecord.from_dict, self.rows("pairs"))
 
     def failures(self) -> list[dict[str, Any]]:
-        rows = _read_jsonl(self.folder / FAILURES_FILE, None, drop_partial_tail=True, skip_bad=True)
-        return [row for _, row in rows]
+        return _read_failures(self.folder)
 
     def screenshot_path(self, rel_path: str) -> Path:
         """Absolute path of a screenshot referenced by a record (refuses paths that leave the folder)."""
@@ -761,6 +729,5 @@ def to_hf_dataset(
             row["screenshot"] = str(reader.screenshot_path(row["screenshot"]))
         rows.append(row)
     if not rows:
-        cls = _WHICH[which][2]
-        return datasets.Dataset.from_dict({f.name: [] for f in dataclasses.fields(cls)})
+        return datasets.Dataset.from_dict({f.name: [] for f in dataclasses.fields(_WHICH[which][2])})
     return datasets.Dataset.from_list(rows)

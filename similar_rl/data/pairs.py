@@ -5,7 +5,7 @@ observation, so every two siblings whose labels on a dimension differ by at leas
 of that type, the higher one chosen; a ``total`` pair is added when their weighted totals differ. Every
 unordered sibling pair is considered once whatever the input order (no pair is lost because the better record
 came second), and raw label values are compared, never bins (two negative helpfulness values still make a
-pair). Pair ids are deterministic: a hash of the chosen and rejected record ids and the type.
+pair). Pair ids are deterministic (:func:`pair_id`).
 
 Trajectory pairs (:func:`build_traj_pairs`): two trajectories of one task whose mean per-step score differs
 give one ``traj`` pair.
@@ -127,17 +127,14 @@ def build_pairs(
         for a, b in itertools.combinations(siblings, 2):
             if a.action == b.action:
                 continue
-            for dim in dimensions:
-                va, vb = a.labels.get(dim), b.labels.get(dim)
-                if va is None or vb is None or abs(va - vb) < margins[dim]:
+            values = [(dim, a.labels.get(dim), b.labels.get(dim)) for dim in dimensions]
+            if include_total and all(r.labels.get(d) is not None for r in (a, b) for d in DIMENSIONS):
+                values.append(("total", total_score(a.labels, weights), total_score(b.labels, weights)))
+            for ptype, va, vb in values:
+                if va is None or vb is None or abs(va - vb) < margins[ptype]:
                     continue
                 better, worse = (a, b) if va > vb else (b, a)
-                pairs.append(_step_pair(better, worse, dim, abs(va - vb)))
-            if include_total and all(r.labels.get(d) is not None for r in (a, b) for d in DIMENSIONS):
-                ta, tb = total_score(a.labels, weights), total_score(b.labels, weights)
-                if abs(ta - tb) >= margins["total"]:
-                    better, worse = (a, b) if ta > tb else (b, a)
-                    pairs.append(_step_pair(better, worse, "total", abs(ta - tb)))
+                pairs.append(_step_pair(better, worse, ptype, abs(va - vb)))
     return pairs
 
 
@@ -154,16 +151,9 @@ def _check_siblings(node_id: str, siblings: list[StepRecord]) -> None:
 
 @dataclass
 class Trajectory:
-    """One episode of a task as a sequence of labelled steps (the collector builds these).
-
-    Attributes:
-        task_id, env_id, instruction: the task.
-        step_ids: record ids of its steps, in order.
-        actions: its action strings, in order.
-        score: the mean per-step score (see :func:`trajectory_score`).
-        screenshot: the first screenshot's path (shown with a ``traj`` pair), if any.
-        success: whether the episode succeeded, if known.
-    """
+    """One episode of a task as labelled steps, in order: their record ids and actions, the mean per-step
+    ``score`` (:func:`trajectory_score`), the first ``screenshot`` (shown with a ``traj`` pair) and
+    ``success`` (None if unknown)."""
 
     task_id: str
     env_id: str

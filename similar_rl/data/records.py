@@ -112,11 +112,7 @@ def _from_dict(cls: type, row: dict[str, Any], what: str, id_field: str) -> Any:
         raise TypeError(f"a {what} must be a dict, got {type(row).__name__}")
     ident = row.get(id_field)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    required = [
-        name
-        for name, f in fields.items()
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
+    required = [name for name, f in fields.items() if f.default is dataclasses.MISSING is f.default_factory]
     missing = sorted(n for n in required if n not in row)
     if missing:
         raise ValueError(f"{what} {ident!r} misses field(s) {missing}")
@@ -137,10 +133,9 @@ def _is_number(value: Any) -> bool:
 def _type_problem(annotation: str, value: Any) -> str | None:
     """What a JSON value of a field annotated ``annotation`` should be, or None if it fits."""
     optional = annotation.endswith(" | None")
-    if optional:
-        if value is None:
-            return None
-        annotation = annotation[: -len(" | None")]
+    if optional and value is None:
+        return None
+    annotation = annotation.removesuffix(" | None")
     checks: dict[str, tuple[str, Any]] = {
         "str": ("a string", lambda v: isinstance(v, str)),
         "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),

@@ -49,13 +49,7 @@ class Split:
     def __post_init__(self) -> None:
         if self.by not in ("family", "task"):
             raise ValueError(f"Split.by must be 'family' or 'task', got {self.by!r}")
-        seen: dict[str, str] = {}
-        for name, keys in self.splits.items():
-            for key in keys:
-                if key in seen and seen[key] != name:
-                    raise ValueError(f"{self.by} {key!r} is in both split {seen[key]!r} and split {name!r}")
-                seen[key] = name
-        self._where = seen
+        self._where = _owners(self.splits, self.by)
 
     def key(self, record: HasTask) -> str:
         return record.env_id if self.by == "family" else record.task_id
@@ -65,14 +59,8 @@ class Split:
         return self._where.get(self.key(record))
 
     def apply(self, records: Iterable[R], *, strict: bool = True) -> dict[str, list[R]]:
-        """Sort records into the splits.
-
-        Args:
-            strict: raise if a record's family/task is in no split (else such records are skipped).
-
-        Raises:
-            ValueError: a record in no split (``strict``) or a task found in two splits.
-        """
+        """Sort records into the splits. A record whose family/task is in no split raises a ValueError if
+        ``strict`` (else it is skipped); so does a task found in two splits."""
         out: dict[str, list[R]] = {name: [] for name in self.splits}
         for rec in records:
             name = self.which(rec)
@@ -107,12 +95,18 @@ class Split:
 
 def check_disjoint(splits: Mapping[str, Iterable[HasTask]]) -> None:
     """Raise ValueError if a task id occurs in two splits."""
+    _owners({name: [rec.task_id for rec in records] for name, records in splits.items()}, "task")
+
+
+def _owners(splits: Mapping[str, Iterable[str]], what: str) -> dict[str, str]:
+    """key -> the split holding it; a ValueError if a key is in two splits."""
     owner: dict[str, str] = {}
-    for name, records in splits.items():
-        for rec in records:
-            other = owner.setdefault(rec.task_id, name)
+    for name, keys in splits.items():
+        for key in keys:
+            other = owner.setdefault(key, name)
             if other != name:
-                raise ValueError(f"task {rec.task_id!r} is in both split {other!r} and split {name!r}")
+                raise ValueError(f"{what} {key!r} is in both split {other!r} and split {name!r}")
+    return owner
 
 
 def _families(records: Iterable[HasTask]) -> list[str]:

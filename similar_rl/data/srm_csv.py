@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -38,16 +39,7 @@ from similar_rl.dimensions import from_alias, to_alias
 
 logger = logging.getLogger(__name__)
 
-COLUMNS: tuple[str, ...] = (
-    "id",
-    "step_idx",
-    "instruction",
-    "type",
-    "reason_steps",
-    "image_url",
-    "chosen",
-    "rejected",
-)
+COLUMNS = ("id", "step_idx", "instruction", "type", "reason_steps", "image_url", "chosen", "rejected")
 _STEP_LINE = re.compile(r"^Step\s*(\d+)\s*:\s?(.*)$", re.DOTALL)
 
 
@@ -92,16 +84,17 @@ def task_id_for(instruction: str) -> str:
 AUTO_ENCODINGS = ("utf-8-sig", "gb18030")
 
 
-def _open_text(source: str | os.PathLike[str] | IO[str] | IO[bytes], encoding: str | None = None) -> tuple[str, str]:
+def _open_text(
+    source: str | os.PathLike[str] | IO[str] | IO[bytes], encoding: str | None = None
+) -> tuple[str, str]:
     """(text, name) of a path or file object, decoded with ``encoding`` or the first of :data:`AUTO_ENCODINGS`
     that decodes it; a clear error naming the encodings tried when none does."""
-    name = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>")
     if isinstance(source, (str, os.PathLike)):
-        data: str | bytes = Path(source).read_bytes()
+        name, data = str(source), Path(source).read_bytes()
     else:
-        data = source.read()
+        name, data = str(getattr(source, "name", "<stream>")), source.read()
     if isinstance(data, str):
-        return data.removeprefix("\ufeff"), str(name)
+        return data.removeprefix("\ufeff"), name
     tried = [encoding] if encoding else list(AUTO_ENCODINGS)
     problems = []
     for codec in tried:
@@ -114,7 +107,7 @@ def _open_text(source: str | os.PathLike[str] | IO[str] | IO[bytes], encoding: s
             continue
         if codec != tried[0]:
             logger.warning("%s is not UTF-8; read it as %s", name, codec)
-        return text.removeprefix("\ufeff"), str(name)
+        return text.removeprefix("\ufeff"), name
     raise ValueError(
         f"{name} could not be decoded (tried {', '.join(tried)}: {'; '.join(problems)}); pass its encoding, "
         "e.g. --encoding latin-1"
@@ -194,26 +187,12 @@ def _row_to_pair(row: dict[str, str | None], number: int, name: str, env_id: str
 
 def write_srm_csv(pairs: Iterable[PairRecord], target: str | os.PathLike[str] | IO[str]) -> None:
     """Export pair records in the SRMEval layout (UTF-8, no BOM, ``\\r\\n`` row ends as spreadsheets write them)."""
-    if isinstance(target, (str, os.PathLike)):
-        with open(target, "w", encoding="utf-8", newline="") as fh:
-            _write(pairs, fh)
-    else:
-        _write(pairs, target)
-
-
-def _write(pairs: Iterable[PairRecord], fh: IO[str]) -> None:
-    writer = csv.writer(fh, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for p in pairs:
-        writer.writerow(
-            [
-                p.pair_id,
-                p.step_idx,
-                p.instruction,
-                to_alias(p.type),
-                format_reason_steps(p.history),
-                p.screenshot or "",
-                p.chosen,
-                p.rejected,
-            ]
-        )
+    is_path = isinstance(target, (str, os.PathLike))
+    with open(target, "w", encoding="utf-8", newline="") if is_path else contextlib.nullcontext(target) as fh:
+        writer = csv.writer(fh, lineterminator="\r\n")
+        writer.writerow(COLUMNS)
+        for p in pairs:
+            alias, history, image = to_alias(p.type), format_reason_steps(p.history), p.screenshot or ""
+            writer.writerow(
+                [p.pair_id, p.step_idx, p.instruction, alias, history, image, p.chosen, p.rejected]
+            )

@@ -74,12 +74,8 @@ def failed_verdicts(n: int, error: str) -> list[JudgeVerdict]:
 
 class GroupedJudge:
     """What the model judges share: the candidates of a state are judged in one group (or one by one with
-    ``per_candidate``), and a group whose attempts all failed gets recorded failures.
-
-    A subclass sets ``per_candidate`` and ``stats`` (with a ``"failures"`` count) and defines
-    ``_judge_group(state, history, actions, prepared)``; ``prepared`` is what :meth:`_prepare` made of the
-    state once for all its groups (default None).
-    """
+    ``per_candidate``). A subclass sets ``per_candidate`` and ``stats`` (with a ``"failures"`` count) and
+    defines ``_judge_group``; its ``prepared`` argument is what :meth:`_prepare` made of the state (once)."""
 
     per_candidate: bool = False
     stats: dict[str, int]
@@ -90,10 +86,7 @@ class GroupedJudge:
             return []
         prepared = self._prepare(state)
         groups = [[a] for a in actions] if self.per_candidate else [list(actions)]
-        out: list[JudgeVerdict] = []
-        for group in groups:
-            out.extend(self._judge_group(state, history, group, prepared))
-        return out
+        return [v for group in groups for v in self._judge_group(state, history, group, prepared)]
 
     def _prepare(self, state: GUIState) -> Any:
         return None

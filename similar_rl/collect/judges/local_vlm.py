@@ -2,9 +2,8 @@
 
 Same prompt and strict parser as the endpoint judge (:mod:`similar_rl.collect.judges.prompt`). A model whose
 config has a ``vision_config`` is loaded with ``AutoModelForImageTextToText`` and its processor gets the
-screenshot; any other model is loaded with ``AutoModelForCausalLM`` and sees text only. The first attempt
-decodes greedily; retries sample (temperature ``retry_temperature``) so that they can give a different answer.
-After ``attempts`` malformed answers every candidate gets a recorded failure, never a guess.
+screenshot; any other model is loaded with ``AutoModelForCausalLM`` and sees text only. Retries sample, so
+that they can give a different answer; after ``attempts`` malformed answers the failure is recorded.
 
 Example (needs a model folder)::
 
@@ -104,18 +103,15 @@ class LocalVLMJudge(GroupedJudge):
         return self.tokenizer([prompt], return_tensors="pt")
 
     def _generate(self, inputs: Any, attempt: int) -> str:
-        torch = self.torch
         inputs = inputs.to(self.device)
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": attempt > 0}
         if attempt > 0:
             kwargs["temperature"] = self.retry_temperature
-            torch.manual_seed(self.seed + attempt)
-        pad = (
-            self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None
-            else self.tokenizer.eos_token_id
-        )
-        with torch.no_grad():
+            self.torch.manual_seed(self.seed + attempt)
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id
+        with self.torch.no_grad():
             out = self.model.generate(**inputs, pad_token_id=pad, **kwargs)
         self.stats["generations"] += 1
         new_tokens = out[0, inputs["input_ids"].shape[1] :]

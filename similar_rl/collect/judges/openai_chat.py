@@ -1,11 +1,10 @@
 """A judge backed by any OpenAI-compatible chat-completions endpoint (vLLM, TGI, llama.cpp server, OpenAI...).
 
-The request carries the instruction, the screen text, the previous actions and the numbered candidates, plus
-the screenshot as a base64 PNG ``image_url`` part. The answer must be the strict JSON of
-:mod:`similar_rl.collect.judges.prompt`. Timeouts, connection errors, 429/5xx answers and malformed answers
-are retried up to ``max_retries`` times (a malformed answer is shown to the model with the parse error);
-after that every candidate gets a recorded failure (``JudgeVerdict(None, None, error=...)``), never a guess.
-Only the standard library is used (``urllib``).
+The request carries the prompt and the screenshot (a base64 PNG ``image_url`` part); the answer must be the
+strict JSON of :mod:`similar_rl.collect.judges.prompt`. Timeouts, connection errors, 429/5xx answers and
+malformed answers are retried up to ``max_retries`` times (a malformed answer is shown to the model with the
+parse error); after that every candidate gets a recorded failure (``JudgeVerdict(None, None, error=...)``),
+never a guess. Only the standard library is used (``urllib``).
 
 Example:
     >>> judge = OpenAIChatJudge(base_url="http://127.0.0.1:8000/v1", model="Qwen2-VL-7B-Instruct")
@@ -112,8 +111,7 @@ class OpenAIChatJudge(GroupedJudge):
         for attempt in range(1 + self.max_retries):
             if attempt:
                 self.stats["retries"] += 1
-                if self.backoff_s:
-                    time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
             temperature = self.temperature if attempt == 0 else max(self.temperature, 0.3)
             try:
                 answer = self._request(messages, temperature)
@@ -127,14 +125,9 @@ class OpenAIChatJudge(GroupedJudge):
                 return parse_verdicts(answer, len(actions))
             except VerdictParseError as exc:
                 errors.append(f"bad answer ({exc}): {answer[:200]!r}")
-                messages = [
-                    *messages[:2],
-                    {"role": "assistant", "content": answer[:2000]},
-                    {
-                        "role": "user",
-                        "content": f"That answer is not valid: {exc}. Reply with the JSON object only.",
-                    },
-                ]
+                fix = f"That answer is not valid: {exc}. Reply with the JSON object only."
+                reply = {"role": "assistant", "content": answer[:2000]}
+                messages = [*messages[:2], reply, {"role": "user", "content": fix}]
         return self._failed("openai judge", errors, len(actions))
 
     def _request(self, messages: list, temperature: float) -> str:
@@ -162,17 +155,14 @@ class OpenAIChatJudge(GroupedJudge):
             detail = exc.read()[:300].decode("utf-8", "replace")
             cls = _Retryable if exc.code in RETRY_STATUSES else _Fatal
             raise cls(f"HTTP {exc.code} from {self.endpoint}: {detail}") from None
-        except TimeoutError:
-            raise _Retryable(f"no answer from {self.endpoint} within {self.timeout:g} s") from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
+        except (TimeoutError, urllib.error.URLError) as exc:
+            if isinstance(getattr(exc, "reason", exc), TimeoutError):  # or a URLError caused by one
                 raise _Retryable(f"no answer from {self.endpoint} within {self.timeout:g} s") from None
             raise _Retryable(f"cannot reach {self.endpoint}: {exc.reason}") from None
         except (OSError, http.client.HTTPException) as exc:
             raise _Retryable(f"connection to {self.endpoint} failed: {exc}") from None
         try:
-            data = json.loads(raw)
-            content = data["choices"][0]["message"]["content"]
+            content = json.loads(raw)["choices"][0]["message"]["content"]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError):
             raise _Retryable(f"the endpoint's reply is not a chat completion: {raw[:200]!r}") from None
         if not isinstance(content, str):

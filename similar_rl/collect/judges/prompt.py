@@ -86,8 +86,7 @@ def parse_verdicts(text: str, n: int) -> list[JudgeVerdict]:
         VerdictParseError: the answer is not exactly the required JSON object.
     """
     body = text.strip()
-    fenced = _FENCE.match(body)
-    if fenced:
+    if fenced := _FENCE.match(body):
         body = fenced.group(1).strip()
     try:
         data = json.loads(body)

@@ -41,123 +41,20 @@ from similar_rl.envs.actions import Action, ActionParseError, parse_action
 from similar_rl.text import words
 from similar_rl.types import Element, GUIState, JudgeVerdict
 
+_STOPWORDS_TEXT = """
+    a an the and or of to in on at for with from by as is it this that then than be your you me my
+    click press select choose enter type tap hit find go set check uncheck mark pick fill input write put open
+    button buttons link links box boxes field fields item items option options element tab tabs page form text
+    please all any only one two three first last next following below above under into onto out up down
+"""
 #: Words that name no particular element (verbs, articles, UI words); ignored by the overlap rule.
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "with",
-        "from",
-        "by",
-        "as",
-        "is",
-        "it",
-        "this",
-        "that",
-        "then",
-        "than",
-        "be",
-        "your",
-        "you",
-        "me",
-        "my",
-        "click",
-        "press",
-        "select",
-        "choose",
-        "enter",
-        "type",
-        "tap",
-        "hit",
-        "find",
-        "go",
-        "set",
-        "check",
-        "uncheck",
-        "mark",
-        "pick",
-        "fill",
-        "input",
-        "write",
-        "put",
-        "open",
-        "button",
-        "buttons",
-        "link",
-        "links",
-        "box",
-        "boxes",
-        "field",
-        "fields",
-        "item",
-        "items",
-        "option",
-        "options",
-        "element",
-        "tab",
-        "tabs",
-        "page",
-        "form",
-        "text",
-        "please",
-        "all",
-        "any",
-        "only",
-        "one",
-        "two",
-        "three",
-        "first",
-        "last",
-        "next",
-        "following",
-        "below",
-        "above",
-        "under",
-        "into",
-        "onto",
-        "out",
-        "up",
-        "down",
-    ]
-)
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+_GENERIC_TEXT = """
+    submit ok okay done next search login log sign continue confirm yes no save apply send go cancel close
+    back previous prev finish enter
+"""
 #: Controls that finish or advance a task; clicking them is never "unrelated" (instructions rarely name them).
-GENERIC_CONTROLS = frozenset(
-    [
-        "submit",
-        "ok",
-        "okay",
-        "done",
-        "next",
-        "search",
-        "login",
-        "log",
-        "sign",
-        "continue",
-        "confirm",
-        "yes",
-        "no",
-        "save",
-        "apply",
-        "send",
-        "go",
-        "cancel",
-        "close",
-        "back",
-        "previous",
-        "prev",
-        "finish",
-        "enter",
-    ]
-)
+GENERIC_CONTROLS = frozenset(_GENERIC_TEXT.split())
 #: Tags that are containers whatever their size.
 CONTAINER_TAGS = frozenset({"body", "html", "form"})
 
@@ -203,17 +100,6 @@ def element_at(state: GUIState, x: float, y: float) -> Element | None:
         and el.top <= y <= el.top + el.height
     ]
     return min(hits, key=lambda el: el.width * el.height) if hits else None
-
-
-def _is_toggle(el: Element | None) -> str | None:
-    if el is None:
-        return None
-    desc = f"{el.tag} {el.classes}".lower()
-    if "checkbox" in desc:
-        return "checkbox"
-    if "radio" in desc:
-        return "radio"
-    return None
 
 
 class RuleJudge:
@@ -310,19 +196,15 @@ class RuleJudge:
             if action.kind in ("noop", "type"):
                 return False, f"repeats {action.kind} with no effect"
             if action.kind in ("click", "click_xy"):
-                toggle = _is_toggle(self._target(state, action)[0])
-                if toggle == "checkbox":
+                el = self._target(state, action)[0]
+                desc = "" if el is None else f"{el.tag} {el.classes}".lower()
+                if "checkbox" in desc:
                     return False, "clicks the same checkbox again (undoes the previous step)"
-                if toggle == "radio":
+                if "radio" in desc:
                     return False, "clicks the same radio button again (no effect)"
             return True, "repeat of an action that may have an effect"
-        if (
-            action.kind == "type"
-            and prev.kind == "type"
-            and prev.ref == action.ref
-            and not action.text
-            and prev.text
-        ):
+        retyped = action.kind == "type" and prev.kind == "type" and prev.ref == action.ref
+        if retyped and not action.text and prev.text:
             return False, "clears the text the previous step typed"
         if action.kind == "type" and prev.kind == "click" and prev.ref != action.ref:
             focused = state.element(int(prev.ref or 0))
