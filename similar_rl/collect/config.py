@@ -16,63 +16,57 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from similar_rl.fields import option
+
 SEARCH_MODES = ("greedy", "uct")
-
-
-def _option(default: Any, text: str) -> Any:
-    """A config field with its ``--help`` text; a list or dict default is copied for each config."""
-    if isinstance(default, list | dict):
-        return field(default_factory=lambda: copy.copy(default), metadata={"help": text})
-    return field(default=default, metadata={"help": text})
 
 
 @dataclass
 class CollectConfig:
     """Hyper-parameters of MCTS-P collection (docs/method.md sections 2-3)."""
 
-    envs: list[str] = _option([], "env ids to collect on, e.g. miniwob/click-test-2 or toy/login-form")
-    seeds: list[int] = _option([0], "env seeds ('0-39' or a list); one task = (env id, seed)")
-    n_children: int = _option(5, "N: children expanded per node (authors: 5 web, 8 others)")
-    n_calibration: int | None = _option(
+    envs: list[str] = option(list, "env ids to collect on, e.g. miniwob/click-test-2 or toy/login-form")
+    seeds: list[int] = option(lambda: [0], "env seeds ('0-39' or a list); one task = (env id, seed)")
+    n_children: int = option(5, "N: children expanded per node (authors: 5 web, 8 others)")
+    n_calibration: int | None = option(
         None, "full episodes from the initial state that estimate L0 (default: N)"
     )
-    rollouts_per_child: int = _option(1, "k: rollouts per child (OS = success fraction)")
-    max_steps: int = _option(20, "step budget of an episode; rollouts running past it count as failures")
-    depth_margin: int = _option(1, "depth cap = ceil(L0) + depth_margin expansions")
-    max_depth: int | None = _option(None, "hard cap on the depth (None: only the L0 cap)")
-    search: str = _option("greedy", "'greedy' (MCTS-P schedule) or 'uct' (visit counts)")
-    uct_iterations: int = _option(8, "uct: node expansions per task")
-    exploration: float = _option(1.0, "uct: exploration constant c of Q + c*sqrt(ln N/n)")
-    policy: str = _option("heuristic", "policy name for make_policy (children, rollouts)")
-    policy_kwargs: dict[str, Any] = _option({}, "keyword arguments of the policy")
-    judge: str = _option("rule", "judge name for make_judge (task relevance, coherence)")
-    judge_kwargs: dict[str, Any] = _option({}, "keyword arguments of the judge")
-    env_kwargs: dict[str, Any] = _option({}, "keyword arguments of make_env")
-    seed: int = _option(0, "base seed; each task's randomness derives from it and the task")
-    workers: int = _option(1, "parallel env worker processes (each owns its env)")
-    max_retries: int = _option(
+    rollouts_per_child: int = option(1, "k: rollouts per child (OS = success fraction)")
+    max_steps: int = option(20, "step budget of an episode; rollouts running past it count as failures")
+    depth_margin: int = option(1, "depth cap = ceil(L0) + depth_margin expansions")
+    max_depth: int | None = option(None, "hard cap on the depth (None: only the L0 cap)")
+    search: str = option("greedy", "'greedy' (MCTS-P schedule) or 'uct' (visit counts)")
+    uct_iterations: int = option(8, "uct: node expansions per task")
+    exploration: float = option(1.0, "uct: exploration constant c of Q + c*sqrt(ln N/n)")
+    policy: str = option("heuristic", "policy name for make_policy (children, rollouts)")
+    policy_kwargs: dict[str, Any] = option(dict, "keyword arguments of the policy")
+    judge: str = option("rule", "judge name for make_judge (task relevance, coherence)")
+    judge_kwargs: dict[str, Any] = option(dict, "keyword arguments of the judge")
+    env_kwargs: dict[str, Any] = option(dict, "keyword arguments of make_env")
+    seed: int = option(0, "base seed; each task's randomness derives from it and the task")
+    workers: int = option(1, "parallel env worker processes (each owns its env)")
+    max_retries: int = option(
         2, "times a failed env operation is retried on a rebuilt env before the task fails"
     )
-    step_timeout_s: float = _option(
+    step_timeout_s: float = option(
         60.0, "seconds one env operation may take before it counts as hung (0: no limit)"
     )
-    dedupe: bool = _option(True, "drop sibling actions identical after normalize_action")
-    fill_attempts: int = _option(2, "extra policy calls to fill a node to N unique children after dedup")
-    save_screenshots: bool = _option(True, "save each node's screenshot as a PNG")
-    max_tasks: int | None = _option(
+    dedupe: bool = option(True, "drop sibling actions identical after normalize_action")
+    fill_attempts: int = option(2, "extra policy calls to fill a node to N unique children after dedup")
+    save_screenshots: bool = option(True, "save each node's screenshot as a PNG")
+    max_tasks: int | None = option(
         None, "stop after finishing this many new tasks in this run (a rerun resumes)"
     )
-    drop_failed_subtrees: bool = _option(
+    drop_failed_subtrees: bool = option(
         True, "build no pairs from nodes where no child succeeded, nor below them"
     )
-    platform: str = _option("web", "platform tag written into the step records")
+    platform: str = option("web", "platform tag written into the step records")
 
     def __post_init__(self) -> None:
         if isinstance(self.envs, str):
