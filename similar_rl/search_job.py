@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from similar_rl.agents import setting
 from similar_rl.harness.settings import build_args, load_yaml, parse_json_dict, parse_seeds
 from similar_rl.types import Scorer
 
@@ -30,41 +31,27 @@ INFO_KEYS = frozenset({"held_out_families", "notes", "benchmark"})
 class SearchSettings:
     """Settings of one search comparison (``similar-rl search``; ``benchmarks/best_of_n.py``)."""
 
-    envs: list[str] = field(
-        default_factory=list, metadata={"help": "env ids, e.g. miniwob/click-button-v1 toy/login-form"}
+    envs: list[str] = setting([], "env ids, e.g. miniwob/click-button-v1 toy/login-form")
+    seeds: list[int] = setting(list(range(30)), "env seeds: '0-29' or '1,3,7'")
+    policy: str = setting("random", "base policy: random, heuristic, hf")
+    policy_kwargs: dict[str, Any] = setting({}, "base policy options, e.g. '{temperature: 2.0}'")
+    n: int = setting(5, "candidates sampled per step")
+    method: str = setting("best_of_n", "best_of_n or tree (reward-guided beam search)")
+    depth: int = setting(2, "tree: lookahead levels")
+    beam: int = setting(2, "tree: branches kept per level")
+    objective: str | dict[str, float] = setting(
+        "total", "what to maximise: total, a dimension name, or weights like '{helpfulness: 1}'"
     )
-    seeds: list[int] = field(
-        default_factory=lambda: list(range(30)), metadata={"help": "env seeds: '0-29' or '1,3,7'"}
+    use_env_reward: bool = setting(
+        False,
+        "tree: lookahead branches that end the episode use the env's reward (a real agent sees no "
+        "reward at test time: this gives a simulator-assisted upper bound)",
     )
-    policy: str = field(default="random", metadata={"help": "base policy: random, heuristic, hf"})
-    policy_kwargs: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "base policy options, e.g. '{temperature: 2.0}'"}
-    )
-    n: int = field(default=5, metadata={"help": "candidates sampled per step"})
-    method: str = field(
-        default="best_of_n", metadata={"help": "best_of_n or tree (reward-guided beam search)"}
-    )
-    depth: int = field(default=2, metadata={"help": "tree: lookahead levels"})
-    beam: int = field(default=2, metadata={"help": "tree: branches kept per level"})
-    objective: str | dict[str, float] = field(
-        default="total",
-        metadata={"help": "what to maximise: total, a dimension name, or weights like '{helpfulness: 1}'"},
-    )
-    use_env_reward: bool = field(
-        default=False,
-        metadata={
-            "help": "tree: lookahead branches that end the episode use the env's reward (a real agent sees no "
-            "reward at test time: this gives a simulator-assisted upper bound)"
-        },
-    )
-    model: str = field(
-        default="default",
-        metadata={"help": "reward model: a checkpoint folder, or 'default' (the shipped one)"},
-    )
-    max_steps: int = field(default=20, metadata={"help": "step budget per episode"})
-    env_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "make_env options"})
-    seed: int = field(default=0, metadata={"help": "random seed of the policies' sampling"})
-    batch_size: int = field(default=32, metadata={"help": "scorer batch size"})
+    model: str = setting("default", "reward model: a checkpoint folder, or 'default' (the shipped one)")
+    max_steps: int = setting(20, "step budget per episode")
+    env_kwargs: dict[str, Any] = setting({}, "make_env options")
+    seed: int = setting(0, "random seed of the policies' sampling")
+    batch_size: int = setting(32, "scorer batch size")
 
     def __post_init__(self) -> None:
         if any(isinstance(s, str) for s in self.seeds):

@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import importlib
 from typing import Any
 
@@ -24,7 +26,14 @@ _LAZY = {
     "evaluate_grpo_policy": "similar_rl.agents.grpo:evaluate_policy",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted([*_LAZY, "setting"])
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "") -> Any:
+    """A dataclass field with the ``help`` of its ``--option``; a list or dict default is copied per instance."""
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: copy.copy(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 def __getattr__(name: str) -> Any:

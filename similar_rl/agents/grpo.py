@@ -22,12 +22,13 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from similar_rl.agents import setting
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
 from similar_rl.envs.actions import ActionParseError, extract_action, format_action
@@ -49,106 +50,72 @@ PICKLE_FILES = ("training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.
 class GRPOArgs:
     """Settings of a GRPO run (every field is a YAML key and a ``--field-name`` option)."""
 
-    model_path: str = field(default="", metadata={"help": "local folder of the policy (causal LM or VLM)"})
-    vlm: bool = field(
-        default=False, metadata={"help": "the policy is a VLM: send the screenshot as an image"}
-    )
-    env_id: str = field(
-        default="toy/click-button", metadata={"help": "env of the rollouts and the evaluation"}
-    )
-    env_kwargs: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "keyword arguments of make_env"}
-    )
+    model_path: str = setting("", "local folder of the policy (causal LM or VLM)")
+    vlm: bool = setting(False, "the policy is a VLM: send the screenshot as an image")
+    env_id: str = setting("toy/click-button", "env of the rollouts and the evaluation")
+    env_kwargs: dict[str, Any] = setting({}, "keyword arguments of make_env")
     # states
-    states_from: str = field(default="rollout", metadata={"help": "rollout | dataset"})
-    dataset_dir: str | None = field(
-        default=None, metadata={"help": "MCTS-P dataset folder (states_from=dataset)"}
-    )
-    behaviour: str = field(default="random", metadata={"help": "rollout policy: random | heuristic | hf"})
-    num_states: int = field(default=64, metadata={"help": "prompts in the training set"})
-    state_seed: int = field(default=0, metadata={"help": "first episode seed of the rollouts"})
-    max_episode_steps: int = field(default=10, metadata={"help": "steps per rollout / evaluation episode"})
-    max_history: int = field(default=8, metadata={"help": "previous actions shown in the prompt"})
-    max_observation_chars: int = field(default=4000, metadata={"help": "screen text kept in the prompt"})
+    states_from: str = setting("rollout", "rollout | dataset")
+    dataset_dir: str | None = setting(None, "MCTS-P dataset folder (states_from=dataset)")
+    behaviour: str = setting("random", "rollout policy: random | heuristic | hf")
+    num_states: int = setting(64, "prompts in the training set")
+    state_seed: int = setting(0, "first episode seed of the rollouts")
+    max_episode_steps: int = setting(10, "steps per rollout / evaluation episode")
+    max_history: int = setting(8, "previous actions shown in the prompt")
+    max_observation_chars: int = setting(4000, "screen text kept in the prompt")
     # rewards
-    reward_model: str = field(
-        default="default", metadata={"help": "'default' or a saved SimilarRewardModel folder"}
+    reward_model: str = setting("default", "'default' or a saved SimilarRewardModel folder")
+    similar_dimensions: list[str] = setting(list(DIMENSIONS), "dimensions with their own reward function")
+    reward_weights: dict[str, float] = setting(
+        {"total": 1.0}, "weight per reward: total, a dimension or env (unlisted: 0, logged only)"
     )
-    similar_dimensions: list[str] = field(
-        default_factory=lambda: list(DIMENSIONS),
-        metadata={"help": "dimensions with their own reward function"},
-    )
-    reward_weights: dict[str, float] = field(
-        default_factory=lambda: {"total": 1.0},
-        metadata={"help": "weight per reward: total, a dimension or env (unlisted: 0, logged only)"},
-    )
-    env_reward: bool = field(default=False, metadata={"help": "add the env-verified reward of the action"})
-    invalid_penalty: float = field(
-        default=-1.0, metadata={"help": "reward of a completion with no valid action"}
-    )
-    scorer_batch_size: int = field(default=32, metadata={"help": "reward-model batch size"})
+    env_reward: bool = setting(False, "add the env-verified reward of the action")
+    invalid_penalty: float = setting(-1.0, "reward of a completion with no valid action")
+    scorer_batch_size: int = setting(32, "reward-model batch size")
     # trainer
-    max_steps: int = field(
-        default=50, metadata={"help": "GRPO optimizer steps (0: none; the warm-up and the evaluation only)"}
+    max_steps: int = setting(50, "GRPO optimizer steps (0: none; the warm-up and the evaluation only)")
+    learning_rate: float = setting(1e-5, "learning rate")
+    per_device_train_batch_size: int = setting(8, "completions per device per step")
+    gradient_accumulation_steps: int = setting(1, "gradient accumulation")
+    num_generations: int = setting(4, "completions per prompt (the GRPO group)")
+    max_completion_length: int = setting(48, "tokens per completion")
+    temperature: float = setting(1.0, "sampling temperature")
+    beta: float = setting(0.0, "KL coefficient (0: no reference model)")
+    multi_objective_aggregation: str = setting(
+        "sum_then_normalize",
+        "how TRL combines the reward functions: sum_then_normalize, or normalize_then_sum (each "
+        "reward normalised within its group first, then the weighted sum)",
     )
-    learning_rate: float = field(default=1e-5, metadata={"help": "learning rate"})
-    per_device_train_batch_size: int = field(default=8, metadata={"help": "completions per device per step"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "gradient accumulation"})
-    num_generations: int = field(default=4, metadata={"help": "completions per prompt (the GRPO group)"})
-    max_completion_length: int = field(default=48, metadata={"help": "tokens per completion"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
-    beta: float = field(default=0.0, metadata={"help": "KL coefficient (0: no reference model)"})
-    multi_objective_aggregation: str = field(
-        default="sum_then_normalize",
-        metadata={
-            "help": "how TRL combines the reward functions: sum_then_normalize, or normalize_then_sum (each "
-            "reward normalised within its group first, then the weighted sum)"
-        },
-    )
-    bf16: bool = field(default=False, metadata={"help": "bfloat16 training (GPU)"})
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "gradient checkpointing (big models)"}
-    )
-    lora: bool = field(default=True, metadata={"help": "train a LoRA adapter instead of all weights"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: str | list[str] = field(
-        default="all-linear", metadata={"help": "LoRA target modules"}
-    )
+    bf16: bool = setting(False, "bfloat16 training (GPU)")
+    gradient_checkpointing: bool = setting(False, "gradient checkpointing (big models)")
+    lora: bool = setting(True, "train a LoRA adapter instead of all weights")
+    lora_r: int = setting(16, "LoRA rank")
+    lora_alpha: int = setting(32, "LoRA alpha")
+    lora_dropout: float = setting(0.05, "LoRA dropout")
+    lora_target_modules: str | list[str] = setting("all-linear", "LoRA target modules")
     # supervised warm-up (agents/sft.py), before GRPO
-    sft_steps: int = field(default=0, metadata={"help": "warm-up optimizer steps (0: no warm-up)"})
-    sft_dataset_dir: str | None = field(
-        default=None, metadata={"help": "MCTS-P dataset folder whose successful steps the warm-up imitates"}
+    sft_steps: int = setting(0, "warm-up optimizer steps (0: no warm-up)")
+    sft_dataset_dir: str | None = setting(
+        None, "MCTS-P dataset folder whose successful steps the warm-up imitates"
     )
-    sft_min_success: float = field(
-        default=1.0, metadata={"help": "least rollout success of a state's best child to imitate it"}
-    )
-    sft_max_examples: int | None = field(default=None, metadata={"help": "most warm-up states (None: all)"})
-    sft_learning_rate: float = field(default=2e-4, metadata={"help": "learning rate of the warm-up"})
-    sft_max_length: int = field(
-        default=1024, metadata={"help": "tokens per warm-up example (prompt + action)"}
-    )
+    sft_min_success: float = setting(1.0, "least rollout success of a state's best child to imitate it")
+    sft_max_examples: int | None = setting(None, "most warm-up states (None: all)")
+    sft_learning_rate: float = setting(2e-4, "learning rate of the warm-up")
+    sft_max_length: int = setting(1024, "tokens per warm-up example (prompt + action)")
     # run
-    seed: int = field(default=1, metadata={"help": "seed"})
-    output_dir: str = field(default="runs", metadata={"help": "runs are written to <output_dir>/<run_name>"})
-    run_name: str | None = field(default=None, metadata={"help": "default: <env>__grpo__<seed>"})
-    track: bool = field(default=False, metadata={"help": "log to W&B"})
-    wandb_project: str = field(default="similar-rl", metadata={"help": "W&B project"})
-    wandb_mode: str = field(default="offline", metadata={"help": "offline | online | disabled"})
-    tensorboard: bool = field(default=True, metadata={"help": "log to TensorBoard"})
-    save_steps: int = field(
-        default=0, metadata={"help": "checkpoint every N steps (0: only the final model)"}
-    )
-    resume: str | None = field(default=None, metadata={"help": "LoRA adapter folder to start from"})
-    progress: bool = field(default=True, metadata={"help": "show progress bars"})
-    eval_episodes: int = field(
-        default=10, metadata={"help": "greedy episodes in the env after training (0: skip)"}
-    )
-    eval_seed: int = field(default=100_000, metadata={"help": "first seed of the evaluation episodes"})
-    eval_env_ids: list[str] = field(
-        default_factory=list, metadata={"help": "envs of the evaluation, eval_episodes each (empty: env_id)"}
-    )
+    seed: int = setting(1, "seed")
+    output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>")
+    run_name: str | None = setting(None, "default: <env>__grpo__<seed>")
+    track: bool = setting(False, "log to W&B")
+    wandb_project: str = setting("similar-rl", "W&B project")
+    wandb_mode: str = setting("offline", "offline | online | disabled")
+    tensorboard: bool = setting(True, "log to TensorBoard")
+    save_steps: int = setting(0, "checkpoint every N steps (0: only the final model)")
+    resume: str | None = setting(None, "LoRA adapter folder to start from")
+    progress: bool = setting(True, "show progress bars")
+    eval_episodes: int = setting(10, "greedy episodes in the env after training (0: skip)")
+    eval_seed: int = setting(100_000, "first seed of the evaluation episodes")
+    eval_env_ids: list[str] = setting([], "envs of the evaluation, eval_episodes each (empty: env_id)")
 
     def __post_init__(self) -> None:
         check_choice("states_from", self.states_from, STATE_SOURCES)

@@ -40,7 +40,7 @@ import random
 import tempfile  # noqa: F401  (used by the doctest above)
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from torch import nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
+from similar_rl.agents import setting
 from similar_rl.agents.common import load_checkpoint, load_scorer, save_checkpoint, start_run
 from similar_rl.agents.features import FEATURIZERS, make_featurizer
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
@@ -69,70 +70,53 @@ REWARD_MODES = ("sparse", "total", "dims", "potential", "potential_penalty")
 class PPOArgs:
     """Settings of a PPO run (every field is a YAML key and a ``--field-name`` option)."""
 
-    env_id: str = field(
-        default="toy/click-button", metadata={"help": "env id, e.g. toy/login-form, miniwob/click-button-v1"}
-    )
-    env_kwargs: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "keyword arguments of make_env"}
-    )
-    num_envs: int = field(default=4, metadata={"help": "parallel envs (each MiniWoB env is a browser)"})
-    total_timesteps: int = field(default=4096, metadata={"help": "env steps over all envs"})
-    num_steps: int = field(default=64, metadata={"help": "steps per env per rollout"})
-    max_episode_steps: int = field(default=10, metadata={"help": "episode cut (treated as terminal)"})
+    env_id: str = setting("toy/click-button", "env id, e.g. toy/login-form, miniwob/click-button-v1")
+    env_kwargs: dict[str, Any] = setting({}, "keyword arguments of make_env")
+    num_envs: int = setting(4, "parallel envs (each MiniWoB env is a browser)")
+    total_timesteps: int = setting(4096, "env steps over all envs")
+    num_steps: int = setting(64, "steps per env per rollout")
+    max_episode_steps: int = setting(10, "episode cut (treated as terminal)")
     # reward
-    reward: str = field(
-        default="total", metadata={"help": "sparse | total | dims | potential | potential_penalty"}
-    )
-    reward_coef: float = field(default=0.1, metadata={"help": "scale of the Similar term"})
-    penalty: float = field(
-        default=0.05,
-        metadata={"help": "reward=potential_penalty: cost per unit of irrelevance or incoherence"},
-    )
-    potential_key: str = field(
-        default="odds_of_success", metadata={"help": "score of noop() used as Phi for reward=potential"}
-    )
-    reward_weights: dict[str, float] = field(
-        default_factory=dict, metadata={"help": "dimension -> weight for reward=dims"}
-    )
-    reward_model: str = field(
-        default="default", metadata={"help": "'default' or a saved SimilarRewardModel folder"}
-    )
-    scorer_batch_size: int = field(default=32, metadata={"help": "reward-model batch size"})
+    reward: str = setting("total", "sparse | total | dims | potential | potential_penalty")
+    reward_coef: float = setting(0.1, "scale of the Similar term")
+    penalty: float = setting(0.05, "reward=potential_penalty: cost per unit of irrelevance or incoherence")
+    potential_key: str = setting("odds_of_success", "score of noop() used as Phi for reward=potential")
+    reward_weights: dict[str, float] = setting({}, "dimension -> weight for reward=dims")
+    reward_model: str = setting("default", "'default' or a saved SimilarRewardModel folder")
+    scorer_batch_size: int = setting(32, "reward-model batch size")
     # policy
-    features: str = field(default="hashed", metadata={"help": "hashed | minilm"})
-    feature_dim: int = field(default=128, metadata={"help": "hash buckets of the hashed featurizer"})
-    hidden: int = field(default=64, metadata={"help": "hidden width of the actor and critic"})
-    max_candidates: int = field(default=64, metadata={"help": "candidates kept per state"})
+    features: str = setting("hashed", "hashed | minilm")
+    feature_dim: int = setting(128, "hash buckets of the hashed featurizer")
+    hidden: int = setting(64, "hidden width of the actor and critic")
+    max_candidates: int = setting(64, "candidates kept per state")
     # PPO
-    learning_rate: float = field(default=2.5e-3, metadata={"help": "Adam learning rate"})
-    anneal_lr: bool = field(default=True, metadata={"help": "linearly decay the learning rate"})
-    gamma: float = field(default=0.95, metadata={"help": "discount"})
-    gae_lambda: float = field(default=0.9, metadata={"help": "GAE lambda"})
-    num_minibatches: int = field(default=4, metadata={"help": "minibatches per epoch"})
-    update_epochs: int = field(default=4, metadata={"help": "epochs per rollout"})
-    norm_adv: bool = field(default=True, metadata={"help": "normalise advantages per minibatch"})
-    clip_coef: float = field(default=0.2, metadata={"help": "surrogate clip"})
-    clip_vloss: bool = field(default=True, metadata={"help": "clip the value loss"})
-    ent_coef: float = field(default=0.01, metadata={"help": "entropy bonus"})
-    vf_coef: float = field(default=0.5, metadata={"help": "value-loss weight"})
-    max_grad_norm: float = field(default=0.5, metadata={"help": "gradient clip"})
-    target_kl: float | None = field(default=None, metadata={"help": "stop epochs early above this KL"})
+    learning_rate: float = setting(2.5e-3, "Adam learning rate")
+    anneal_lr: bool = setting(True, "linearly decay the learning rate")
+    gamma: float = setting(0.95, "discount")
+    gae_lambda: float = setting(0.9, "GAE lambda")
+    num_minibatches: int = setting(4, "minibatches per epoch")
+    update_epochs: int = setting(4, "epochs per rollout")
+    norm_adv: bool = setting(True, "normalise advantages per minibatch")
+    clip_coef: float = setting(0.2, "surrogate clip")
+    clip_vloss: bool = setting(True, "clip the value loss")
+    ent_coef: float = setting(0.01, "entropy bonus")
+    vf_coef: float = setting(0.5, "value-loss weight")
+    max_grad_norm: float = setting(0.5, "gradient clip")
+    target_kl: float | None = setting(None, "stop epochs early above this KL")
     # run
-    seed: int = field(default=1, metadata={"help": "seed of torch, numpy, random and episode seeds"})
-    torch_deterministic: bool = field(default=True, metadata={"help": "torch.backends.cudnn.deterministic"})
-    torch_threads: int = field(default=1, metadata={"help": "torch CPU threads (0: torch's default)"})
-    output_dir: str = field(default="runs", metadata={"help": "runs are written to <output_dir>/<run_name>"})
-    run_name: str | None = field(
-        default=None, metadata={"help": "default: <env>__ppo__<reward>__<seed>__<time>"}
-    )
-    track: bool = field(default=False, metadata={"help": "log to W&B"})
-    wandb_project: str = field(default="similar-rl", metadata={"help": "W&B project"})
-    wandb_mode: str = field(default="offline", metadata={"help": "offline | online | disabled"})
-    tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events"})
-    save_every: int = field(default=0, metadata={"help": "checkpoint every N updates (0: only at the end)"})
-    resume: str | None = field(default=None, metadata={"help": "checkpoint folder to resume from"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
-    success_window: int = field(default=50, metadata={"help": "episodes in the rolling success rate"})
+    seed: int = setting(1, "seed of torch, numpy, random and episode seeds")
+    torch_deterministic: bool = setting(True, "torch.backends.cudnn.deterministic")
+    torch_threads: int = setting(1, "torch CPU threads (0: torch's default)")
+    output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>")
+    run_name: str | None = setting(None, "default: <env>__ppo__<reward>__<seed>__<time>")
+    track: bool = setting(False, "log to W&B")
+    wandb_project: str = setting("similar-rl", "W&B project")
+    wandb_mode: str = setting("offline", "offline | online | disabled")
+    tensorboard: bool = setting(True, "write TensorBoard events")
+    save_every: int = setting(0, "checkpoint every N updates (0: only at the end)")
+    resume: str | None = setting(None, "checkpoint folder to resume from")
+    progress: bool = setting(True, "show a progress bar")
+    success_window: int = setting(50, "episodes in the rolling success rate")
 
     def __post_init__(self) -> None:
         check_choice("reward", self.reward, REWARD_MODES)
