@@ -133,10 +133,6 @@ def run_search(settings: SearchSettings, model: Any = None, progress: bool = Tru
         rng_seed=settings.seed,
     )
     result["config"] = dataclasses.asdict(settings)
-    result["scorer"] = {
-        "forward_calls": getattr(scorer, "forward_calls", None),
-        "steps_scored": getattr(scorer, "steps_scored", None),
-        "cache_hits": getattr(scorer, "cache_hits", None),
-    }
+    result["scorer"] = {k: getattr(scorer, k, None) for k in ("forward_calls", "steps_scored", "cache_hits")}
     result["total_wall_time_s"] = time.perf_counter() - start
     return result

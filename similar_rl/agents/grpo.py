@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from similar_rl.agents import setting
+from similar_rl.agents import check_settings, setting
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
 from similar_rl.envs.actions import ActionParseError, extract_action, format_action
 from similar_rl.envs.base import InvalidActionError
 from similar_rl.harness import episodes as episodes_loop
-from similar_rl.harness.settings import check_choice, check_min, check_range, save_args
+from similar_rl.harness.settings import check_choice, check_range, save_args
 from similar_rl.policies.hf import SYSTEM_PROMPT, build_prompt
 from similar_rl.types import GUIState, Scorer
 
@@ -58,11 +58,11 @@ class GRPOArgs:
     states_from: str = setting("rollout", "rollout | dataset")
     dataset_dir: str | None = setting(None, "MCTS-P dataset folder (states_from=dataset)")
     behaviour: str = setting("random", "rollout policy: random | heuristic | hf")
-    num_states: int = setting(64, "prompts in the training set")
+    num_states: int = setting(64, "prompts in the training set", at_least=1)
     state_seed: int = setting(0, "first episode seed of the rollouts")
-    max_episode_steps: int = setting(10, "steps per rollout / evaluation episode")
-    max_history: int = setting(8, "previous actions shown in the prompt")
-    max_observation_chars: int = setting(4000, "screen text kept in the prompt")
+    max_episode_steps: int = setting(10, "steps per rollout / evaluation episode", at_least=1)
+    max_history: int = setting(8, "previous actions shown in the prompt", at_least=0)
+    max_observation_chars: int = setting(4000, "screen text kept in the prompt", at_least=0)
     # rewards
     reward_model: str = setting("default", "'default' or a saved SimilarRewardModel folder")
     similar_dimensions: list[str] = setting(list(DIMENSIONS), "dimensions with their own reward function")
@@ -70,17 +70,21 @@ class GRPOArgs:
         {"total": 1.0}, "weight per reward: total, a dimension or env (unlisted: 0, logged only)"
     )
     env_reward: bool = setting(False, "add the env-verified reward of the action")
-    invalid_penalty: float = setting(-1.0, "reward of a completion with no valid action")
-    scorer_batch_size: int = setting(32, "reward-model batch size")
+    invalid_penalty: float = setting(
+        -1.0, "reward of a completion with no valid action", bounds="(-inf, inf)"
+    )
+    scorer_batch_size: int = setting(32, "reward-model batch size", at_least=1)
     # trainer
-    max_steps: int = setting(50, "GRPO optimizer steps (0: none; the warm-up and the evaluation only)")
-    learning_rate: float = setting(1e-5, "learning rate")
-    per_device_train_batch_size: int = setting(8, "completions per device per step")
-    gradient_accumulation_steps: int = setting(1, "gradient accumulation")
-    num_generations: int = setting(4, "completions per prompt (the GRPO group)")
-    max_completion_length: int = setting(48, "tokens per completion")
-    temperature: float = setting(1.0, "sampling temperature")
-    beta: float = setting(0.0, "KL coefficient (0: no reference model)")
+    max_steps: int = setting(
+        50, "GRPO optimizer steps (0: none; the warm-up and the evaluation only)", at_least=0
+    )
+    learning_rate: float = setting(1e-5, "learning rate", bounds="(0, inf)")
+    per_device_train_batch_size: int = setting(8, "completions per device per step", at_least=1)
+    gradient_accumulation_steps: int = setting(1, "gradient accumulation", at_least=1)
+    num_generations: int = setting(4, "completions per prompt (the GRPO group)", at_least=1)
+    max_completion_length: int = setting(48, "tokens per completion", at_least=1)
+    temperature: float = setting(1.0, "sampling temperature", bounds="(0, inf)")
+    beta: float = setting(0.0, "KL coefficient (0: no reference model)", bounds="[0, inf)")
     multi_objective_aggregation: str = setting(
         "sum_then_normalize",
         "how TRL combines the reward functions: sum_then_normalize, or normalize_then_sum (each "
@@ -89,18 +93,20 @@ class GRPOArgs:
     bf16: bool = setting(False, "bfloat16 training (GPU)")
     gradient_checkpointing: bool = setting(False, "gradient checkpointing (big models)")
     lora: bool = setting(True, "train a LoRA adapter instead of all weights")
-    lora_r: int = setting(16, "LoRA rank")
+    lora_r: int = setting(16, "LoRA rank", at_least=1)
     lora_alpha: int = setting(32, "LoRA alpha")
-    lora_dropout: float = setting(0.05, "LoRA dropout")
+    lora_dropout: float = setting(0.05, "LoRA dropout", bounds="[0, 1)")
     lora_target_modules: str | list[str] = setting("all-linear", "LoRA target modules")
     # supervised warm-up (agents/sft.py), before GRPO
-    sft_steps: int = setting(0, "warm-up optimizer steps (0: no warm-up)")
+    sft_steps: int = setting(0, "warm-up optimizer steps (0: no warm-up)", at_least=0)
     sft_dataset_dir: str | None = setting(
         None, "MCTS-P dataset folder whose successful steps the warm-up imitates"
     )
-    sft_min_success: float = setting(1.0, "least rollout success of a state's best child to imitate it")
+    sft_min_success: float = setting(
+        1.0, "least rollout success of a state's best child to imitate it", bounds="[0, 1]"
+    )
     sft_max_examples: int | None = setting(None, "most warm-up states (None: all)")
-    sft_learning_rate: float = setting(2e-4, "learning rate of the warm-up")
+    sft_learning_rate: float = setting(2e-4, "learning rate of the warm-up", bounds="(0, inf)")
     sft_max_length: int = setting(1024, "tokens per warm-up example (prompt + action)")
     # run
     seed: int = setting(1, "seed")
@@ -110,10 +116,10 @@ class GRPOArgs:
     wandb_project: str = setting("similar-rl", "W&B project")
     wandb_mode: str = setting("offline", "offline | online | disabled")
     tensorboard: bool = setting(True, "log to TensorBoard")
-    save_steps: int = setting(0, "checkpoint every N steps (0: only the final model)")
+    save_steps: int = setting(0, "checkpoint every N steps (0: only the final model)", at_least=0)
     resume: str | None = setting(None, "LoRA adapter folder to start from")
     progress: bool = setting(True, "show progress bars")
-    eval_episodes: int = setting(10, "greedy episodes in the env after training (0: skip)")
+    eval_episodes: int = setting(10, "greedy episodes in the env after training (0: skip)", at_least=0)
     eval_seed: int = setting(100_000, "first seed of the evaluation episodes")
     eval_env_ids: list[str] = setting([], "envs of the evaluation, eval_episodes each (empty: env_id)")
 
@@ -136,34 +142,7 @@ class GRPOArgs:
         check_choice("multi_objective_aggregation", self.multi_objective_aggregation, AGGREGATIONS)
         if self.sft_steps and not self.sft_dataset_dir:
             raise ValueError("sft_steps needs sft_dataset_dir (a folder written by `similar-rl collect`)")
-        check_min(
-            "",
-            self,
-            (
-                "num_states",
-                "num_generations",
-                "per_device_train_batch_size",
-                "gradient_accumulation_steps",
-                "max_completion_length",
-                "max_episode_steps",
-                "scorer_batch_size",
-                "lora_r",
-            ),
-            1,
-        )
-        check_min(
-            "",
-            self,
-            ("max_history", "max_observation_chars", "save_steps", "eval_episodes", "max_steps", "sft_steps"),
-            0,
-        )
-        check_range("GRPOArgs", "learning_rate", self.learning_rate, 0.0, low_open=True)
-        check_range("GRPOArgs", "temperature", self.temperature, 0.0, low_open=True)
-        check_range("GRPOArgs", "beta", self.beta, 0.0)
-        check_range("GRPOArgs", "lora_dropout", self.lora_dropout, 0.0, 1.0, high_open=True)
-        check_range("GRPOArgs", "invalid_penalty", self.invalid_penalty)
-        check_range("GRPOArgs", "sft_learning_rate", self.sft_learning_rate, 0.0, low_open=True)
-        check_range("GRPOArgs", "sft_min_success", self.sft_min_success, 0.0, 1.0)
+        check_settings(self)
         for key, weight in self.reward_weights.items():
             check_range("GRPOArgs", f"reward_weights[{key!r}]", weight)
 
@@ -389,6 +368,8 @@ def evaluate_policy(
     """Success rate, mean episode length and invalid-action rate of greedy acting in the real env, over every env
     of ``args.eval_env_ids`` (default ``[args.env_id]``), ``episodes`` each; per-env success rates too when
     there are several."""
+    from similar_rl.agents.common import play_episodes
+
     episodes = args.eval_episodes if episodes is None else episodes
     model.eval()
 
@@ -396,31 +377,30 @@ def evaluate_policy(
         return act(model, processing, state, list(history), args)
 
     env_ids = args.eval_env_ids or [args.env_id]
-    successes, lengths, invalid, steps = [], [], 0, 0
-    per_env: dict[str, float] = {}
+    played = []  # (env id, its episodes)
     for env_id in env_ids:
         env, adapter = make_env(env_id, **args.env_kwargs)
-        mine = []
-        try:
-            for ep in range(episodes):
-                episode = episodes_loop.run(
-                    env, adapter, choose, args.eval_seed + ep, args.max_episode_steps, invalid="noop"
-                )
-                mine.append(float(episode.success))
-                lengths.append(episode.steps)
-                invalid += episode.invalid_actions
-                steps += episode.steps
-        finally:
-            env.close()
-        successes += mine
-        per_env[f"eval/{env_id}/success_rate"] = float(np.mean(mine)) if mine else float("nan")
-    return {
-        "eval/success_rate": float(np.mean(successes)) if successes else float("nan"),
-        "eval/episodic_length": float(np.mean(lengths)) if lengths else float("nan"),
-        "eval/invalid_action_rate": invalid / max(steps, 1),
-        "eval/episodes": float(len(successes)),
-        **(per_env if len(env_ids) > 1 else {}),
+        seed, max_steps = args.eval_seed, args.max_episode_steps
+        played.append(
+            (env_id, play_episodes(env, adapter, choose, seed, episodes, max_steps, invalid="noop"))
+        )
+    every = [e for _, eps in played for e in eps]
+    steps = sum(e.steps for e in every)
+    metrics = {
+        "eval/success_rate": _mean([e.success for e in every]),
+        "eval/episodic_length": _mean([e.steps for e in every]),
+        "eval/invalid_action_rate": sum(e.invalid_actions for e in every) / max(steps, 1),
+        "eval/episodes": float(len(every)),
     }
+    if len(env_ids) > 1:
+        metrics.update(
+            {f"eval/{env_id}/success_rate": _mean([e.success for e in eps]) for env_id, eps in played}
+        )
+    return metrics
+
+
+def _mean(values: list[Any]) -> float:
+    return float(np.mean(values)) if values else float("nan")
 
 
 # ------------------------------------------------------------------------------------------------- training

@@ -40,6 +40,7 @@ import random
 import tempfile  # noqa: F401  (used by the doctest above)
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,14 +51,13 @@ from torch import nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
-from similar_rl.agents import setting
-from similar_rl.agents.common import load_checkpoint, load_scorer, save_checkpoint, start_run
+from similar_rl.agents import check_settings, setting
+from similar_rl.agents.common import load_checkpoint, load_scorer, play_episodes, save_checkpoint, start_run
 from similar_rl.agents.features import FEATURIZERS, make_featurizer
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
-from similar_rl.harness import episodes as episodes_loop
 from similar_rl.harness.run_log import RunLogger
-from similar_rl.harness.settings import check_choice, check_min, check_range
+from similar_rl.harness.settings import check_choice, check_range
 from similar_rl.types import GUIState
 
 logger = logging.getLogger(__name__)
@@ -72,51 +72,53 @@ class PPOArgs:
 
     env_id: str = setting("toy/click-button", "env id, e.g. toy/login-form, miniwob/click-button-v1")
     env_kwargs: dict[str, Any] = setting({}, "keyword arguments of make_env")
-    num_envs: int = setting(4, "parallel envs (each MiniWoB env is a browser)")
-    total_timesteps: int = setting(4096, "env steps over all envs")
-    num_steps: int = setting(64, "steps per env per rollout")
-    max_episode_steps: int = setting(10, "episode cut (treated as terminal)")
+    num_envs: int = setting(4, "parallel envs (each MiniWoB env is a browser)", at_least=1)
+    total_timesteps: int = setting(4096, "env steps over all envs", at_least=1)
+    num_steps: int = setting(64, "steps per env per rollout", at_least=1)
+    max_episode_steps: int = setting(10, "episode cut (treated as terminal)", at_least=1)
     # reward
     reward: str = setting("total", "sparse | total | dims | potential | potential_penalty")
-    reward_coef: float = setting(0.1, "scale of the Similar term")
-    penalty: float = setting(0.05, "reward=potential_penalty: cost per unit of irrelevance or incoherence")
+    reward_coef: float = setting(0.1, "scale of the Similar term", bounds="(-inf, inf)")
+    penalty: float = setting(
+        0.05, "reward=potential_penalty: cost per unit of irrelevance or incoherence", bounds="[0, inf)"
+    )
     potential_key: str = setting("odds_of_success", "score of noop() used as Phi for reward=potential")
     reward_weights: dict[str, float] = setting({}, "dimension -> weight for reward=dims")
     reward_model: str = setting("default", "'default' or a saved SimilarRewardModel folder")
-    scorer_batch_size: int = setting(32, "reward-model batch size")
+    scorer_batch_size: int = setting(32, "reward-model batch size", at_least=1)
     # policy
     features: str = setting("hashed", "hashed | minilm")
-    feature_dim: int = setting(128, "hash buckets of the hashed featurizer")
-    hidden: int = setting(64, "hidden width of the actor and critic")
-    max_candidates: int = setting(64, "candidates kept per state")
+    feature_dim: int = setting(128, "hash buckets of the hashed featurizer", at_least=1)
+    hidden: int = setting(64, "hidden width of the actor and critic", at_least=1)
+    max_candidates: int = setting(64, "candidates kept per state", at_least=1)
     # PPO
-    learning_rate: float = setting(2.5e-3, "Adam learning rate")
+    learning_rate: float = setting(2.5e-3, "Adam learning rate", bounds="(0, inf)")
     anneal_lr: bool = setting(True, "linearly decay the learning rate")
-    gamma: float = setting(0.95, "discount")
-    gae_lambda: float = setting(0.9, "GAE lambda")
-    num_minibatches: int = setting(4, "minibatches per epoch")
-    update_epochs: int = setting(4, "epochs per rollout")
+    gamma: float = setting(0.95, "discount", bounds="[0, 1]")
+    gae_lambda: float = setting(0.9, "GAE lambda", bounds="[0, 1]")
+    num_minibatches: int = setting(4, "minibatches per epoch", at_least=1)
+    update_epochs: int = setting(4, "epochs per rollout", at_least=1)
     norm_adv: bool = setting(True, "normalise advantages per minibatch")
-    clip_coef: float = setting(0.2, "surrogate clip")
+    clip_coef: float = setting(0.2, "surrogate clip", bounds="(0, inf)")
     clip_vloss: bool = setting(True, "clip the value loss")
-    ent_coef: float = setting(0.01, "entropy bonus")
-    vf_coef: float = setting(0.5, "value-loss weight")
-    max_grad_norm: float = setting(0.5, "gradient clip")
-    target_kl: float | None = setting(None, "stop epochs early above this KL")
+    ent_coef: float = setting(0.01, "entropy bonus", bounds="[0, inf)")
+    vf_coef: float = setting(0.5, "value-loss weight", bounds="[0, inf)")
+    max_grad_norm: float = setting(0.5, "gradient clip", bounds="(0, inf)")
+    target_kl: float | None = setting(None, "stop epochs early above this KL", bounds="(0, inf)")
     # run
     seed: int = setting(1, "seed of torch, numpy, random and episode seeds")
     torch_deterministic: bool = setting(True, "torch.backends.cudnn.deterministic")
-    torch_threads: int = setting(1, "torch CPU threads (0: torch's default)")
+    torch_threads: int = setting(1, "torch CPU threads (0: torch's default)", at_least=0)
     output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>")
     run_name: str | None = setting(None, "default: <env>__ppo__<reward>__<seed>__<time>")
     track: bool = setting(False, "log to W&B")
     wandb_project: str = setting("similar-rl", "W&B project")
     wandb_mode: str = setting("offline", "offline | online | disabled")
     tensorboard: bool = setting(True, "write TensorBoard events")
-    save_every: int = setting(0, "checkpoint every N updates (0: only at the end)")
+    save_every: int = setting(0, "checkpoint every N updates (0: only at the end)", at_least=0)
     resume: str | None = setting(None, "checkpoint folder to resume from")
     progress: bool = setting(True, "show a progress bar")
-    success_window: int = setting(50, "episodes in the rolling success rate")
+    success_window: int = setting(50, "episodes in the rolling success rate", at_least=1)
 
     def __post_init__(self) -> None:
         check_choice("reward", self.reward, REWARD_MODES)
@@ -132,36 +134,7 @@ class PPOArgs:
                 )
         check_choice("potential_key", self.potential_key, list(SCORE_KEYS))
         check_choice("features", self.features, FEATURIZERS)
-        check_min(
-            "",
-            self,
-            (
-                "num_envs",
-                "num_steps",
-                "total_timesteps",
-                "num_minibatches",
-                "update_epochs",
-                "max_candidates",
-                "max_episode_steps",
-                "feature_dim",
-                "hidden",
-                "scorer_batch_size",
-                "success_window",
-            ),
-            1,
-        )
-        check_min("", self, ("save_every", "torch_threads"), 0)
-        check_range("PPOArgs", "learning_rate", self.learning_rate, 0.0, low_open=True)
-        check_range("PPOArgs", "gamma", self.gamma, 0.0, 1.0)
-        check_range("PPOArgs", "gae_lambda", self.gae_lambda, 0.0, 1.0)
-        check_range("PPOArgs", "clip_coef", self.clip_coef, 0.0, low_open=True)
-        check_range("PPOArgs", "reward_coef", self.reward_coef)
-        check_range("PPOArgs", "penalty", self.penalty, 0.0)
-        check_range("PPOArgs", "ent_coef", self.ent_coef, 0.0)
-        check_range("PPOArgs", "vf_coef", self.vf_coef, 0.0)
-        check_range("PPOArgs", "max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
-        if self.target_kl is not None:
-            check_range("PPOArgs", "target_kl", self.target_kl, 0.0, low_open=True)
+        check_settings(self)
         for dim, weight in self.reward_weights.items():
             check_range("PPOArgs", f"reward_weights[{dim!r}]", weight)
         if self.batch_size % self.num_minibatches:
@@ -227,7 +200,7 @@ class CandidateAgent(nn.Module):
         return action, dist.log_prob(action), dist.entropy(), self.get_value(feats, mask)
 
 
-def pad_features(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_features(rows: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack per-state (K_i, F) feature arrays into (B, K_max, F) and a boolean mask (B, K_max)."""
     k_max = max(r.shape[0] for r in rows)
     feats = np.zeros((len(rows), k_max, rows[0].shape[1]), dtype=np.float32)
@@ -378,6 +351,11 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
 
         states = [reset(i) for i in range(args.num_envs)]
         histories: list[list[str]] = [[] for _ in range(args.num_envs)]
+
+        def observe(i: int) -> tuple[list[str], np.ndarray]:
+            cands = envs[i][1].candidates(states[i])[: args.max_candidates] or ["noop()"]
+            return cands, featurizer.featurize(states[i], histories[i], cands)
+
         bar = tqdm(
             total=args.num_updates * args.batch_size,
             initial=global_step,
@@ -402,13 +380,7 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
             dones = torch.zeros((args.num_steps, args.num_envs))
             for t in range(args.num_steps):
                 global_step += args.num_envs
-                cands = [
-                    envs[i][1].candidates(s)[: args.max_candidates] or ["noop()"]
-                    for i, s in enumerate(states)
-                ]
-                rows = [
-                    featurizer.featurize(s, h, c) for s, h, c in zip(states, histories, cands, strict=True)
-                ]
+                cands, rows = zip(*map(observe, range(args.num_envs)), strict=True)
                 feats, mask = pad_features(rows)
                 with torch.no_grad():
                     action, logprob, _, value = agent.get_action_and_value(feats, mask)
@@ -444,9 +416,7 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
 
             # ---- bootstrap and GAE (an episode cut is treated as terminal)
             with torch.no_grad():
-                next_rows = [featurizer.featurize(s, h, envs[i][1].candidates(s)[: args.max_candidates] or ["noop()"])
-                             for i, (s, h) in enumerate(zip(states, histories, strict=True))]  # fmt: skip
-                next_value = agent.get_value(*pad_features(next_rows))
+                next_value = agent.get_value(*pad_features([observe(i)[1] for i in range(args.num_envs)]))
                 advantages = torch.zeros_like(rewards)
                 lastgaelam = torch.zeros(args.num_envs)
                 for t in reversed(range(args.num_steps)):
@@ -579,17 +549,10 @@ def evaluate(
             )
         return cands[int(action[0])]
 
-    successes, lengths = [], []
-    try:
-        for ep in range(episodes):
-            episode = episodes_loop.run(env, adapter, choose, seed + ep, args.max_episode_steps)
-            successes.append(float(episode.success))
-            lengths.append(episode.steps)
-    finally:
-        env.close()
+    played = play_episodes(env, adapter, choose, seed, episodes, args.max_episode_steps)
     return {
-        "success_rate": float(np.mean(successes)),
-        "episodic_length": float(np.mean(lengths)),
+        "success_rate": float(np.mean([float(e.success) for e in played])),
+        "episodic_length": float(np.mean([e.steps for e in played])),
         "episodes": episodes,
     }
 
