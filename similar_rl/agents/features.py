@@ -109,6 +109,15 @@ def scalar_features(state: GUIState, history: Sequence[str], candidate: str) -> 
     return out
 
 
+def _rows(
+    instr: np.ndarray, cands: np.ndarray, state: GUIState, history: Sequence[str], candidates: Sequence[str]
+) -> np.ndarray:
+    """One row per candidate: the instruction's vector, the candidate's, their product, the scalar features."""
+    scalars = np.stack([scalar_features(state, history, c) for c in candidates])
+    rows = np.concatenate([np.broadcast_to(instr, cands.shape), cands, instr * cands, scalars], axis=1)
+    return rows.astype(np.float32)
+
+
 class HashedFeaturizer:
     """Hashed bag-of-words features (see the module docstring). ``n_features = 3 * dim + N_SCALARS``."""
 
@@ -127,14 +136,8 @@ class HashedFeaturizer:
         return bag
 
     def featurize(self, state: GUIState, history: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
-        instr = self._bag(words(state.instruction))
-        rows = []
-        for cand in candidates:
-            cand_bag = self._bag(words(describe(state, cand)))
-            rows.append(
-                np.concatenate([instr, cand_bag, instr * cand_bag, scalar_features(state, history, cand)])
-            )
-        return np.stack(rows).astype(np.float32)
+        cands = np.stack([self._bag(words(describe(state, c))) for c in candidates])
+        return _rows(self._bag(words(state.instruction)), cands, state, history, candidates)
 
 
 class MiniLMFeaturizer:
@@ -175,11 +178,7 @@ class MiniLMFeaturizer:
 
     def featurize(self, state: GUIState, history: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
         emb = self.embed([state.instruction, *(describe(state, c) for c in candidates)])
-        instr, cands = emb[0], emb[1:]
-        scalars = np.stack([scalar_features(state, history, c) for c in candidates])
-        return np.concatenate(
-            [np.broadcast_to(instr, cands.shape), cands, instr * cands, scalars], axis=1
-        ).astype(np.float32)
+        return _rows(emb[0], emb[1:], state, history, candidates)
 
 
 def make_featurizer(name: str, dim: int = 128) -> HashedFeaturizer | MiniLMFeaturizer:

@@ -356,13 +356,10 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
             cands = envs[i][1].candidates(states[i])[: args.max_candidates] or ["noop()"]
             return cands, featurizer.featurize(states[i], histories[i], cands)
 
-        bar = tqdm(
-            total=args.num_updates * args.batch_size,
-            initial=global_step,
-            disable=not args.progress,
-            unit="step",
+        total = args.num_updates * args.batch_size
+        bar = cleanup.enter_context(
+            tqdm(total=total, initial=global_step, disable=not args.progress, unit="step")
         )
-        cleanup.callback(bar.close)
         checkpoint = None
         start_time = time.time()
         for update in range(start_update, args.num_updates + 1):
@@ -387,21 +384,17 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
                 feats_buf.extend(rows)
                 actions[t], logprobs[t], values[t] = action, logprob, value
                 for i, (env, adapter) in enumerate(envs):
-                    action_str = cands[i][int(action[i])]
-                    outcome = adapter.step(env, action_str)
+                    chosen = cands[i][int(action[i])]
+                    outcome = adapter.step(env, chosen)
                     scores = outcome.info.get("similar")  # None when reward=sparse (no wrapper)
                     env_reward = outcome.info.get("similar_env_reward", outcome.reward)
                     stats.step(i, env_reward, outcome.reward, scores)
                     rewards[t, i] = outcome.reward
-                    histories[i].append(action_str)
+                    histories[i].append(chosen)
                     cut = not outcome.done and len(histories[i]) >= args.max_episode_steps
                     if similar_logger is not None:
                         similar_logger.record(
-                            outcome.info,
-                            outcome.terminated,
-                            outcome.truncated or cut,
-                            outcome.reward,
-                            action_str,
+                            outcome.info, outcome.terminated, outcome.truncated or cut, outcome.reward, chosen
                         )
                     if outcome.done or cut:
                         dones[t, i] = 1.0

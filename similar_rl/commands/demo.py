@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from similar_rl.commands import fail
 from similar_rl.demo.episodes import StepRow
 from similar_rl.envs.miniwob import env_id_for
 
@@ -101,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_demo_config(args.config, overrides_from_args(args), quick=args.quick)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"similar-rl demo: {exc}", file=sys.stderr)
-        return 2
+        return fail("demo", exc)
     echo(
         f"similar-rl demo: model={config.model} parts={','.join(config.parts)} seed={config.seed} "
         f"budget={config.time_budget_s:.0f}s{' (quick)' if args.quick else ''}"
@@ -115,8 +115,7 @@ def run(args: argparse.Namespace) -> int:
             torch.set_num_threads(config.torch_threads)
         model = load_reward_model(config.model)
     except (FileNotFoundError, ValueError, OSError, ImportError) as exc:
-        print(f"similar-rl demo: cannot load the reward model: {exc}", file=sys.stderr)
-        return 2
+        return fail("demo", f"cannot load the reward model: {exc}")
     load_s = time.perf_counter() - started
     echo(f"reward model ready in {load_s:.1f}s")
     command = "similar-rl demo"

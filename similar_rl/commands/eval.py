@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from similar_rl.commands import fail
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model)
         extra = {name: load_model(folder) for name, _, folder in compare}
     except (FileNotFoundError, ValueError) as exc:
-        print(f"similar-rl eval: {exc}", file=sys.stderr)
-        return 2
+        return fail("eval", exc)
     report = evaluate(
         model,
         args.data,

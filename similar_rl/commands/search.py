@@ -20,9 +20,9 @@ import argparse
 import dataclasses
 import json
 import logging
-import sys
 from pathlib import Path
 
+from similar_rl.commands import fail
 from similar_rl.harness.settings import add_dataclass_arguments
 from similar_rl.search_job import SearchSettings, run_search, search_settings
 
@@ -67,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
         model = load_model(settings.model)
     except (ValueError, TypeError, OSError, ImportError) as exc:
-        print(f"similar-rl search: {exc}", file=sys.stderr)
-        return 2
+        return fail("search", exc)
     result = run_search(settings, model=model, progress=not args.no_progress)
     label = f"{settings.method} N={settings.n}"
     print(results_table(result, base_label=settings.policy, scaled_label=label))
