@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from similar_rl.agents import setting
-from similar_rl.harness.settings import build_args, load_yaml, parse_json_dict, parse_seeds
+from similar_rl.harness.settings import build_args, check_choice, load_yaml, parse_json_dict, parse_seeds
 from similar_rl.types import Scorer
 
 METHODS = ("best_of_n", "tree")
@@ -62,8 +62,7 @@ class SearchSettings:
             raise ValueError(
                 "no env ids: pass them (as arguments or --envs ENV [ENV ...]) or a --config YAML with 'envs'"
             )
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        check_choice("method", self.method, METHODS)
         for key in ("n", "depth", "beam", "max_steps", "batch_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")

@@ -488,11 +488,10 @@ def _run_grpo(
     from similar_rl.agents.common import load_scorer
     from similar_rl.tracking import SimilarTrackingCallback
 
-    rows = (
-        rollout_states(args)
-        if args.states_from == "rollout"
-        else dataset_states(args.dataset_dir, args.num_states)
-    )
+    if args.states_from == "rollout":
+        rows = rollout_states(args)
+    else:
+        rows = dataset_states(args.dataset_dir, args.num_states)
     dataset = build_dataset(rows, args)
     logger.info("GRPO on %d states from %s", len(dataset), args.states_from)
     if scorer is None:

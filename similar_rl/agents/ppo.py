@@ -39,7 +39,7 @@ import logging
 import random
 import tempfile  # noqa: F401  (used by the doctest above)
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,49 +237,38 @@ def make_envs(args: PPOArgs, scorer: Any) -> list[tuple[Any, Any]]:
 
 
 class EpisodeStats:
-    """Per-env running episode counters and a window of finished episodes."""
+    """Per-env running episode sums and a window of finished episodes."""
 
     def __init__(self, num_envs: int, window: int):
-        self.ret = np.zeros(num_envs)
-        self.shaped = np.zeros(num_envs)
-        self.length = np.zeros(num_envs, dtype=int)
-        self.dims = [{k: 0.0 for k in SCORE_KEYS} for _ in range(num_envs)]
+        self.running = [Counter() for _ in range(num_envs)]
         self.recent: deque[dict[str, float]] = deque(maxlen=window)
 
     def step(self, i: int, env_reward: float, reward: float, scores: dict[str, float] | None) -> None:
-        self.ret[i] += env_reward
-        self.shaped[i] += reward
-        self.length[i] += 1
-        if scores:
-            for k in SCORE_KEYS:
-                self.dims[i][k] += scores[k]
+        dims = {f"similar_{k}": scores[k] for k in SCORE_KEYS} if scores else {}
+        self.running[i].update(env_return=env_reward, shaped_return=reward, length=1, **dims)
 
     def finish(self, i: int, success: bool, global_step: int) -> dict[str, float]:
+        sums, self.running[i] = self.running[i], Counter()
+        length = sums["length"]
         ep = {
             "global_step": global_step,
             "success": float(success),
-            "length": int(self.length[i]),
-            "env_return": float(self.ret[i]),
-            "shaped_return": float(self.shaped[i]),
-            **{f"similar_{k}": self.dims[i][k] / max(self.length[i], 1) for k in SCORE_KEYS},
+            "length": length,
+            "env_return": float(sums["env_return"]),
+            "shaped_return": float(sums["shaped_return"]),
+            **{f"similar_{k}": sums[f"similar_{k}"] / max(length, 1) for k in SCORE_KEYS},
         }
         self.recent.append(ep)
-        self.ret[i] = self.shaped[i] = self.length[i] = 0
-        self.dims[i] = {k: 0.0 for k in SCORE_KEYS}
         return ep
 
     def charts(self) -> dict[str, float]:
+        names = {"success_rate": "success", "episodic_length": "length", "episodic_return": "env_return"}
+        names |= {"shaped_return": "shaped_return", **{f"similar/{k}": f"similar_{k}" for k in SCORE_KEYS}}
         if not self.recent:
             return {}
-        out = {
-            "charts/success_rate": float(np.mean([e["success"] for e in self.recent])),
-            "charts/episodic_length": float(np.mean([e["length"] for e in self.recent])),
-            "charts/episodic_return": float(np.mean([e["env_return"] for e in self.recent])),
-            "charts/shaped_return": float(np.mean([e["shaped_return"] for e in self.recent])),
+        return {
+            f"charts/{name}": float(np.mean([e[key] for e in self.recent])) for name, key in names.items()
         }
-        for k in SCORE_KEYS:
-            out[f"charts/similar/{k}"] = float(np.mean([e[f"similar_{k}"] for e in self.recent]))
-        return out
 
 
 # ---------------------------------------------------------------------------------------------- the PPO loop
@@ -346,8 +335,7 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
 
         def reset(i: int) -> GUIState:
             env, adapter = envs[i]
-            s, _ = adapter.reset(env, seed=int(rng.integers(2**31 - 1)))
-            return s
+            return adapter.reset(env, seed=int(rng.integers(2**31 - 1)))[0]
 
         states = [reset(i) for i in range(args.num_envs)]
         histories: list[list[str]] = [[] for _ in range(args.num_envs)]

@@ -20,6 +20,7 @@ here) over the harness's one episode loop.
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import sys
 import time
@@ -95,9 +96,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from similar_rl.demo import load_demo_config, load_reward_model, run_demo
 
-    def echo(line: str) -> None:
-        print(line, flush=True)
-
+    echo = functools.partial(print, flush=True)
     started = time.perf_counter()
     try:
         config = load_demo_config(args.config, overrides_from_args(args), quick=args.quick)

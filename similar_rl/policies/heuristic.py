@@ -111,8 +111,7 @@ class HeuristicPolicy:
         if el.typeable or not any(other.typeable for other in state.elements):
             return 0.0
         typed = {other.value for other in state.elements if other.typeable}
-        pending = [v for v in state.fields.values() if v and v not in typed]
-        return 1.0 if pending else 0.0
+        return float(any(v and v not in typed for v in state.fields.values()))
 
     def _score_type(self, el: Element, text: str, state: GUIState, instruction: list[str]) -> float:
         if el.value == text:
@@ -139,8 +138,7 @@ class HeuristicPolicy:
             score = self._score_type(el, parsed.text or "", state, instruction)
         else:
             score = self._match(words(action), instruction)[0]
-        repeats = list(history).count(action)
-        score -= self.repeat_penalty * repeats
+        score -= self.repeat_penalty * list(history).count(action)
         if history and history[-1] == action:
             score -= self.repeat_penalty
         return score

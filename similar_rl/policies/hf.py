@@ -49,9 +49,8 @@ def build_prompt(
         observation = observation[:max_observation_chars] + "\n... (truncated)"
     recent = list(history)[-max_history:] if max_history > 0 else []
     skipped = len(history) - len(recent)
-    lines = [f"You operate a graphical user interface. Task: {state.instruction}", "", "Screen elements:"]
-    lines.append(observation)
-    lines += ["", "Previous actions:"]
+    lines = [f"You operate a graphical user interface. Task: {state.instruction}", ""]
+    lines += ["Screen elements:", observation, "", "Previous actions:"]
     if skipped:
         lines.append(f"({skipped} earlier actions not shown)")
     lines += [f"{skipped + i + 1}. {a}" for i, a in enumerate(recent)] or ["(none)"]
@@ -184,8 +183,7 @@ class HFPolicy:
         }
         prompt_len = inputs["input_ids"].shape[1]
         pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id
+        pad_id = self.tokenizer.eos_token_id if pad_id is None else pad_id
         sampled = self.temperature > 0  # else greedy: one completion, repeated n times
         gen: dict[str, Any] = dict(max_new_tokens=self.max_new_tokens, pad_token_id=pad_id, do_sample=sampled)
         if sampled:
@@ -201,10 +199,8 @@ class HFPolicy:
         self, completions: Sequence[str], state: GUIState | None = None
     ) -> tuple[list[str], list[ParseFailure]]:
         """Parse completions (refs checked against ``state`` if ``check_refs``); see :func:`parse_completions`."""
-        refs = None
-        if self.check_refs and state is not None and state.elements:
-            refs = {el.ref for el in state.elements}
-        return parse_completions(completions, refs)
+        check = self.check_refs and state is not None and state.elements
+        return parse_completions(completions, {el.ref for el in state.elements} if check else None)
 
     def propose(self, state: GUIState, history: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
         """``n`` action strings sampled from the model (fallback fills up unparsable ones; see the module doc)."""
