@@ -34,17 +34,13 @@ def setting(
 ) -> Any:
     """A dataclass field with the ``help`` of its ``--option``; a list or dict default is copied per instance.
 
-    :func:`check_settings` refuses a value below ``at_least`` (integers) or outside ``bounds``, an interval such as
-    ``"[0, 1]"``, ``"(0, inf)"`` or ``"(-inf, inf)"`` (any finite number).
+    :func:`check_settings` refuses a value below ``at_least`` (integers) or outside ``bounds``, an interval
+    such as ``"[0, 1]"``, ``"(0, inf)"`` or ``"(-inf, inf)"`` (any finite number).
     """
-    metadata: dict[str, Any] = {"help": help}
-    if at_least is not None:
-        metadata["at_least"] = at_least
+    metadata: dict[str, Any] = {"help": help, "at_least": at_least}
     if bounds:
-        low, high = (
-            None if end.strip() in ("-inf", "inf") else float(end) for end in bounds[1:-1].split(",")
-        )
-        metadata["bounds"] = (low, high, bounds[0] == "(", bounds[-1] == ")")
+        low, high = (None if end.strip().endswith("inf") else float(end) for end in bounds[1:-1].split(","))
+        metadata["bounds"] = dict(low=low, high=high, low_open=bounds[0] == "(", high_open=bounds[-1] == ")")
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: copy.copy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -56,12 +52,11 @@ def check_settings(obj: Any) -> None:
     from similar_rl.harness.settings import check_min, check_range
 
     for f in dataclasses.fields(obj):
-        if "at_least" in f.metadata:
-            check_min("", obj, (f.name,), f.metadata["at_least"])
         value = getattr(obj, f.name)
+        if f.metadata.get("at_least") is not None:
+            check_min("", obj, (f.name,), f.metadata["at_least"])
         if "bounds" in f.metadata and not (value is None and str(f.type).endswith("| None")):
-            low, high, low_open, high_open = f.metadata["bounds"]
-            check_range(type(obj).__name__, f.name, value, low, high, low_open=low_open, high_open=high_open)
+            check_range(type(obj).__name__, f.name, value, **f.metadata["bounds"])
 
 
 def __getattr__(name: str) -> Any:

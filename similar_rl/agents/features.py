@@ -45,14 +45,10 @@ def _target(state: GUIState, action: Action | None) -> Element | None:
         return None
     if action.ref is not None:
         return state.element(action.ref)
-    if action.x is not None and action.y is not None:
-        hits = [
-            e
-            for e in state.elements
-            if e.left <= action.x < e.left + e.width and e.top <= action.y < e.top + e.height
-        ]
-        return hits[-1] if hits else None
-    return None
+    if action.x is None or action.y is None:
+        return None
+    hits = (e for e in reversed(state.elements) if e.left <= action.x < e.left + e.width)
+    return next((e for e in hits if e.top <= action.y < e.top + e.height), None)  # the last one drawn
 
 
 def describe(state: GUIState, candidate: str) -> str:
@@ -112,7 +108,7 @@ def scalar_features(state: GUIState, history: Sequence[str], candidate: str) -> 
 def _rows(
     instr: np.ndarray, cands: np.ndarray, state: GUIState, history: Sequence[str], candidates: Sequence[str]
 ) -> np.ndarray:
-    """One row per candidate: the instruction's vector, the candidate's, their product, the scalar features."""
+    """One row per candidate: instruction vector, candidate vector, their product, scalar features."""
     scalars = np.stack([scalar_features(state, history, c) for c in candidates])
     rows = np.concatenate([np.broadcast_to(instr, cands.shape), cands, instr * cands, scalars], axis=1)
     return rows.astype(np.float32)

@@ -1,12 +1,9 @@
 """GRPO for GUI agents with TRL's ``GRPOTrainer``, rewarded step by step by Similar.
 
-Top to bottom: settings (:class:`GRPOArgs`); GUI states, either from rollouts of a behaviour policy in the env
-(``random``, ``heuristic`` or ``hf`` = the policy model itself) or from a dataset folder written by MCTS-P
-collection; one prompt per state (instruction, screen elements, previous actions, the action grammar; the
-screenshot too for a VLM policy); reward functions (:func:`similar_rl.rewards.similar_reward_funcs`: ``total``
-and every dimension, one scorer call per batch, plus an optional env-verified reward that replays the state and
-executes the completion's action); LoRA through PEFT; then the trained policy acts greedily in the real env and
-its success rate is reported.
+GUI states come from rollouts of a behaviour policy (``random``, ``heuristic`` or ``hf``, the policy itself)
+or from an MCTS-P dataset folder; each becomes one prompt. The rewards are Similar's ``total`` and dimensions
+(one scorer call per batch) plus an optional env-verified reward; training is LoRA through PEFT; then the
+policy acts greedily in the real env and its success rate is reported.
 
 TRL logs every reward function as ``rewards/<name>/mean`` (``similar_total``, ``similar_helpfulness``, ...)
 to TensorBoard and, with ``track``, to an offline W&B run. Checkpoints hold only safetensors + JSON

@@ -1,11 +1,9 @@
 """PPO for GUI agents with Similar's dense step rewards: one loop, readable top to bottom (CleanRL style).
 
-TRL has no PPO trainer for this setting, so this is the project's own. A GUI state offers a variable set of
-candidate action strings (``adapter.candidates(state)``); the policy scores each (state, candidate) pair with a
-small network over cheap features (:mod:`similar_rl.agents.features`) and samples from the masked softmax; the
-value head reads the pooled candidate features of the state. Each env is wrapped with
-:class:`similar_rl.wrappers.SimilarRewardWrapper`, which scores every executed step with the reward model; the
-reward the agent learns from is chosen by ``reward``:
+TRL has no PPO trainer for this setting, so this is the project's own. The policy scores each candidate action
+of a state (:class:`CandidateAgent` over :mod:`similar_rl.agents.features`). Each env is wrapped with
+:class:`similar_rl.wrappers.SimilarRewardWrapper`, which scores every executed step; ``reward`` chooses what
+the agent learns from:
 
 - ``sparse``: the env's own reward only (the reward model is not loaded);
 - ``total``: env reward + ``reward_coef`` * Similar ``total``;
@@ -15,10 +13,9 @@ reward the agent learns from is chosen by ``reward``:
 - ``potential_penalty``: ``potential`` minus ``penalty`` * (how irrelevant + how incoherent the model judges the
   step), a cost that is never a bonus (:mod:`similar_rl.wrappers`).
 
-Then GAE over env steps, the clipped surrogate objective, a (clipped) value loss, an entropy bonus, advantage
-normalisation, minibatches and epochs. Metrics go to TensorBoard and, with ``track``, to an offline W&B run:
-``charts/`` (success rate, episode length and returns, every reward dimension), ``losses/``. Checkpoints are
-``policy.safetensors`` + ``trainer_state.json``; ``resume`` continues from one.
+Metrics go to TensorBoard and, with ``track``, to an offline W&B run: ``charts/`` (success rate, episode
+length and returns, every reward dimension), ``losses/``. Checkpoints are ``policy.safetensors`` +
+``trainer_state.json``; ``resume`` continues from one.
 
 Run it with ``similar-rl agent ppo --config configs/ppo_toy.yaml`` or ``python examples/ppo_gui.py --config ...``.
 

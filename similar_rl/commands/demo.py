@@ -12,9 +12,6 @@ Examples::
     similar-rl demo --model runs/my_model --parts episodes,search --no-wandb
 
 Exit status: 0 when every part ran cleanly, 1 when some part failed (the report says what), 2 for bad input.
-
-The demo's step rows come from :func:`similar_rl.demo.episodes.step_rows` (a generator of :class:`StepRow`, re-exported
-here) over the harness's one episode loop.
 """
 
 from __future__ import annotations
