@@ -1,9 +1,7 @@
 """The search comparison as a job: its settings (defaults, YAML, overrides, validation) and its runner.
 
-``similar-rl search`` and ``benchmarks/best_of_n.py`` both run it: :func:`search_settings` merges the defaults,
-a YAML config and explicit overrides and validates them; :func:`run_search` plays the base policy and the policy
-scaled by the reward model (:class:`~similar_rl.search.BestOfN` or :class:`~similar_rl.search.RewardGuidedSearch`)
-on the same envs and seeds (:func:`~similar_rl.search.compare`).
+``similar-rl search`` and ``benchmarks/best_of_n.py`` both run it: :func:`search_settings`, then
+:func:`run_search`.
 
 Example:
     >>> search_settings(None, {"envs": ["toy/click-button"], "seeds": "0-2", "n": 3}).seeds
@@ -110,7 +108,8 @@ def build_agents(settings: SearchSettings, scorer: Scorer) -> tuple[Any, Any]:
 
 
 def run_search(settings: SearchSettings, model: Any = None, progress: bool = True) -> dict[str, Any]:
-    """Run the comparison for validated settings; ``model`` (or ``settings['model']``) scores the candidates."""
+    """Play the base policy and the scaled one (best-of-N or tree search) on the same envs and seeds
+    (:func:`~similar_rl.search.compare`); ``model`` (or ``settings.model``) scores the candidates."""
     from similar_rl.scoring import as_scorer
     from similar_rl.search import compare
 

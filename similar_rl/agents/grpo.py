@@ -15,6 +15,7 @@ Run it with ``similar-rl agent grpo --config configs/grpo_toy.yaml`` or ``python
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -165,22 +166,20 @@ def rollout_states(args: GRPOArgs) -> list[dict[str, Any]]:
     kwargs = {"model_path": args.model_path} if args.behaviour == "hf" else {}
     policy = make_policy(args.behaviour, adapter, **kwargs)
     rng = np.random.default_rng(args.seed)
-    rows: list[dict[str, Any]] = []
-    seed = args.state_seed
 
     def choose(state: Any, history: Any) -> str:
         return policy.propose(state, list(history), 1, rng)[0]
 
+    played = (
+        (seed, step)
+        for seed in itertools.count(args.state_seed)
+        for step in episodes_loop.play(env, adapter, choose, seed, args.max_episode_steps)
+    )
     try:
-        while len(rows) < args.num_states:
-            for step in episodes_loop.play(env, adapter, choose, seed, args.max_episode_steps):
-                rows.append(state_row(step.state, list(step.history), args.env_id, seed))
-                if len(rows) >= args.num_states:
-                    break
-            seed += 1
+        first = itertools.islice(played, args.num_states)
+        return [state_row(step.state, list(step.history), args.env_id, seed) for seed, step in first]
     finally:
         env.close()
-    return rows
 
 
 def state_key(rec: Any) -> str:
@@ -263,11 +262,6 @@ class EnvVerifiedReward:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_envs": {}}
 
-    def _env(self, env_id: str) -> tuple[Any, Any]:
-        if env_id not in self._envs:
-            self._envs[env_id] = make_env(env_id, **self.env_kwargs)
-        return self._envs[env_id]
-
     def __call__(self, prompts: list, completions: list, env_id: list, seed: list, history: list, **_: Any):
         out: list[float] = []
         for completion, eid, s, hist in zip(completions, env_id, seed, history, strict=True):
@@ -277,7 +271,9 @@ class EnvVerifiedReward:
                 continue
             key = (eid, int(s), tuple(hist), action)
             if key not in self._cache:
-                env, adapter = self._env(eid)
+                if eid not in self._envs:
+                    self._envs[eid] = make_env(eid, **self.env_kwargs)
+                env, adapter = self._envs[eid]
                 adapter.rebuild(env, int(s), list(hist))
                 try:
                     self._cache[key] = adapter.step(env, action).reward

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Categorical
+from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from similar_rl.agents import check_settings, setting
@@ -199,13 +200,9 @@ class CandidateAgent(nn.Module):
 
 def pad_features(rows: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack per-state (K_i, F) feature arrays into (B, K_max, F) and a boolean mask (B, K_max)."""
-    k_max = max(r.shape[0] for r in rows)
-    feats = np.zeros((len(rows), k_max, rows[0].shape[1]), dtype=np.float32)
-    mask = np.zeros((len(rows), k_max), dtype=bool)
-    for i, r in enumerate(rows):
-        feats[i, : r.shape[0]] = r
-        mask[i, : r.shape[0]] = True
-    return torch.from_numpy(feats), torch.from_numpy(mask)
+    feats = pad_sequence([torch.as_tensor(r, dtype=torch.float32) for r in rows], batch_first=True)
+    mask = pad_sequence([torch.ones(len(r), dtype=torch.bool) for r in rows], batch_first=True)
+    return feats, mask
 
 
 # ------------------------------------------------------------------------------------------- env and reward
@@ -356,10 +353,7 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
             # ---- rollout: num_steps steps in every env
             feats_buf: list[np.ndarray] = []
             actions = torch.zeros((args.num_steps, args.num_envs), dtype=torch.long)
-            logprobs = torch.zeros((args.num_steps, args.num_envs))
-            values = torch.zeros((args.num_steps, args.num_envs))
-            rewards = torch.zeros((args.num_steps, args.num_envs))
-            dones = torch.zeros((args.num_steps, args.num_envs))
+            logprobs, values, rewards, dones = torch.zeros((4, args.num_steps, args.num_envs))
             for t in range(args.num_steps):
                 global_step += args.num_envs
                 cands, rows = zip(*map(observe, range(args.num_envs)), strict=True)

@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 
 from similar_rl.commands import fail
+from similar_rl.data.dataset import atomic_write_text
 from similar_rl.harness.settings import add_dataclass_arguments
 from similar_rl.search_job import SearchSettings, run_search, search_settings
 
@@ -74,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json_out:
         path = Path(args.json_out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(result, indent=2), fsync=False)
         print(f"wrote {path}")
     return 0
