@@ -225,12 +225,11 @@ def build_dataset(rows: list[dict[str, Any]], args: GRPOArgs) -> Any:
     records = []
     for row in rows:
         state = GUIState(row["instruction"], observation_text=row["observation_text"])
-        image = Image.fromarray(row["screenshot"]) if row["screenshot"] is not None else None
         rec = {**row, "prompt": messages_for(state, row["history"], args)}
+        shot = rec.pop("screenshot")
         # A VLM policy sees the screenshot (TRL feeds ``image`` to it and to the rewards); a text policy
         # does not, but the reward model still does (the ``screenshot`` column).
-        rec.pop("screenshot")
-        rec["image" if args.vlm else "screenshot"] = image
+        rec["image" if args.vlm else "screenshot"] = Image.fromarray(shot) if shot is not None else None
         records.append(rec)
     return Dataset.from_list(records)
 
