@@ -157,7 +157,6 @@ class HFPolicy:
         """Fraction of all sampled completions so far that gave no usable action."""
         return self.failure_count / self.sample_count if self.sample_count else 0.0
 
-    # ------------------------------------------------------------------ prompt
     def _inputs(self, state: GUIState, history: Sequence[str]) -> dict[str, Any]:
         text = build_prompt(state, history, self.max_history, self.max_observation_chars)
         images: dict[str, Any] = {}
@@ -174,7 +173,6 @@ class HFPolicy:
             return dict(self.processor(text=[text], return_tensors="pt", **images))
         return dict(self.tokenizer([text], return_tensors="pt"))
 
-    # ---------------------------------------------------------------- sampling
     def sample(self, state: GUIState, history: Sequence[str], n: int, seed: int) -> list[str]:
         """``n`` raw completions (text after the prompt), sampled with ``seed`` (global RNG state untouched)."""
         torch = self.torch
