@@ -20,15 +20,6 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def _load(name: str):
-    try:
-        return importlib.import_module(f"similar_rl.commands.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"similar_rl.commands.{name}":
-            return None
-        raise
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="similar-rl",
@@ -55,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    module = _load(args.command)
-    if module is None:
-        print(f"similar-rl {args.command}: not available in this version yet.", file=sys.stderr)
-        return 2
+    module = importlib.import_module(f"similar_rl.commands.{args.command}")
     # no abbreviations: `--env X` must not silently mean `--env-kwargs X`
     cmd_parser = argparse.ArgumentParser(
         prog=f"similar-rl {args.command}", description=COMMANDS[args.command], allow_abbrev=False

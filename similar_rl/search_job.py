@@ -1,9 +1,7 @@
 """The search comparison as a job: its settings (defaults, YAML, overrides, validation) and its runner.
 
-``similar-rl search`` and ``benchmarks/best_of_n.py`` both run it: :func:`search_settings` merges the defaults,
-a YAML config and explicit overrides and validates them; :func:`run_search` plays the base policy and the policy
-scaled by the reward model (:class:`~similar_rl.search.BestOfN` or :class:`~similar_rl.search.RewardGuidedSearch`)
-on the same envs and seeds (:func:`~similar_rl.search.compare`).
+``similar-rl search`` and ``benchmarks/best_of_n.py`` both run it: :func:`search_settings`, then
+:func:`run_search`.
 
 Example:
     >>> search_settings(None, {"envs": ["toy/click-button"], "seeds": "0-2", "n": 3}).seeds
@@ -14,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from similar_rl.harness.settings import build_args, load_yaml, parse_json_dict, parse_seeds
+from similar_rl.agents import setting
+from similar_rl.harness.settings import build_args, check_choice, load_yaml, parse_json_dict, parse_seeds
 from similar_rl.types import Scorer
 
 METHODS = ("best_of_n", "tree")
@@ -30,41 +29,27 @@ INFO_KEYS = frozenset({"held_out_families", "notes", "benchmark"})
 class SearchSettings:
     """Settings of one search comparison (``similar-rl search``; ``benchmarks/best_of_n.py``)."""
 
-    envs: list[str] = field(
-        default_factory=list, metadata={"help": "env ids, e.g. miniwob/click-button-v1 toy/login-form"}
+    envs: list[str] = setting([], "env ids, e.g. miniwob/click-button-v1 toy/login-form")
+    seeds: list[int] = setting(list(range(30)), "env seeds: '0-29' or '1,3,7'")
+    policy: str = setting("random", "base policy: random, heuristic, hf")
+    policy_kwargs: dict[str, Any] = setting({}, "base policy options, e.g. '{temperature: 2.0}'")
+    n: int = setting(5, "candidates sampled per step")
+    method: str = setting("best_of_n", "best_of_n or tree (reward-guided beam search)")
+    depth: int = setting(2, "tree: lookahead levels")
+    beam: int = setting(2, "tree: branches kept per level")
+    objective: str | dict[str, float] = setting(
+        "total", "what to maximise: total, a dimension name, or weights like '{helpfulness: 1}'"
     )
-    seeds: list[int] = field(
-        default_factory=lambda: list(range(30)), metadata={"help": "env seeds: '0-29' or '1,3,7'"}
+    use_env_reward: bool = setting(
+        False,
+        "tree: lookahead branches that end the episode use the env's reward (a real agent sees no "
+        "reward at test time: this gives a simulator-assisted upper bound)",
     )
-    policy: str = field(default="random", metadata={"help": "base policy: random, heuristic, hf"})
-    policy_kwargs: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "base policy options, e.g. '{temperature: 2.0}'"}
-    )
-    n: int = field(default=5, metadata={"help": "candidates sampled per step"})
-    method: str = field(
-        default="best_of_n", metadata={"help": "best_of_n or tree (reward-guided beam search)"}
-    )
-    depth: int = field(default=2, metadata={"help": "tree: lookahead levels"})
-    beam: int = field(default=2, metadata={"help": "tree: branches kept per level"})
-    objective: str | dict[str, float] = field(
-        default="total",
-        metadata={"help": "what to maximise: total, a dimension name, or weights like '{helpfulness: 1}'"},
-    )
-    use_env_reward: bool = field(
-        default=False,
-        metadata={
-            "help": "tree: lookahead branches that end the episode use the env's reward (a real agent sees no "
-            "reward at test time: this gives a simulator-assisted upper bound)"
-        },
-    )
-    model: str = field(
-        default="default",
-        metadata={"help": "reward model: a checkpoint folder, or 'default' (the shipped one)"},
-    )
-    max_steps: int = field(default=20, metadata={"help": "step budget per episode"})
-    env_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "make_env options"})
-    seed: int = field(default=0, metadata={"help": "random seed of the policies' sampling"})
-    batch_size: int = field(default=32, metadata={"help": "scorer batch size"})
+    model: str = setting("default", "reward model: a checkpoint folder, or 'default' (the shipped one)")
+    max_steps: int = setting(20, "step budget per episode")
+    env_kwargs: dict[str, Any] = setting({}, "make_env options")
+    seed: int = setting(0, "random seed of the policies' sampling")
+    batch_size: int = setting(32, "scorer batch size")
 
     def __post_init__(self) -> None:
         if any(isinstance(s, str) for s in self.seeds):
@@ -75,8 +60,7 @@ class SearchSettings:
             raise ValueError(
                 "no env ids: pass them (as arguments or --envs ENV [ENV ...]) or a --config YAML with 'envs'"
             )
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        check_choice("method", self.method, METHODS)
         for key in ("n", "depth", "beam", "max_steps", "batch_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
@@ -124,7 +108,8 @@ def build_agents(settings: SearchSettings, scorer: Scorer) -> tuple[Any, Any]:
 
 
 def run_search(settings: SearchSettings, model: Any = None, progress: bool = True) -> dict[str, Any]:
-    """Run the comparison for validated settings; ``model`` (or ``settings['model']``) scores the candidates."""
+    """Play the base policy and the scaled one (best-of-N or tree search) on the same envs and seeds
+    (:func:`~similar_rl.search.compare`); ``model`` (or ``settings.model``) scores the candidates."""
     from similar_rl.scoring import as_scorer
     from similar_rl.search import compare
 
@@ -146,10 +131,6 @@ def run_search(settings: SearchSettings, model: Any = None, progress: bool = Tru
         rng_seed=settings.seed,
     )
     result["config"] = dataclasses.asdict(settings)
-    result["scorer"] = {
-        "forward_calls": getattr(scorer, "forward_calls", None),
-        "steps_scored": getattr(scorer, "steps_scored", None),
-        "cache_hits": getattr(scorer, "cache_hits", None),
-    }
+    result["scorer"] = {k: getattr(scorer, k, None) for k in ("forward_calls", "steps_scored", "cache_hits")}
     result["total_wall_time_s"] = time.perf_counter() - start
     return result

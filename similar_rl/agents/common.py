@@ -54,15 +54,6 @@ def load_scorer(
     return Scorer(load_model(reward_model), batch_size=batch_size, cache_size=cache_size, device=device)
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    state = optimizer.state_dict()
-    tensors = {}
-    for idx, slots in state["state"].items():
-        for slot, value in slots.items():
-            tensors[f"optim.{idx}.{slot}"] = torch.as_tensor(value).detach().clone().contiguous()
-    return tensors, state["param_groups"]
-
-
 def save_checkpoint(
     folder: str | Path,
     model: torch.nn.Module,
@@ -85,9 +76,11 @@ def save_checkpoint(
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     full_state = dict(state)
     if optimizer is not None:
-        opt_tensors, groups = _optimizer_tensors(optimizer)
-        tensors.update(opt_tensors)
-        full_state["optimizer_param_groups"] = groups
+        opt_state = optimizer.state_dict()
+        for idx, slots in opt_state["state"].items():
+            for slot, value in slots.items():
+                tensors[f"optim.{idx}.{slot}"] = torch.as_tensor(value).detach().clone().contiguous()
+        full_state["optimizer_param_groups"] = opt_state["param_groups"]
     tensors["rng.torch"] = torch.get_rng_state()
     target = link.with_name(f"{link.name}.{time.time_ns()}")
     target.mkdir()
@@ -108,6 +101,19 @@ def save_checkpoint(
         if old != target and old.is_dir() and old.name[len(link.name) + 1 :].isdigit():
             shutil.rmtree(old, ignore_errors=True)
     return link
+
+
+def play_episodes(
+    env: Any, adapter: Any, choose: Any, seed: int, count: int, max_steps: int, **kwargs: Any
+) -> list:
+    """``count`` episodes of ``choose`` with seeds ``seed``, ``seed + 1``, ... (see
+    :func:`similar_rl.harness.episodes.run`); ``env`` is closed after."""
+    from similar_rl.harness.episodes import run
+
+    try:
+        return [run(env, adapter, choose, seed + i, max_steps, **kwargs) for i in range(count)]
+    finally:
+        env.close()
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:

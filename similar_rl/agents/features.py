@@ -45,14 +45,10 @@ def _target(state: GUIState, action: Action | None) -> Element | None:
         return None
     if action.ref is not None:
         return state.element(action.ref)
-    if action.x is not None and action.y is not None:
-        hits = [
-            e
-            for e in state.elements
-            if e.left <= action.x < e.left + e.width and e.top <= action.y < e.top + e.height
-        ]
-        return hits[-1] if hits else None
-    return None
+    if action.x is None or action.y is None:
+        return None
+    hits = (e for e in reversed(state.elements) if e.left <= action.x < e.left + e.width)
+    return next((e for e in hits if e.top <= action.y < e.top + e.height), None)  # the last one drawn
 
 
 def describe(state: GUIState, candidate: str) -> str:
@@ -109,6 +105,15 @@ def scalar_features(state: GUIState, history: Sequence[str], candidate: str) -> 
     return out
 
 
+def _rows(
+    instr: np.ndarray, cands: np.ndarray, state: GUIState, history: Sequence[str], candidates: Sequence[str]
+) -> np.ndarray:
+    """One row per candidate: instruction vector, candidate vector, their product, scalar features."""
+    scalars = np.stack([scalar_features(state, history, c) for c in candidates])
+    rows = np.concatenate([np.broadcast_to(instr, cands.shape), cands, instr * cands, scalars], axis=1)
+    return rows.astype(np.float32)
+
+
 class HashedFeaturizer:
     """Hashed bag-of-words features (see the module docstring). ``n_features = 3 * dim + N_SCALARS``."""
 
@@ -127,14 +132,8 @@ class HashedFeaturizer:
         return bag
 
     def featurize(self, state: GUIState, history: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
-        instr = self._bag(words(state.instruction))
-        rows = []
-        for cand in candidates:
-            cand_bag = self._bag(words(describe(state, cand)))
-            rows.append(
-                np.concatenate([instr, cand_bag, instr * cand_bag, scalar_features(state, history, cand)])
-            )
-        return np.stack(rows).astype(np.float32)
+        cands = np.stack([self._bag(words(describe(state, c))) for c in candidates])
+        return _rows(self._bag(words(state.instruction)), cands, state, history, candidates)
 
 
 class MiniLMFeaturizer:
@@ -175,11 +174,7 @@ class MiniLMFeaturizer:
 
     def featurize(self, state: GUIState, history: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
         emb = self.embed([state.instruction, *(describe(state, c) for c in candidates)])
-        instr, cands = emb[0], emb[1:]
-        scalars = np.stack([scalar_features(state, history, c) for c in candidates])
-        return np.concatenate(
-            [np.broadcast_to(instr, cands.shape), cands, instr * cands, scalars], axis=1
-        ).astype(np.float32)
+        return _rows(emb[0], emb[1:], state, history, candidates)
 
 
 def make_featurizer(name: str, dim: int = 128) -> HashedFeaturizer | MiniLMFeaturizer:

@@ -1,12 +1,9 @@
 """GRPO for GUI agents with TRL's ``GRPOTrainer``, rewarded step by step by Similar.
 
-Top to bottom: settings (:class:`GRPOArgs`); GUI states, either from rollouts of a behaviour policy in the env
-(``random``, ``heuristic`` or ``hf`` = the policy model itself) or from a dataset folder written by MCTS-P
-collection; one prompt per state (instruction, screen elements, previous actions, the action grammar; the
-screenshot too for a VLM policy); reward functions (:func:`similar_rl.rewards.similar_reward_funcs`: ``total``
-and every dimension, one scorer call per batch, plus an optional env-verified reward that replays the state and
-executes the completion's action); LoRA through PEFT; then the trained policy acts greedily in the real env and
-its success rate is reported.
+GUI states come from rollouts of a behaviour policy (``random``, ``heuristic`` or ``hf``, the policy itself)
+or from an MCTS-P dataset folder; each becomes one prompt. The rewards are Similar's ``total`` and dimensions
+(one scorer call per batch) plus an optional env-verified reward; training is LoRA through PEFT; then the
+policy acts greedily in the real env and its success rate is reported.
 
 TRL logs every reward function as ``rewards/<name>/mean`` (``similar_total``, ``similar_helpfulness``, ...)
 to TensorBoard and, with ``track``, to an offline W&B run. Checkpoints hold only safetensors + JSON
@@ -18,22 +15,24 @@ Run it with ``similar-rl agent grpo --config configs/grpo_toy.yaml`` or ``python
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from similar_rl.agents import check_settings, setting
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
 from similar_rl.envs.actions import ActionParseError, extract_action, format_action
 from similar_rl.envs.base import InvalidActionError
 from similar_rl.harness import episodes as episodes_loop
-from similar_rl.harness.settings import check_choice, check_min, check_range, save_args
+from similar_rl.harness.settings import check_choice, check_range, save_args
 from similar_rl.policies.hf import SYSTEM_PROMPT, build_prompt
 from similar_rl.types import GUIState, Scorer
 
@@ -49,106 +48,78 @@ PICKLE_FILES = ("training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.
 class GRPOArgs:
     """Settings of a GRPO run (every field is a YAML key and a ``--field-name`` option)."""
 
-    model_path: str = field(default="", metadata={"help": "local folder of the policy (causal LM or VLM)"})
-    vlm: bool = field(
-        default=False, metadata={"help": "the policy is a VLM: send the screenshot as an image"}
-    )
-    env_id: str = field(
-        default="toy/click-button", metadata={"help": "env of the rollouts and the evaluation"}
-    )
-    env_kwargs: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "keyword arguments of make_env"}
-    )
+    model_path: str = setting("", "local folder of the policy (causal LM or VLM)")
+    vlm: bool = setting(False, "the policy is a VLM: send the screenshot as an image")
+    env_id: str = setting("toy/click-button", "env of the rollouts and the evaluation")
+    env_kwargs: dict[str, Any] = setting({}, "keyword arguments of make_env")
     # states
-    states_from: str = field(default="rollout", metadata={"help": "rollout | dataset"})
-    dataset_dir: str | None = field(
-        default=None, metadata={"help": "MCTS-P dataset folder (states_from=dataset)"}
-    )
-    behaviour: str = field(default="random", metadata={"help": "rollout policy: random | heuristic | hf"})
-    num_states: int = field(default=64, metadata={"help": "prompts in the training set"})
-    state_seed: int = field(default=0, metadata={"help": "first episode seed of the rollouts"})
-    max_episode_steps: int = field(default=10, metadata={"help": "steps per rollout / evaluation episode"})
-    max_history: int = field(default=8, metadata={"help": "previous actions shown in the prompt"})
-    max_observation_chars: int = field(default=4000, metadata={"help": "screen text kept in the prompt"})
+    states_from: str = setting("rollout", "rollout | dataset")
+    dataset_dir: str | None = setting(None, "MCTS-P dataset folder (states_from=dataset)")
+    behaviour: str = setting("random", "rollout policy: random | heuristic | hf")
+    num_states: int = setting(64, "prompts in the training set", at_least=1)
+    state_seed: int = setting(0, "first episode seed of the rollouts")
+    max_episode_steps: int = setting(10, "steps per rollout / evaluation episode", at_least=1)
+    max_history: int = setting(8, "previous actions shown in the prompt", at_least=0)
+    max_observation_chars: int = setting(4000, "screen text kept in the prompt", at_least=0)
     # rewards
-    reward_model: str = field(
-        default="default", metadata={"help": "'default' or a saved SimilarRewardModel folder"}
+    reward_model: str = setting("default", "'default' or a saved SimilarRewardModel folder")
+    similar_dimensions: list[str] = setting(list(DIMENSIONS), "dimensions with their own reward function")
+    reward_weights: dict[str, float] = setting(
+        {"total": 1.0}, "weight per reward: total, a dimension or env (unlisted: 0, logged only)"
     )
-    similar_dimensions: list[str] = field(
-        default_factory=lambda: list(DIMENSIONS),
-        metadata={"help": "dimensions with their own reward function"},
+    env_reward: bool = setting(False, "add the env-verified reward of the action")
+    invalid_penalty: float = setting(
+        -1.0, "reward of a completion with no valid action", bounds="(-inf, inf)"
     )
-    reward_weights: dict[str, float] = field(
-        default_factory=lambda: {"total": 1.0},
-        metadata={"help": "weight per reward: total, a dimension or env (unlisted: 0, logged only)"},
-    )
-    env_reward: bool = field(default=False, metadata={"help": "add the env-verified reward of the action"})
-    invalid_penalty: float = field(
-        default=-1.0, metadata={"help": "reward of a completion with no valid action"}
-    )
-    scorer_batch_size: int = field(default=32, metadata={"help": "reward-model batch size"})
+    scorer_batch_size: int = setting(32, "reward-model batch size", at_least=1)
     # trainer
-    max_steps: int = field(
-        default=50, metadata={"help": "GRPO optimizer steps (0: none; the warm-up and the evaluation only)"}
+    max_steps: int = setting(
+        50, "GRPO optimizer steps (0: none; the warm-up and the evaluation only)", at_least=0
     )
-    learning_rate: float = field(default=1e-5, metadata={"help": "learning rate"})
-    per_device_train_batch_size: int = field(default=8, metadata={"help": "completions per device per step"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "gradient accumulation"})
-    num_generations: int = field(default=4, metadata={"help": "completions per prompt (the GRPO group)"})
-    max_completion_length: int = field(default=48, metadata={"help": "tokens per completion"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
-    beta: float = field(default=0.0, metadata={"help": "KL coefficient (0: no reference model)"})
-    multi_objective_aggregation: str = field(
-        default="sum_then_normalize",
-        metadata={
-            "help": "how TRL combines the reward functions: sum_then_normalize, or normalize_then_sum (each "
-            "reward normalised within its group first, then the weighted sum)"
-        },
+    learning_rate: float = setting(1e-5, "learning rate", bounds="(0, inf)")
+    per_device_train_batch_size: int = setting(8, "completions per device per step", at_least=1)
+    gradient_accumulation_steps: int = setting(1, "gradient accumulation", at_least=1)
+    num_generations: int = setting(4, "completions per prompt (the GRPO group)", at_least=1)
+    max_completion_length: int = setting(48, "tokens per completion", at_least=1)
+    temperature: float = setting(1.0, "sampling temperature", bounds="(0, inf)")
+    beta: float = setting(0.0, "KL coefficient (0: no reference model)", bounds="[0, inf)")
+    multi_objective_aggregation: str = setting(
+        "sum_then_normalize",
+        "how TRL combines the reward functions: sum_then_normalize, or normalize_then_sum (each "
+        "reward normalised within its group first, then the weighted sum)",
     )
-    bf16: bool = field(default=False, metadata={"help": "bfloat16 training (GPU)"})
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "gradient checkpointing (big models)"}
-    )
-    lora: bool = field(default=True, metadata={"help": "train a LoRA adapter instead of all weights"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: str | list[str] = field(
-        default="all-linear", metadata={"help": "LoRA target modules"}
-    )
+    bf16: bool = setting(False, "bfloat16 training (GPU)")
+    gradient_checkpointing: bool = setting(False, "gradient checkpointing (big models)")
+    lora: bool = setting(True, "train a LoRA adapter instead of all weights")
+    lora_r: int = setting(16, "LoRA rank", at_least=1)
+    lora_alpha: int = setting(32, "LoRA alpha")
+    lora_dropout: float = setting(0.05, "LoRA dropout", bounds="[0, 1)")
+    lora_target_modules: str | list[str] = setting("all-linear", "LoRA target modules")
     # supervised warm-up (agents/sft.py), before GRPO
-    sft_steps: int = field(default=0, metadata={"help": "warm-up optimizer steps (0: no warm-up)"})
-    sft_dataset_dir: str | None = field(
-        default=None, metadata={"help": "MCTS-P dataset folder whose successful steps the warm-up imitates"}
+    sft_steps: int = setting(0, "warm-up optimizer steps (0: no warm-up)", at_least=0)
+    sft_dataset_dir: str | None = setting(
+        None, "MCTS-P dataset folder whose successful steps the warm-up imitates"
     )
-    sft_min_success: float = field(
-        default=1.0, metadata={"help": "least rollout success of a state's best child to imitate it"}
+    sft_min_success: float = setting(
+        1.0, "least rollout success of a state's best child to imitate it", bounds="[0, 1]"
     )
-    sft_max_examples: int | None = field(default=None, metadata={"help": "most warm-up states (None: all)"})
-    sft_learning_rate: float = field(default=2e-4, metadata={"help": "learning rate of the warm-up"})
-    sft_max_length: int = field(
-        default=1024, metadata={"help": "tokens per warm-up example (prompt + action)"}
-    )
+    sft_max_examples: int | None = setting(None, "most warm-up states (None: all)")
+    sft_learning_rate: float = setting(2e-4, "learning rate of the warm-up", bounds="(0, inf)")
+    sft_max_length: int = setting(1024, "tokens per warm-up example (prompt + action)")
     # run
-    seed: int = field(default=1, metadata={"help": "seed"})
-    output_dir: str = field(default="runs", metadata={"help": "runs are written to <output_dir>/<run_name>"})
-    run_name: str | None = field(default=None, metadata={"help": "default: <env>__grpo__<seed>"})
-    track: bool = field(default=False, metadata={"help": "log to W&B"})
-    wandb_project: str = field(default="similar-rl", metadata={"help": "W&B project"})
-    wandb_mode: str = field(default="offline", metadata={"help": "offline | online | disabled"})
-    tensorboard: bool = field(default=True, metadata={"help": "log to TensorBoard"})
-    save_steps: int = field(
-        default=0, metadata={"help": "checkpoint every N steps (0: only the final model)"}
-    )
-    resume: str | None = field(default=None, metadata={"help": "LoRA adapter folder to start from"})
-    progress: bool = field(default=True, metadata={"help": "show progress bars"})
-    eval_episodes: int = field(
-        default=10, metadata={"help": "greedy episodes in the env after training (0: skip)"}
-    )
-    eval_seed: int = field(default=100_000, metadata={"help": "first seed of the evaluation episodes"})
-    eval_env_ids: list[str] = field(
-        default_factory=list, metadata={"help": "envs of the evaluation, eval_episodes each (empty: env_id)"}
-    )
+    seed: int = setting(1, "seed")
+    output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>")
+    run_name: str | None = setting(None, "default: <env>__grpo__<seed>")
+    track: bool = setting(False, "log to W&B")
+    wandb_project: str = setting("similar-rl", "W&B project")
+    wandb_mode: str = setting("offline", "offline | online | disabled")
+    tensorboard: bool = setting(True, "log to TensorBoard")
+    save_steps: int = setting(0, "checkpoint every N steps (0: only the final model)", at_least=0)
+    resume: str | None = setting(None, "LoRA adapter folder to start from")
+    progress: bool = setting(True, "show progress bars")
+    eval_episodes: int = setting(10, "greedy episodes in the env after training (0: skip)", at_least=0)
+    eval_seed: int = setting(100_000, "first seed of the evaluation episodes")
+    eval_env_ids: list[str] = setting([], "envs of the evaluation, eval_episodes each (empty: env_id)")
 
     def __post_init__(self) -> None:
         check_choice("states_from", self.states_from, STATE_SOURCES)
@@ -169,34 +140,7 @@ class GRPOArgs:
         check_choice("multi_objective_aggregation", self.multi_objective_aggregation, AGGREGATIONS)
         if self.sft_steps and not self.sft_dataset_dir:
             raise ValueError("sft_steps needs sft_dataset_dir (a folder written by `similar-rl collect`)")
-        check_min(
-            "",
-            self,
-            (
-                "num_states",
-                "num_generations",
-                "per_device_train_batch_size",
-                "gradient_accumulation_steps",
-                "max_completion_length",
-                "max_episode_steps",
-                "scorer_batch_size",
-                "lora_r",
-            ),
-            1,
-        )
-        check_min(
-            "",
-            self,
-            ("max_history", "max_observation_chars", "save_steps", "eval_episodes", "max_steps", "sft_steps"),
-            0,
-        )
-        check_range("GRPOArgs", "learning_rate", self.learning_rate, 0.0, low_open=True)
-        check_range("GRPOArgs", "temperature", self.temperature, 0.0, low_open=True)
-        check_range("GRPOArgs", "beta", self.beta, 0.0)
-        check_range("GRPOArgs", "lora_dropout", self.lora_dropout, 0.0, 1.0, high_open=True)
-        check_range("GRPOArgs", "invalid_penalty", self.invalid_penalty)
-        check_range("GRPOArgs", "sft_learning_rate", self.sft_learning_rate, 0.0, low_open=True)
-        check_range("GRPOArgs", "sft_min_success", self.sft_min_success, 0.0, 1.0)
+        check_settings(self)
         for key, weight in self.reward_weights.items():
             check_range("GRPOArgs", f"reward_weights[{key!r}]", weight)
 
@@ -222,22 +166,20 @@ def rollout_states(args: GRPOArgs) -> list[dict[str, Any]]:
     kwargs = {"model_path": args.model_path} if args.behaviour == "hf" else {}
     policy = make_policy(args.behaviour, adapter, **kwargs)
     rng = np.random.default_rng(args.seed)
-    rows: list[dict[str, Any]] = []
-    seed = args.state_seed
 
     def choose(state: Any, history: Any) -> str:
         return policy.propose(state, list(history), 1, rng)[0]
 
+    played = (
+        (seed, step)
+        for seed in itertools.count(args.state_seed)
+        for step in episodes_loop.play(env, adapter, choose, seed, args.max_episode_steps)
+    )
     try:
-        while len(rows) < args.num_states:
-            for step in episodes_loop.play(env, adapter, choose, seed, args.max_episode_steps):
-                rows.append(state_row(step.state, list(step.history), args.env_id, seed))
-                if len(rows) >= args.num_states:
-                    break
-            seed += 1
+        first = itertools.islice(played, args.num_states)
+        return [state_row(step.state, list(step.history), args.env_id, seed) for seed, step in first]
     finally:
         env.close()
-    return rows
 
 
 def state_key(rec: Any) -> str:
@@ -283,12 +225,11 @@ def build_dataset(rows: list[dict[str, Any]], args: GRPOArgs) -> Any:
     records = []
     for row in rows:
         state = GUIState(row["instruction"], observation_text=row["observation_text"])
-        image = Image.fromarray(row["screenshot"]) if row["screenshot"] is not None else None
         rec = {**row, "prompt": messages_for(state, row["history"], args)}
+        shot = rec.pop("screenshot")
         # A VLM policy sees the screenshot (TRL feeds ``image`` to it and to the rewards); a text policy
         # does not, but the reward model still does (the ``screenshot`` column).
-        rec.pop("screenshot")
-        rec["image" if args.vlm else "screenshot"] = image
+        rec["image" if args.vlm else "screenshot"] = Image.fromarray(shot) if shot is not None else None
         records.append(rec)
     return Dataset.from_list(records)
 
@@ -320,11 +261,6 @@ class EnvVerifiedReward:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_envs": {}}
 
-    def _env(self, env_id: str) -> tuple[Any, Any]:
-        if env_id not in self._envs:
-            self._envs[env_id] = make_env(env_id, **self.env_kwargs)
-        return self._envs[env_id]
-
     def __call__(self, prompts: list, completions: list, env_id: list, seed: list, history: list, **_: Any):
         out: list[float] = []
         for completion, eid, s, hist in zip(completions, env_id, seed, history, strict=True):
@@ -334,7 +270,9 @@ class EnvVerifiedReward:
                 continue
             key = (eid, int(s), tuple(hist), action)
             if key not in self._cache:
-                env, adapter = self._env(eid)
+                if eid not in self._envs:
+                    self._envs[eid] = make_env(eid, **self.env_kwargs)
+                env, adapter = self._envs[eid]
                 adapter.rebuild(env, int(s), list(hist))
                 try:
                     self._cache[key] = adapter.step(env, action).reward
@@ -422,6 +360,8 @@ def evaluate_policy(
     """Success rate, mean episode length and invalid-action rate of greedy acting in the real env, over every env
     of ``args.eval_env_ids`` (default ``[args.env_id]``), ``episodes`` each; per-env success rates too when
     there are several."""
+    from similar_rl.agents.common import play_episodes
+
     episodes = args.eval_episodes if episodes is None else episodes
     model.eval()
 
@@ -429,31 +369,30 @@ def evaluate_policy(
         return act(model, processing, state, list(history), args)
 
     env_ids = args.eval_env_ids or [args.env_id]
-    successes, lengths, invalid, steps = [], [], 0, 0
-    per_env: dict[str, float] = {}
+    played = []  # (env id, its episodes)
     for env_id in env_ids:
         env, adapter = make_env(env_id, **args.env_kwargs)
-        mine = []
-        try:
-            for ep in range(episodes):
-                episode = episodes_loop.run(
-                    env, adapter, choose, args.eval_seed + ep, args.max_episode_steps, invalid="noop"
-                )
-                mine.append(float(episode.success))
-                lengths.append(episode.steps)
-                invalid += episode.invalid_actions
-                steps += episode.steps
-        finally:
-            env.close()
-        successes += mine
-        per_env[f"eval/{env_id}/success_rate"] = float(np.mean(mine)) if mine else float("nan")
-    return {
-        "eval/success_rate": float(np.mean(successes)) if successes else float("nan"),
-        "eval/episodic_length": float(np.mean(lengths)) if lengths else float("nan"),
-        "eval/invalid_action_rate": invalid / max(steps, 1),
-        "eval/episodes": float(len(successes)),
-        **(per_env if len(env_ids) > 1 else {}),
+        seed, max_steps = args.eval_seed, args.max_episode_steps
+        played.append(
+            (env_id, play_episodes(env, adapter, choose, seed, episodes, max_steps, invalid="noop"))
+        )
+    every = [e for _, eps in played for e in eps]
+    steps = sum(e.steps for e in every)
+    metrics = {
+        "eval/success_rate": _mean([e.success for e in every]),
+        "eval/episodic_length": _mean([e.steps for e in every]),
+        "eval/invalid_action_rate": sum(e.invalid_actions for e in every) / max(steps, 1),
+        "eval/episodes": float(len(every)),
     }
+    if len(env_ids) > 1:
+        metrics.update(
+            {f"eval/{env_id}/success_rate": _mean([e.success for e in eps]) for env_id, eps in played}
+        )
+    return metrics
+
+
+def _mean(values: list[Any]) -> float:
+    return float(np.mean(values)) if values else float("nan")
 
 
 # ------------------------------------------------------------------------------------------------- training
@@ -541,11 +480,10 @@ def _run_grpo(
     from similar_rl.agents.common import load_scorer
     from similar_rl.tracking import SimilarTrackingCallback
 
-    rows = (
-        rollout_states(args)
-        if args.states_from == "rollout"
-        else dataset_states(args.dataset_dir, args.num_states)
-    )
+    if args.states_from == "rollout":
+        rows = rollout_states(args)
+    else:
+        rows = dataset_states(args.dataset_dir, args.num_states)
     dataset = build_dataset(rows, args)
     logger.info("GRPO on %d states from %s", len(dataset), args.states_from)
     if scorer is None:

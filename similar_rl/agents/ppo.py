@@ -1,11 +1,9 @@
 """PPO for GUI agents with Similar's dense step rewards: one loop, readable top to bottom (CleanRL style).
 
-TRL has no PPO trainer for this setting, so this is the project's own. A GUI state offers a variable set of
-candidate action strings (``adapter.candidates(state)``); the policy scores each (state, candidate) pair with a
-small network over cheap features (:mod:`similar_rl.agents.features`) and samples from the masked softmax; the
-value head reads the pooled candidate features of the state. Each env is wrapped with
-:class:`similar_rl.wrappers.SimilarRewardWrapper`, which scores every executed step with the reward model; the
-reward the agent learns from is chosen by ``reward``:
+TRL has no PPO trainer for this setting, so this is the project's own. The policy scores each candidate action
+of a state (:class:`CandidateAgent` over :mod:`similar_rl.agents.features`). Each env is wrapped with
+:class:`similar_rl.wrappers.SimilarRewardWrapper`, which scores every executed step; ``reward`` chooses what
+the agent learns from:
 
 - ``sparse``: the env's own reward only (the reward model is not loaded);
 - ``total``: env reward + ``reward_coef`` * Similar ``total``;
@@ -15,10 +13,9 @@ reward the agent learns from is chosen by ``reward``:
 - ``potential_penalty``: ``potential`` minus ``penalty`` * (how irrelevant + how incoherent the model judges the
   step), a cost that is never a bonus (:mod:`similar_rl.wrappers`).
 
-Then GAE over env steps, the clipped surrogate objective, a (clipped) value loss, an entropy bonus, advantage
-normalisation, minibatches and epochs. Metrics go to TensorBoard and, with ``track``, to an offline W&B run:
-``charts/`` (success rate, episode length and returns, every reward dimension), ``losses/``. Checkpoints are
-``policy.safetensors`` + ``trainer_state.json``; ``resume`` continues from one.
+Metrics go to TensorBoard and, with ``track``, to an offline W&B run: ``charts/`` (success rate, episode
+length and returns, every reward dimension), ``losses/``. Checkpoints are ``policy.safetensors`` +
+``trainer_state.json``; ``resume`` continues from one.
 
 Run it with ``similar-rl agent ppo --config configs/ppo_toy.yaml`` or ``python examples/ppo_gui.py --config ...``.
 
@@ -39,8 +36,9 @@ import logging
 import random
 import tempfile  # noqa: F401  (used by the doctest above)
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +46,16 @@ import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Categorical
+from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
-from similar_rl.agents.common import load_checkpoint, load_scorer, save_checkpoint, start_run
+from similar_rl.agents import check_settings, setting
+from similar_rl.agents.common import load_checkpoint, load_scorer, play_episodes, save_checkpoint, start_run
 from similar_rl.agents.features import FEATURIZERS, make_featurizer
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
-from similar_rl.harness import episodes as episodes_loop
 from similar_rl.harness.run_log import RunLogger
-from similar_rl.harness.settings import check_choice, check_min, check_range
+from similar_rl.harness.settings import check_choice, check_range
 from similar_rl.types import GUIState
 
 logger = logging.getLogger(__name__)
@@ -69,70 +68,55 @@ REWARD_MODES = ("sparse", "total", "dims", "potential", "potential_penalty")
 class PPOArgs:
     """Settings of a PPO run (every field is a YAML key and a ``--field-name`` option)."""
 
-    env_id: str = field(
-        default="toy/click-button", metadata={"help": "env id, e.g. toy/login-form, miniwob/click-button-v1"}
-    )
-    env_kwargs: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "keyword arguments of make_env"}
-    )
-    num_envs: int = field(default=4, metadata={"help": "parallel envs (each MiniWoB env is a browser)"})
-    total_timesteps: int = field(default=4096, metadata={"help": "env steps over all envs"})
-    num_steps: int = field(default=64, metadata={"help": "steps per env per rollout"})
-    max_episode_steps: int = field(default=10, metadata={"help": "episode cut (treated as terminal)"})
+    env_id: str = setting("toy/click-button", "env id, e.g. toy/login-form, miniwob/click-button-v1")
+    env_kwargs: dict[str, Any] = setting({}, "keyword arguments of make_env")
+    num_envs: int = setting(4, "parallel envs (each MiniWoB env is a browser)", at_least=1)
+    total_timesteps: int = setting(4096, "env steps over all envs", at_least=1)
+    num_steps: int = setting(64, "steps per env per rollout", at_least=1)
+    max_episode_steps: int = setting(10, "episode cut (treated as terminal)", at_least=1)
     # reward
-    reward: str = field(
-        default="total", metadata={"help": "sparse | total | dims | potential | potential_penalty"}
+    reward: str = setting("total", "sparse | total | dims | potential | potential_penalty")
+    reward_coef: float = setting(0.1, "scale of the Similar term", bounds="(-inf, inf)")
+    penalty: float = setting(
+        0.05, "reward=potential_penalty: cost per unit of irrelevance or incoherence", bounds="[0, inf)"
     )
-    reward_coef: float = field(default=0.1, metadata={"help": "scale of the Similar term"})
-    penalty: float = field(
-        default=0.05,
-        metadata={"help": "reward=potential_penalty: cost per unit of irrelevance or incoherence"},
-    )
-    potential_key: str = field(
-        default="odds_of_success", metadata={"help": "score of noop() used as Phi for reward=potential"}
-    )
-    reward_weights: dict[str, float] = field(
-        default_factory=dict, metadata={"help": "dimension -> weight for reward=dims"}
-    )
-    reward_model: str = field(
-        default="default", metadata={"help": "'default' or a saved SimilarRewardModel folder"}
-    )
-    scorer_batch_size: int = field(default=32, metadata={"help": "reward-model batch size"})
+    potential_key: str = setting("odds_of_success", "score of noop() used as Phi for reward=potential")
+    reward_weights: dict[str, float] = setting({}, "dimension -> weight for reward=dims")
+    reward_model: str = setting("default", "'default' or a saved SimilarRewardModel folder")
+    scorer_batch_size: int = setting(32, "reward-model batch size", at_least=1)
     # policy
-    features: str = field(default="hashed", metadata={"help": "hashed | minilm"})
-    feature_dim: int = field(default=128, metadata={"help": "hash buckets of the hashed featurizer"})
-    hidden: int = field(default=64, metadata={"help": "hidden width of the actor and critic"})
-    max_candidates: int = field(default=64, metadata={"help": "candidates kept per state"})
+    features: str = setting("hashed", "hashed | minilm")
+    feature_dim: int = setting(128, "hash buckets of the hashed featurizer", at_least=1)
+    hidden: int = setting(64, "hidden width of the actor and critic", at_least=1)
+    max_candidates: int = setting(64, "candidates kept per state", at_least=1)
     # PPO
-    learning_rate: float = field(default=2.5e-3, metadata={"help": "Adam learning rate"})
-    anneal_lr: bool = field(default=True, metadata={"help": "linearly decay the learning rate"})
-    gamma: float = field(default=0.95, metadata={"help": "discount"})
-    gae_lambda: float = field(default=0.9, metadata={"help": "GAE lambda"})
-    num_minibatches: int = field(default=4, metadata={"help": "minibatches per epoch"})
-    update_epochs: int = field(default=4, metadata={"help": "epochs per rollout"})
-    norm_adv: bool = field(default=True, metadata={"help": "normalise advantages per minibatch"})
-    clip_coef: float = field(default=0.2, metadata={"help": "surrogate clip"})
-    clip_vloss: bool = field(default=True, metadata={"help": "clip the value loss"})
-    ent_coef: float = field(default=0.01, metadata={"help": "entropy bonus"})
-    vf_coef: float = field(default=0.5, metadata={"help": "value-loss weight"})
-    max_grad_norm: float = field(default=0.5, metadata={"help": "gradient clip"})
-    target_kl: float | None = field(default=None, metadata={"help": "stop epochs early above this KL"})
+    learning_rate: float = setting(2.5e-3, "Adam learning rate", bounds="(0, inf)")
+    anneal_lr: bool = setting(True, "linearly decay the learning rate")
+    gamma: float = setting(0.95, "discount", bounds="[0, 1]")
+    gae_lambda: float = setting(0.9, "GAE lambda", bounds="[0, 1]")
+    num_minibatches: int = setting(4, "minibatches per epoch", at_least=1)
+    update_epochs: int = setting(4, "epochs per rollout", at_least=1)
+    norm_adv: bool = setting(True, "normalise advantages per minibatch")
+    clip_coef: float = setting(0.2, "surrogate clip", bounds="(0, inf)")
+    clip_vloss: bool = setting(True, "clip the value loss")
+    ent_coef: float = setting(0.01, "entropy bonus", bounds="[0, inf)")
+    vf_coef: float = setting(0.5, "value-loss weight", bounds="[0, inf)")
+    max_grad_norm: float = setting(0.5, "gradient clip", bounds="(0, inf)")
+    target_kl: float | None = setting(None, "stop epochs early above this KL", bounds="(0, inf)")
     # run
-    seed: int = field(default=1, metadata={"help": "seed of torch, numpy, random and episode seeds"})
-    torch_deterministic: bool = field(default=True, metadata={"help": "torch.backends.cudnn.deterministic"})
-    torch_threads: int = field(default=1, metadata={"help": "torch CPU threads (0: torch's default)"})
-    output_dir: str = field(default="runs", metadata={"help": "runs are written to <output_dir>/<run_name>"})
-    run_name: str | None = field(
-        default=None, metadata={"help": "default: <env>__ppo__<reward>__<seed>__<time>"}
-    )
-    track: bool = field(default=False, metadata={"help": "log to W&B"})
-    wandb_project: str = field(default="similar-rl", metadata={"help": "W&B project"})
-    wandb_mode: str = field(default="offline", metadata={"help": "offline | online | disabled"})
-    tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events"})
-    save_every: int = field(default=0, metadata={"help": "checkpoint every N updates (0: only at the end)"})
-    resume: str | None = field(default=None, metadata={"help": "checkpoint folder to resume from"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
-    success_window: int = field(default=50, metadata={"help": "episodes in the rolling success rate"})
+    seed: int = setting(1, "seed of torch, numpy, random and episode seeds")
+    torch_deterministic: bool = setting(True, "torch.backends.cudnn.deterministic")
+    torch_threads: int = setting(1, "torch CPU threads (0: torch's default)", at_least=0)
+    output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>")
+    run_name: str | None = setting(None, "default: <env>__ppo__<reward>__<seed>__<time>")
+    track: bool = setting(False, "log to W&B")
+    wandb_project: str = setting("similar-rl", "W&B project")
+    wandb_mode: str = setting("offline", "offline | online | disabled")
+    tensorboard: bool = setting(True, "write TensorBoard events")
+    save_every: int = setting(0, "checkpoint every N updates (0: only at the end)", at_least=0)
+    resume: str | None = setting(None, "checkpoint folder to resume from")
+    progress: bool = setting(True, "show a progress bar")
+    success_window: int = setting(50, "episodes in the rolling success rate", at_least=1)
 
     def __post_init__(self) -> None:
         check_choice("reward", self.reward, REWARD_MODES)
@@ -148,36 +132,7 @@ class PPOArgs:
                 )
         check_choice("potential_key", self.potential_key, list(SCORE_KEYS))
         check_choice("features", self.features, FEATURIZERS)
-        check_min(
-            "",
-            self,
-            (
-                "num_envs",
-                "num_steps",
-                "total_timesteps",
-                "num_minibatches",
-                "update_epochs",
-                "max_candidates",
-                "max_episode_steps",
-                "feature_dim",
-                "hidden",
-                "scorer_batch_size",
-                "success_window",
-            ),
-            1,
-        )
-        check_min("", self, ("save_every", "torch_threads"), 0)
-        check_range("PPOArgs", "learning_rate", self.learning_rate, 0.0, low_open=True)
-        check_range("PPOArgs", "gamma", self.gamma, 0.0, 1.0)
-        check_range("PPOArgs", "gae_lambda", self.gae_lambda, 0.0, 1.0)
-        check_range("PPOArgs", "clip_coef", self.clip_coef, 0.0, low_open=True)
-        check_range("PPOArgs", "reward_coef", self.reward_coef)
-        check_range("PPOArgs", "penalty", self.penalty, 0.0)
-        check_range("PPOArgs", "ent_coef", self.ent_coef, 0.0)
-        check_range("PPOArgs", "vf_coef", self.vf_coef, 0.0)
-        check_range("PPOArgs", "max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
-        if self.target_kl is not None:
-            check_range("PPOArgs", "target_kl", self.target_kl, 0.0, low_open=True)
+        check_settings(self)
         for dim, weight in self.reward_weights.items():
             check_range("PPOArgs", f"reward_weights[{dim!r}]", weight)
         if self.batch_size % self.num_minibatches:
@@ -243,15 +198,11 @@ class CandidateAgent(nn.Module):
         return action, dist.log_prob(action), dist.entropy(), self.get_value(feats, mask)
 
 
-def pad_features(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_features(rows: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack per-state (K_i, F) feature arrays into (B, K_max, F) and a boolean mask (B, K_max)."""
-    k_max = max(r.shape[0] for r in rows)
-    feats = np.zeros((len(rows), k_max, rows[0].shape[1]), dtype=np.float32)
-    mask = np.zeros((len(rows), k_max), dtype=bool)
-    for i, r in enumerate(rows):
-        feats[i, : r.shape[0]] = r
-        mask[i, : r.shape[0]] = True
-    return torch.from_numpy(feats), torch.from_numpy(mask)
+    feats = pad_sequence([torch.as_tensor(r, dtype=torch.float32) for r in rows], batch_first=True)
+    mask = pad_sequence([torch.ones(len(r), dtype=torch.bool) for r in rows], batch_first=True)
+    return feats, mask
 
 
 # ------------------------------------------------------------------------------------------- env and reward
@@ -280,49 +231,38 @@ def make_envs(args: PPOArgs, scorer: Any) -> list[tuple[Any, Any]]:
 
 
 class EpisodeStats:
-    """Per-env running episode counters and a window of finished episodes."""
+    """Per-env running episode sums and a window of finished episodes."""
 
     def __init__(self, num_envs: int, window: int):
-        self.ret = np.zeros(num_envs)
-        self.shaped = np.zeros(num_envs)
-        self.length = np.zeros(num_envs, dtype=int)
-        self.dims = [{k: 0.0 for k in SCORE_KEYS} for _ in range(num_envs)]
+        self.running = [Counter() for _ in range(num_envs)]
         self.recent: deque[dict[str, float]] = deque(maxlen=window)
 
     def step(self, i: int, env_reward: float, reward: float, scores: dict[str, float] | None) -> None:
-        self.ret[i] += env_reward
-        self.shaped[i] += reward
-        self.length[i] += 1
-        if scores:
-            for k in SCORE_KEYS:
-                self.dims[i][k] += scores[k]
+        dims = {f"similar_{k}": scores[k] for k in SCORE_KEYS} if scores else {}
+        self.running[i].update(env_return=env_reward, shaped_return=reward, length=1, **dims)
 
     def finish(self, i: int, success: bool, global_step: int) -> dict[str, float]:
+        sums, self.running[i] = self.running[i], Counter()
+        length = sums["length"]
         ep = {
             "global_step": global_step,
             "success": float(success),
-            "length": int(self.length[i]),
-            "env_return": float(self.ret[i]),
-            "shaped_return": float(self.shaped[i]),
-            **{f"similar_{k}": self.dims[i][k] / max(self.length[i], 1) for k in SCORE_KEYS},
+            "length": length,
+            "env_return": float(sums["env_return"]),
+            "shaped_return": float(sums["shaped_return"]),
+            **{f"similar_{k}": sums[f"similar_{k}"] / max(length, 1) for k in SCORE_KEYS},
         }
         self.recent.append(ep)
-        self.ret[i] = self.shaped[i] = self.length[i] = 0
-        self.dims[i] = {k: 0.0 for k in SCORE_KEYS}
         return ep
 
     def charts(self) -> dict[str, float]:
+        names = {"success_rate": "success", "episodic_length": "length", "episodic_return": "env_return"}
+        names |= {"shaped_return": "shaped_return", **{f"similar/{k}": f"similar_{k}" for k in SCORE_KEYS}}
         if not self.recent:
             return {}
-        out = {
-            "charts/success_rate": float(np.mean([e["success"] for e in self.recent])),
-            "charts/episodic_length": float(np.mean([e["length"] for e in self.recent])),
-            "charts/episodic_return": float(np.mean([e["env_return"] for e in self.recent])),
-            "charts/shaped_return": float(np.mean([e["shaped_return"] for e in self.recent])),
+        return {
+            f"charts/{name}": float(np.mean([e[key] for e in self.recent])) for name, key in names.items()
         }
-        for k in SCORE_KEYS:
-            out[f"charts/similar/{k}"] = float(np.mean([e[f"similar_{k}"] for e in self.recent]))
-        return out
 
 
 # ---------------------------------------------------------------------------------------------- the PPO loop
@@ -389,18 +329,19 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
 
         def reset(i: int) -> GUIState:
             env, adapter = envs[i]
-            s, _ = adapter.reset(env, seed=int(rng.integers(2**31 - 1)))
-            return s
+            return adapter.reset(env, seed=int(rng.integers(2**31 - 1)))[0]
 
         states = [reset(i) for i in range(args.num_envs)]
         histories: list[list[str]] = [[] for _ in range(args.num_envs)]
-        bar = tqdm(
-            total=args.num_updates * args.batch_size,
-            initial=global_step,
-            disable=not args.progress,
-            unit="step",
+
+        def observe(i: int) -> tuple[list[str], np.ndarray]:
+            cands = envs[i][1].candidates(states[i])[: args.max_candidates] or ["noop()"]
+            return cands, featurizer.featurize(states[i], histories[i], cands)
+
+        total = args.num_updates * args.batch_size
+        bar = cleanup.enter_context(
+            tqdm(total=total, initial=global_step, disable=not args.progress, unit="step")
         )
-        cleanup.callback(bar.close)
         checkpoint = None
         start_time = time.time()
         for update in range(start_update, args.num_updates + 1):
@@ -412,40 +353,27 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
             # ---- rollout: num_steps steps in every env
             feats_buf: list[np.ndarray] = []
             actions = torch.zeros((args.num_steps, args.num_envs), dtype=torch.long)
-            logprobs = torch.zeros((args.num_steps, args.num_envs))
-            values = torch.zeros((args.num_steps, args.num_envs))
-            rewards = torch.zeros((args.num_steps, args.num_envs))
-            dones = torch.zeros((args.num_steps, args.num_envs))
+            logprobs, values, rewards, dones = torch.zeros((4, args.num_steps, args.num_envs))
             for t in range(args.num_steps):
                 global_step += args.num_envs
-                cands = [
-                    envs[i][1].candidates(s)[: args.max_candidates] or ["noop()"]
-                    for i, s in enumerate(states)
-                ]
-                rows = [
-                    featurizer.featurize(s, h, c) for s, h, c in zip(states, histories, cands, strict=True)
-                ]
+                cands, rows = zip(*map(observe, range(args.num_envs)), strict=True)
                 feats, mask = pad_features(rows)
                 with torch.no_grad():
                     action, logprob, _, value = agent.get_action_and_value(feats, mask)
                 feats_buf.extend(rows)
                 actions[t], logprobs[t], values[t] = action, logprob, value
                 for i, (env, adapter) in enumerate(envs):
-                    action_str = cands[i][int(action[i])]
-                    outcome = adapter.step(env, action_str)
+                    chosen = cands[i][int(action[i])]
+                    outcome = adapter.step(env, chosen)
                     scores = outcome.info.get("similar")  # None when reward=sparse (no wrapper)
                     env_reward = outcome.info.get("similar_env_reward", outcome.reward)
                     stats.step(i, env_reward, outcome.reward, scores)
                     rewards[t, i] = outcome.reward
-                    histories[i].append(action_str)
+                    histories[i].append(chosen)
                     cut = not outcome.done and len(histories[i]) >= args.max_episode_steps
                     if similar_logger is not None:
                         similar_logger.record(
-                            outcome.info,
-                            outcome.terminated,
-                            outcome.truncated or cut,
-                            outcome.reward,
-                            action_str,
+                            outcome.info, outcome.terminated, outcome.truncated or cut, outcome.reward, chosen
                         )
                     if outcome.done or cut:
                         dones[t, i] = 1.0
@@ -460,9 +388,7 @@ def train(args: PPOArgs, scorer: Any = None) -> dict[str, Any]:
 
             # ---- bootstrap and GAE (an episode cut is treated as terminal)
             with torch.no_grad():
-                next_rows = [featurizer.featurize(s, h, envs[i][1].candidates(s)[: args.max_candidates] or ["noop()"])
-                             for i, (s, h) in enumerate(zip(states, histories, strict=True))]  # fmt: skip
-                next_value = agent.get_value(*pad_features(next_rows))
+                next_value = agent.get_value(*pad_features([observe(i)[1] for i in range(args.num_envs)]))
                 advantages = torch.zeros_like(rewards)
                 lastgaelam = torch.zeros(args.num_envs)
                 for t in reversed(range(args.num_steps)):
@@ -595,17 +521,10 @@ def evaluate(
             )
         return cands[int(action[0])]
 
-    successes, lengths = [], []
-    try:
-        for ep in range(episodes):
-            episode = episodes_loop.run(env, adapter, choose, seed + ep, args.max_episode_steps)
-            successes.append(float(episode.success))
-            lengths.append(episode.steps)
-    finally:
-        env.close()
+    played = play_episodes(env, adapter, choose, seed, episodes, args.max_episode_steps)
     return {
-        "success_rate": float(np.mean(successes)),
-        "episodic_length": float(np.mean(lengths)),
+        "success_rate": float(np.mean([float(e.success) for e in played])),
+        "episodic_length": float(np.mean([e.steps for e in played])),
         "episodes": episodes,
     }
 

@@ -60,19 +60,12 @@ def sft_dataset(rows: list[dict[str, Any]], args: Any) -> Any:
     from similar_rl.agents.grpo import messages_for
     from similar_rl.types import GUIState
 
-    return Dataset.from_list(
-        [
-            {
-                "prompt": messages_for(
-                    GUIState(row["instruction"], observation_text=row["observation_text"]),
-                    row["history"],
-                    args,
-                ),
-                "completion": [{"role": "assistant", "content": row["action"]}],
-            }
-            for row in rows
-        ]
-    )
+    records = []
+    for row in rows:
+        state = GUIState(row["instruction"], observation_text=row["observation_text"])
+        completion = [{"role": "assistant", "content": row["action"]}]
+        records.append({"prompt": messages_for(state, row["history"], args), "completion": completion})
+    return Dataset.from_list(records)
 
 
 def warm_up(

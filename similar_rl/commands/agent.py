@@ -8,6 +8,7 @@ Every key of the YAML file is also an option (``--total-timesteps 2048``, ``--re
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 
 from similar_rl.harness.settings import add_dataclass_arguments, build_args, load_yaml
@@ -28,16 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    values = dict(vars(args))
-    algo, config = values.pop("algo"), values.pop("config", None)
-    values.pop("command", None)
-    values.pop("verbose", None)
-    cls = _args_classes()[algo]
-    settings = build_args(cls, load_yaml(config) if config else None, values)
-    if algo == "ppo":
-        from similar_rl.agents.ppo import train
-    else:
-        from similar_rl.agents.grpo import train
-    summary = train(settings)
+    values = {k: v for k, v in vars(args).items() if k not in ("algo", "config", "command", "verbose")}
+    config = getattr(args, "config", None)
+    settings = build_args(_args_classes()[args.algo], load_yaml(config) if config else None, values)
+    summary = importlib.import_module(f"similar_rl.agents.{args.algo}").train(settings)
     print(json.dumps(summary, indent=2, default=str))
     return 0

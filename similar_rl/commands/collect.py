@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
+from similar_rl.commands import fail
 from similar_rl.harness.settings import add_dataclass_arguments
 
 #: Short and historical option strings of CollectConfig fields.
@@ -83,16 +83,14 @@ def run(args: argparse.Namespace) -> int:
         if not cfg.envs:
             raise ValueError("no env ids: pass them as arguments, with --tasks FILE, or in the --config YAML")
     except (ValueError, OSError) as exc:
-        print(f"similar-rl collect: {exc}", file=sys.stderr)
-        return 2
+        return fail("collect", exc)
     if args.backend == "ray" or args.ray_address:
         from similar_rl.collect.distributed import collect_ray
 
         try:
             summary = collect_ray(cfg, args.out, address=args.ray_address, progress=not args.no_progress)
         except ImportError as exc:
-            print(f"similar-rl collect: {exc}", file=sys.stderr)
-            return 2
+            return fail("collect", exc)
     else:
         summary = collect(cfg, args.out, progress=not args.no_progress)
     print(f"dataset folder: {summary.out}")

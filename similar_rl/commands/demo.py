@@ -12,19 +12,18 @@ Examples::
     similar-rl demo --model runs/my_model --parts episodes,search --no-wandb
 
 Exit status: 0 when every part ran cleanly, 1 when some part failed (the report says what), 2 for bad input.
-
-The demo's step rows come from :func:`similar_rl.demo.episodes.step_rows` (a generator of :class:`StepRow`, re-exported
-here) over the harness's one episode loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from similar_rl.commands import fail
 from similar_rl.demo.episodes import StepRow
 from similar_rl.envs.miniwob import env_id_for
 
@@ -94,15 +93,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from similar_rl.demo import load_demo_config, load_reward_model, run_demo
 
-    def echo(line: str) -> None:
-        print(line, flush=True)
-
+    echo = functools.partial(print, flush=True)
     started = time.perf_counter()
     try:
         config = load_demo_config(args.config, overrides_from_args(args), quick=args.quick)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"similar-rl demo: {exc}", file=sys.stderr)
-        return 2
+        return fail("demo", exc)
     echo(
         f"similar-rl demo: model={config.model} parts={','.join(config.parts)} seed={config.seed} "
         f"budget={config.time_budget_s:.0f}s{' (quick)' if args.quick else ''}"
@@ -115,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
             torch.set_num_threads(config.torch_threads)
         model = load_reward_model(config.model)
     except (FileNotFoundError, ValueError, OSError, ImportError) as exc:
-        print(f"similar-rl demo: cannot load the reward model: {exc}", file=sys.stderr)
-        return 2
+        return fail("demo", f"cannot load the reward model: {exc}")
     load_s = time.perf_counter() - started
     echo(f"reward model ready in {load_s:.1f}s")
     command = "similar-rl demo"

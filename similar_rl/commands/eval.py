@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from similar_rl.commands import fail
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,19 +58,15 @@ def run(args: argparse.Namespace) -> int:
     from similar_rl.evaluation import evaluate, format_table, report_rows
     from similar_rl.model import load_model
 
-    extra = {}
-    for item in args.compare:
-        name, sep, folder = item.partition("=")
+    compare = [item.partition("=") for item in args.compare]
+    for item, (name, sep, folder) in zip(args.compare, compare, strict=True):
         if not sep or not name or not folder:
             raise SystemExit(f"--compare expects NAME=DIR, got {item!r}")
     try:
         model = load_model(args.model)
-        for item in args.compare:
-            name, _, folder = item.partition("=")
-            extra[name] = load_model(folder)
+        extra = {name: load_model(folder) for name, _, folder in compare}
     except (FileNotFoundError, ValueError) as exc:
-        print(f"similar-rl eval: {exc}", file=sys.stderr)
-        return 2
+        return fail("eval", exc)
     report = evaluate(
         model,
         args.data,

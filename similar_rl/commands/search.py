@@ -20,9 +20,10 @@ import argparse
 import dataclasses
 import json
 import logging
-import sys
 from pathlib import Path
 
+from similar_rl.commands import fail
+from similar_rl.data.dataset import atomic_write_text
 from similar_rl.harness.settings import add_dataclass_arguments
 from similar_rl.search_job import SearchSettings, run_search, search_settings
 
@@ -67,16 +68,13 @@ def run(args: argparse.Namespace) -> int:
 
         model = load_model(settings.model)
     except (ValueError, TypeError, OSError, ImportError) as exc:
-        print(f"similar-rl search: {exc}", file=sys.stderr)
-        return 2
+        return fail("search", exc)
     result = run_search(settings, model=model, progress=not args.no_progress)
     label = f"{settings.method} N={settings.n}"
     print(results_table(result, base_label=settings.policy, scaled_label=label))
     if args.json_out:
         path = Path(args.json_out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(result, indent=2), fsync=False)
         print(f"wrote {path}")
     return 0

@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from similar_rl.commands import fail
+
 #: The historical option strings of ServerConfig fields.
 _ALIASES = {
     "request_timeout_s": ("--timeout",),
@@ -51,14 +53,10 @@ def run(args: argparse.Namespace) -> int:
     if args.token_env:
         token = os.environ.get(args.token_env, "")
         if not token:
-            print(
-                f"similar-rl serve: environment variable {args.token_env} is unset or empty", file=sys.stderr
-            )
-            return 2
+            return fail("serve", f"environment variable {args.token_env} is unset or empty")
     allowed_root = getattr(args, "allowed_root", None)
     if allowed_root and not Path(allowed_root).is_dir():
-        print(f"similar-rl serve: --allowed-root {allowed_root} is not a folder", file=sys.stderr)
-        return 2
+        return fail("serve", f"--allowed-root {allowed_root} is not a folder")
     fields = {f.name for f in dataclasses.fields(ServerConfig)}
     try:
         config = build_args(
@@ -66,15 +64,13 @@ def run(args: argparse.Namespace) -> int:
         )
         model = load_model(args.model, device=args.device)
     except (ValueError, OSError) as exc:
-        print(f"similar-rl serve: {exc}", file=sys.stderr)
-        return 2
+        return fail("serve", exc)
     scorer = Scorer(model, batch_size=config.max_batch, cache_size=args.cache_size)
     try:
         server = RewardServer(scorer, config)
         server.bind()
     except OSError as exc:
-        print(f"similar-rl serve: cannot bind {config.host}:{config.port}: {exc}", file=sys.stderr)
-        return 2
+        return fail("serve", f"cannot bind {config.host}:{config.port}: {exc}")
     print(f"serving {args.model} on {server.url} (POST /score, GET /health, GET /metrics); Ctrl-C stops")
     if config.host not in ("127.0.0.1", "localhost", "::1") and token is None:
         print(

@@ -64,12 +64,9 @@ def run(args: argparse.Namespace) -> int:
     from similar_rl.train.config import TrainConfig
     from similar_rl.train.trainer import train
 
-    data: dict = {}
-    if args.config:
-        loaded = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise SystemExit(f"{args.config}: a train config must be a mapping of options")
-        data = loaded
+    data = (yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}) if args.config else {}
+    if not isinstance(data, dict):
+        raise SystemExit(f"{args.config}: a train config must be a mapping of options")
     data = _apply_sets(data, args.set)
     overrides = {k: v for k, v in vars(args).items() if k not in _COMMAND_OPTIONS}
     overrides.update(use_cache=False if args.no_cache else None, progress=False if args.no_progress else None)

@@ -1,12 +1,8 @@
 """Policies that propose candidate action strings (the :class:`~similar_rl.types.Policy` protocol).
 
-``make_policy(name, adapter, **kwargs)`` builds one by name:
-
-- ``"random"``: :class:`UniformRandomPolicy`, uniform over ``adapter.candidates(state)``;
-- ``"heuristic"``: :class:`HeuristicPolicy`, softmax over instruction/element text overlap (``temperature=``);
-- ``"mixed"``: :class:`MixedPolicy`, each action from the random policy with probability ``random_share``, else
-  from the heuristic;
-- ``"hf"``: ``similar_rl.policies.hf.HFPolicy``, a local Hugging Face LM (imported only when asked for).
+``make_policy(name, adapter, **kwargs)`` builds one by its name in :data:`POLICIES`: ``"random"``
+(:class:`UniformRandomPolicy`), ``"heuristic"`` (:class:`HeuristicPolicy`), ``"mixed"`` (:class:`MixedPolicy`) or
+``"hf"`` (``similar_rl.policies.hf.HFPolicy``, a local Hugging Face LM, imported only when asked for).
 
 Example:
     >>> import numpy as np

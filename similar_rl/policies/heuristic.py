@@ -1,19 +1,13 @@
 """A stochastic heuristic policy: prefers candidates whose element text matches the instruction.
 
-Each candidate of ``adapter.candidates(state)`` gets a score, and ``n`` actions are sampled from
-``softmax(score / temperature)`` (temperature 0: always the best-scored candidate). The score of
-
-- ``click(ref)``: the fraction of the element's words found in the instruction, plus a bonus for words that come
-  early in the instruction (do things in the order they are asked); minus 2 for a text field (a click only
-  focuses it; ``type`` does that itself); minus 1 plus the overlap for a ticked checkbox the instruction names;
-- ``type(ref, text)``: 0.5, plus the overlap between the element's text/id and the name of the task field whose
-  value is typed (e.g. ``username`` -> an input labelled "Username"), plus the order bonus of the value; minus 1
-  if another element already holds that text; -1 if this element already holds it;
-- anything else: the overlap of its string with the instruction.
-
-Repeating an action costs 1 per earlier occurrence in the history, and 1 more if it was the last action.
-It needs only :attr:`GUIState.elements`, :attr:`GUIState.fields` and the adapter's candidates, so it works on
-any adapter.
+Each candidate of ``adapter.candidates(state)`` gets a score (:meth:`HeuristicPolicy.score`) and ``n`` actions
+are sampled from ``softmax(score / temperature)`` (temperature 0: always the best-scored candidate). The score
+rewards overlap between the element's words and the instruction, with a bonus for things mentioned early (do
+the steps in the order asked) and for ``type`` candidates matched to a task field by name (``username`` -> an
+input labelled "Username"); it penalises clicking text fields, re-typing a value already entered, unticking a
+named checkbox, clicking a control while a task value still waits to be typed, and repeating actions. It needs
+only :attr:`GUIState.elements`, :attr:`GUIState.fields` and the adapter's candidates, so it works on any
+adapter.
 """
 
 from __future__ import annotations
@@ -111,8 +105,7 @@ class HeuristicPolicy:
         if el.typeable or not any(other.typeable for other in state.elements):
             return 0.0
         typed = {other.value for other in state.elements if other.typeable}
-        pending = [v for v in state.fields.values() if v and v not in typed]
-        return 1.0 if pending else 0.0
+        return float(any(v and v not in typed for v in state.fields.values()))
 
     def _score_type(self, el: Element, text: str, state: GUIState, instruction: list[str]) -> float:
         if el.value == text:
@@ -139,8 +132,7 @@ class HeuristicPolicy:
             score = self._score_type(el, parsed.text or "", state, instruction)
         else:
             score = self._match(words(action), instruction)[0]
-        repeats = list(history).count(action)
-        score -= self.repeat_penalty * repeats
+        score -= self.repeat_penalty * list(history).count(action)
         if history and history[-1] == action:
             score -= self.repeat_penalty
         return score

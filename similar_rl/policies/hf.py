@@ -49,9 +49,8 @@ def build_prompt(
         observation = observation[:max_observation_chars] + "\n... (truncated)"
     recent = list(history)[-max_history:] if max_history > 0 else []
     skipped = len(history) - len(recent)
-    lines = [f"You operate a graphical user interface. Task: {state.instruction}", "", "Screen elements:"]
-    lines.append(observation)
-    lines += ["", "Previous actions:"]
+    lines = [f"You operate a graphical user interface. Task: {state.instruction}", ""]
+    lines += ["Screen elements:", observation, "", "Previous actions:"]
     if skipped:
         lines.append(f"({skipped} earlier actions not shown)")
     lines += [f"{skipped + i + 1}. {a}" for i, a in enumerate(recent)] or ["(none)"]
@@ -128,8 +127,12 @@ class HFPolicy:
         self.check_refs = check_refs
         self.max_history = max_history
         self.max_observation_chars = max_observation_chars
-        if model_path is not None:
-            model, tokenizer, processor = _load(model_path, tokenizer, processor, dtype)
+        if model_path is not None:  # a tokenizer or processor passed in is kept
+            model, loaded, is_vlm = load_local_lm(model_path, dtype)
+            if not is_vlm and tokenizer is None:
+                tokenizer = loaded
+            elif is_vlm and processor is None and tokenizer is None:
+                processor = loaded
         self.model = model
         self.processor = processor
         self.tokenizer = tokenizer if tokenizer is not None else getattr(processor, "tokenizer", None)
@@ -154,29 +157,22 @@ class HFPolicy:
         """Fraction of all sampled completions so far that gave no usable action."""
         return self.failure_count / self.sample_count if self.sample_count else 0.0
 
-    # ------------------------------------------------------------------ prompt
     def _inputs(self, state: GUIState, history: Sequence[str]) -> dict[str, Any]:
         text = build_prompt(state, history, self.max_history, self.max_observation_chars)
-        image = None
+        images: dict[str, Any] = {}
         if self.processor is not None and state.screenshot is not None:
             from PIL import Image
 
-            image = Image.fromarray(state.screenshot)
+            images["images"] = [Image.fromarray(state.screenshot)]
         if self.use_chat_template:
-            content: Any = text
-            if image is not None:
-                content = [{"type": "image"}, {"type": "text", "text": text}]
+            content: Any = [{"type": "image"}, {"type": "text", "text": text}] if images else text
             messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
             templater = self.processor if self.processor is not None else self.tokenizer
             text = templater.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         if self.processor is not None:
-            kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
-            if image is not None:
-                kwargs["images"] = [image]
-            return dict(self.processor(**kwargs))
+            return dict(self.processor(text=[text], return_tensors="pt", **images))
         return dict(self.tokenizer([text], return_tensors="pt"))
 
-    # ---------------------------------------------------------------- sampling
     def sample(self, state: GUIState, history: Sequence[str], n: int, seed: int) -> list[str]:
         """``n`` raw completions (text after the prompt), sampled with ``seed`` (global RNG state untouched)."""
         torch = self.torch
@@ -185,34 +181,24 @@ class HFPolicy:
         }
         prompt_len = inputs["input_ids"].shape[1]
         pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id
-        gen: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "pad_token_id": pad_id}
-        if self.temperature > 0:
-            gen.update(
-                do_sample=True,
-                temperature=self.temperature,
-                top_p=self.top_p,
-                top_k=0,
-                num_return_sequences=n,
-            )
-        else:  # greedy: one completion, repeated n times
-            gen.update(do_sample=False)
+        pad_id = self.tokenizer.eos_token_id if pad_id is None else pad_id
+        sampled = self.temperature > 0  # else greedy: one completion, repeated n times
+        gen: dict[str, Any] = dict(max_new_tokens=self.max_new_tokens, pad_token_id=pad_id, do_sample=sampled)
+        if sampled:
+            gen.update(temperature=self.temperature, top_p=self.top_p, top_k=0, num_return_sequences=n)
         devices = [torch.device(self.device).index or 0] if torch.device(self.device).type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             torch.manual_seed(seed)
             out = self.model.generate(**inputs, **gen)
         texts = self.tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
-        return texts if self.temperature > 0 else texts * n
+        return texts if sampled else texts * n
 
     def parse(
         self, completions: Sequence[str], state: GUIState | None = None
     ) -> tuple[list[str], list[ParseFailure]]:
         """Parse completions (refs checked against ``state`` if ``check_refs``); see :func:`parse_completions`."""
-        refs = None
-        if self.check_refs and state is not None and state.elements:
-            refs = {el.ref for el in state.elements}
-        return parse_completions(completions, refs)
+        check = self.check_refs and state is not None and state.elements
+        return parse_completions(completions, {el.ref for el in state.elements} if check else None)
 
     def propose(self, state: GUIState, history: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
         """``n`` action strings sampled from the model (fallback fills up unparsable ones; see the module doc)."""
@@ -306,11 +292,3 @@ def load_local_lm(
     auto_processing = transformers.AutoProcessor if vlm else transformers.AutoTokenizer
     model = auto_model.from_pretrained(path, **kwargs)
     return model, auto_processing.from_pretrained(path, local_files_only=True), vlm
-
-
-def _load(path: str | os.PathLike, tokenizer: Any, processor: Any, dtype: str | None) -> tuple[Any, Any, Any]:
-    """HFPolicy's loading: :func:`load_local_lm`; a tokenizer or processor passed in is kept."""
-    model, processing, is_vlm = load_local_lm(path, dtype)
-    if is_vlm:
-        return model, tokenizer, processor if processor is not None or tokenizer is not None else processing
-    return model, tokenizer if tokenizer is not None else processing, processor

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,11 +39,7 @@ class MixedPolicy:
     name = "mixed"
 
     def __init__(self, adapter: BaseAdapter, random_share: float = 0.5, temperature: float = 1.0):
-        if (
-            not isinstance(random_share, (int, float))
-            or not math.isfinite(random_share)
-            or not 0 <= random_share <= 1
-        ):
+        if not isinstance(random_share, int | float) or not 0 <= random_share <= 1:  # NaN fails the range too
             raise ValueError(f"random_share must be a number in [0, 1], got {random_share!r}")
         self.adapter = adapter
         self.random_share = float(random_share)
