@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from similar_rl.agents import setting
+from similar_rl.fields import option
 from similar_rl.harness.settings import build_args, check_choice, load_yaml, parse_json_dict, parse_seeds
 from similar_rl.types import Scorer
 
@@ -29,27 +29,27 @@ INFO_KEYS = frozenset({"held_out_families", "notes", "benchmark"})
 class SearchSettings:
     """Settings of one search comparison (``similar-rl search``; ``benchmarks/best_of_n.py``)."""
 
-    envs: list[str] = setting([], "env ids, e.g. miniwob/click-button-v1 toy/login-form")
-    seeds: list[int] = setting(list(range(30)), "env seeds: '0-29' or '1,3,7'")
-    policy: str = setting("random", "base policy: random, heuristic, hf")
-    policy_kwargs: dict[str, Any] = setting({}, "base policy options, e.g. '{temperature: 2.0}'")
-    n: int = setting(5, "candidates sampled per step")
-    method: str = setting("best_of_n", "best_of_n or tree (reward-guided beam search)")
-    depth: int = setting(2, "tree: lookahead levels")
-    beam: int = setting(2, "tree: branches kept per level")
-    objective: str | dict[str, float] = setting(
+    envs: list[str] = option([], "env ids, e.g. miniwob/click-button-v1 toy/login-form")
+    seeds: list[int] = option(list(range(30)), "env seeds: '0-29' or '1,3,7'")
+    policy: str = option("random", "base policy: random, heuristic, hf")
+    policy_kwargs: dict[str, Any] = option({}, "base policy options, e.g. '{temperature: 2.0}'")
+    n: int = option(5, "candidates sampled per step")
+    method: str = option("best_of_n", "best_of_n or tree (reward-guided beam search)")
+    depth: int = option(2, "tree: lookahead levels")
+    beam: int = option(2, "tree: branches kept per level")
+    objective: str | dict[str, float] = option(
         "total", "what to maximise: total, a dimension name, or weights like '{helpfulness: 1}'"
     )
-    use_env_reward: bool = setting(
+    use_env_reward: bool = option(
         False,
         "tree: lookahead branches that end the episode use the env's reward (a real agent sees no "
         "reward at test time: this gives a simulator-assisted upper bound)",
     )
-    model: str = setting("default", "reward model: a checkpoint folder, or 'default' (the shipped one)")
-    max_steps: int = setting(20, "step budget per episode")
-    env_kwargs: dict[str, Any] = setting({}, "make_env options")
-    seed: int = setting(0, "random seed of the policies' sampling")
-    batch_size: int = setting(32, "scorer batch size")
+    model: str = option("default", "reward model: a checkpoint folder, or 'default' (the shipped one)")
+    max_steps: int = option(20, "step budget per episode")
+    env_kwargs: dict[str, Any] = option({}, "make_env options")
+    seed: int = option(0, "random seed of the policies' sampling")
+    batch_size: int = option(32, "scorer batch size")
 
     def __post_init__(self) -> None:
         if any(isinstance(s, str) for s in self.seeds):

@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from similar_rl.agents import check_settings, setting
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
 from similar_rl.envs.actions import ActionParseError, extract_action, format_action
 from similar_rl.envs.base import InvalidActionError
+from similar_rl.fields import option
 from similar_rl.harness import episodes as episodes_loop
-from similar_rl.harness.settings import check_choice, check_range, save_args
+from similar_rl.harness.settings import check_choice, check_range, check_settings, save_args
 from similar_rl.policies.hf import SYSTEM_PROMPT, build_prompt
 from similar_rl.types import GUIState, Scorer
 
@@ -48,78 +48,76 @@ PICKLE_FILES = ("training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.
 class GRPOArgs:
     """Settings of a GRPO run (every field is a YAML key and a ``--field-name`` option)."""
 
-    model_path: str = setting("", "local folder of the policy (causal LM or VLM)")
-    vlm: bool = setting(False, "the policy is a VLM: send the screenshot as an image")
-    env_id: str = setting("toy/click-button", "env of the rollouts and the evaluation")
-    env_kwargs: dict[str, Any] = setting({}, "keyword arguments of make_env")
+    model_path: str = option("", "local folder of the policy (causal LM or VLM)")
+    vlm: bool = option(False, "the policy is a VLM: send the screenshot as an image")
+    env_id: str = option("toy/click-button", "env of the rollouts and the evaluation")
+    env_kwargs: dict[str, Any] = option({}, "keyword arguments of make_env")
     # states
-    states_from: str = setting("rollout", "rollout | dataset")
-    dataset_dir: str | None = setting(None, "MCTS-P dataset folder (states_from=dataset)")
-    behaviour: str = setting("random", "rollout policy: random | heuristic | hf")
-    num_states: int = setting(64, "prompts in the training set", at_least=1)
-    state_seed: int = setting(0, "first episode seed of the rollouts")
-    max_episode_steps: int = setting(10, "steps per rollout / evaluation episode", at_least=1)
-    max_history: int = setting(8, "previous actions shown in the prompt", at_least=0)
-    max_observation_chars: int = setting(4000, "screen text kept in the prompt", at_least=0)
+    states_from: str = option("rollout", "rollout | dataset")
+    dataset_dir: str | None = option(None, "MCTS-P dataset folder (states_from=dataset)")
+    behaviour: str = option("random", "rollout policy: random | heuristic | hf")
+    num_states: int = option(64, "prompts in the training set", at_least=1)
+    state_seed: int = option(0, "first episode seed of the rollouts")
+    max_episode_steps: int = option(10, "steps per rollout / evaluation episode", at_least=1)
+    max_history: int = option(8, "previous actions shown in the prompt", at_least=0)
+    max_observation_chars: int = option(4000, "screen text kept in the prompt", at_least=0)
     # rewards
-    reward_model: str = setting("default", "'default' or a saved SimilarRewardModel folder")
-    similar_dimensions: list[str] = setting(list(DIMENSIONS), "dimensions with their own reward function")
-    reward_weights: dict[str, float] = setting(
+    reward_model: str = option("default", "'default' or a saved SimilarRewardModel folder")
+    similar_dimensions: list[str] = option(list(DIMENSIONS), "dimensions with their own reward function")
+    reward_weights: dict[str, float] = option(
         {"total": 1.0}, "weight per reward: total, a dimension or env (unlisted: 0, logged only)"
     )
-    env_reward: bool = setting(False, "add the env-verified reward of the action")
-    invalid_penalty: float = setting(
-        -1.0, "reward of a completion with no valid action", bounds="(-inf, inf)"
-    )
-    scorer_batch_size: int = setting(32, "reward-model batch size", at_least=1)
+    env_reward: bool = option(False, "add the env-verified reward of the action")
+    invalid_penalty: float = option(-1.0, "reward of a completion with no valid action", bounds="(-inf, inf)")
+    scorer_batch_size: int = option(32, "reward-model batch size", at_least=1)
     # trainer
-    max_steps: int = setting(
+    max_steps: int = option(
         50, "GRPO optimizer steps (0: none; the warm-up and the evaluation only)", at_least=0
     )
-    learning_rate: float = setting(1e-5, "learning rate", bounds="(0, inf)")
-    per_device_train_batch_size: int = setting(8, "completions per device per step", at_least=1)
-    gradient_accumulation_steps: int = setting(1, "gradient accumulation", at_least=1)
-    num_generations: int = setting(4, "completions per prompt (the GRPO group)", at_least=1)
-    max_completion_length: int = setting(48, "tokens per completion", at_least=1)
-    temperature: float = setting(1.0, "sampling temperature", bounds="(0, inf)")
-    beta: float = setting(0.0, "KL coefficient (0: no reference model)", bounds="[0, inf)")
-    multi_objective_aggregation: str = setting(
+    learning_rate: float = option(1e-5, "learning rate", bounds="(0, inf)")
+    per_device_train_batch_size: int = option(8, "completions per device per step", at_least=1)
+    gradient_accumulation_steps: int = option(1, "gradient accumulation", at_least=1)
+    num_generations: int = option(4, "completions per prompt (the GRPO group)", at_least=1)
+    max_completion_length: int = option(48, "tokens per completion", at_least=1)
+    temperature: float = option(1.0, "sampling temperature", bounds="(0, inf)")
+    beta: float = option(0.0, "KL coefficient (0: no reference model)", bounds="[0, inf)")
+    multi_objective_aggregation: str = option(
         "sum_then_normalize",
         "how TRL combines the reward functions: sum_then_normalize, or normalize_then_sum (each "
         "reward normalised within its group first, then the weighted sum)",
     )
-    bf16: bool = setting(False, "bfloat16 training (GPU)")
-    gradient_checkpointing: bool = setting(False, "gradient checkpointing (big models)")
-    lora: bool = setting(True, "train a LoRA adapter instead of all weights")
-    lora_r: int = setting(16, "LoRA rank", at_least=1)
-    lora_alpha: int = setting(32, "LoRA alpha")
-    lora_dropout: float = setting(0.05, "LoRA dropout", bounds="[0, 1)")
-    lora_target_modules: str | list[str] = setting("all-linear", "LoRA target modules")
+    bf16: bool = option(False, "bfloat16 training (GPU)")
+    gradient_checkpointing: bool = option(False, "gradient checkpointing (big models)")
+    lora: bool = option(True, "train a LoRA adapter instead of all weights")
+    lora_r: int = option(16, "LoRA rank", at_least=1)
+    lora_alpha: int = option(32, "LoRA alpha")
+    lora_dropout: float = option(0.05, "LoRA dropout", bounds="[0, 1)")
+    lora_target_modules: str | list[str] = option("all-linear", "LoRA target modules")
     # supervised warm-up (agents/sft.py), before GRPO
-    sft_steps: int = setting(0, "warm-up optimizer steps (0: no warm-up)", at_least=0)
-    sft_dataset_dir: str | None = setting(
+    sft_steps: int = option(0, "warm-up optimizer steps (0: no warm-up)", at_least=0)
+    sft_dataset_dir: str | None = option(
         None, "MCTS-P dataset folder whose successful steps the warm-up imitates"
     )
-    sft_min_success: float = setting(
+    sft_min_success: float = option(
         1.0, "least rollout success of a state's best child to imitate it", bounds="[0, 1]"
     )
-    sft_max_examples: int | None = setting(None, "most warm-up states (None: all)")
-    sft_learning_rate: float = setting(2e-4, "learning rate of the warm-up", bounds="(0, inf)")
-    sft_max_length: int = setting(1024, "tokens per warm-up example (prompt + action)")
+    sft_max_examples: int | None = option(None, "most warm-up states (None: all)")
+    sft_learning_rate: float = option(2e-4, "learning rate of the warm-up", bounds="(0, inf)")
+    sft_max_length: int = option(1024, "tokens per warm-up example (prompt + action)")
     # run
-    seed: int = setting(1, "seed")
-    output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>")
-    run_name: str | None = setting(None, "default: <env>__grpo__<seed>")
-    track: bool = setting(False, "log to W&B")
-    wandb_project: str = setting("similar-rl", "W&B project")
-    wandb_mode: str = setting("offline", "offline | online | disabled")
-    tensorboard: bool = setting(True, "log to TensorBoard")
-    save_steps: int = setting(0, "checkpoint every N steps (0: only the final model)", at_least=0)
-    resume: str | None = setting(None, "LoRA adapter folder to start from")
-    progress: bool = setting(True, "show progress bars")
-    eval_episodes: int = setting(10, "greedy episodes in the env after training (0: skip)", at_least=0)
-    eval_seed: int = setting(100_000, "first seed of the evaluation episodes")
-    eval_env_ids: list[str] = setting([], "envs of the evaluation, eval_episodes each (empty: env_id)")
+    seed: int = option(1, "seed")
+    output_dir: str = option("runs", "runs are written to <output_dir>/<run_name>")
+    run_name: str | None = option(None, "default: <env>__grpo__<seed>")
+    track: bool = option(False, "log to W&B")
+    wandb_project: str = option("similar-rl", "W&B project")
+    wandb_mode: str = option("offline", "offline | online | disabled")
+    tensorboard: bool = option(True, "log to TensorBoard")
+    save_steps: int = option(0, "checkpoint every N steps (0: only the final model)", at_least=0)
+    resume: str | None = option(None, "LoRA adapter folder to start from")
+    progress: bool = option(True, "show progress bars")
+    eval_episodes: int = option(10, "greedy episodes in the env after training (0: skip)", at_least=0)
+    eval_seed: int = option(100_000, "first seed of the evaluation episodes")
+    eval_env_ids: list[str] = option([], "envs of the evaluation, eval_episodes each (empty: env_id)")
 
     def __post_init__(self) -> None:
         check_choice("states_from", self.states_from, STATE_SOURCES)

@@ -49,13 +49,13 @@ from torch.distributions import Categorical
 from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
-from similar_rl.agents import check_settings, setting
 from similar_rl.agents.common import load_checkpoint, load_scorer, play_episodes, save_checkpoint, start_run
 from similar_rl.agents.features import FEATURIZERS, make_featurizer
 from similar_rl.dimensions import DIMENSIONS, SCORE_KEYS
 from similar_rl.envs import make_env
+from similar_rl.fields import option
 from similar_rl.harness.run_log import RunLogger
-from similar_rl.harness.settings import check_choice, check_range
+from similar_rl.harness.settings import check_choice, check_range, check_settings
 from similar_rl.types import GUIState
 
 logger = logging.getLogger(__name__)
@@ -68,55 +68,55 @@ REWARD_MODES = ("sparse", "total", "dims", "potential", "potential_penalty")
 class PPOArgs:
     """Settings of a PPO run (every field is a YAML key and a ``--field-name`` option)."""
 
-    env_id: str = setting("toy/click-button", "env id, e.g. toy/login-form, miniwob/click-button-v1")
-    env_kwargs: dict[str, Any] = setting({}, "keyword arguments of make_env")
-    num_envs: int = setting(4, "parallel envs (each MiniWoB env is a browser)", at_least=1)
-    total_timesteps: int = setting(4096, "env steps over all envs", at_least=1)
-    num_steps: int = setting(64, "steps per env per rollout", at_least=1)
-    max_episode_steps: int = setting(10, "episode cut (treated as terminal)", at_least=1)
+    env_id: str = option("toy/click-button", "env id, e.g. toy/login-form, miniwob/click-button-v1")
+    env_kwargs: dict[str, Any] = option({}, "keyword arguments of make_env")
+    num_envs: int = option(4, "parallel envs (each MiniWoB env is a browser)", at_least=1)
+    total_timesteps: int = option(4096, "env steps over all envs", at_least=1)
+    num_steps: int = option(64, "steps per env per rollout", at_least=1)
+    max_episode_steps: int = option(10, "episode cut (treated as terminal)", at_least=1)
     # reward
-    reward: str = setting("total", "sparse | total | dims | potential | potential_penalty")
-    reward_coef: float = setting(0.1, "scale of the Similar term", bounds="(-inf, inf)")
-    penalty: float = setting(
+    reward: str = option("total", "sparse | total | dims | potential | potential_penalty")
+    reward_coef: float = option(0.1, "scale of the Similar term", bounds="(-inf, inf)")
+    penalty: float = option(
         0.05, "reward=potential_penalty: cost per unit of irrelevance or incoherence", bounds="[0, inf)"
     )
-    potential_key: str = setting("odds_of_success", "score of noop() used as Phi for reward=potential")
-    reward_weights: dict[str, float] = setting({}, "dimension -> weight for reward=dims")
-    reward_model: str = setting("default", "'default' or a saved SimilarRewardModel folder")
-    scorer_batch_size: int = setting(32, "reward-model batch size", at_least=1)
+    potential_key: str = option("odds_of_success", "score of noop() used as Phi for reward=potential")
+    reward_weights: dict[str, float] = option({}, "dimension -> weight for reward=dims")
+    reward_model: str = option("default", "'default' or a saved SimilarRewardModel folder")
+    scorer_batch_size: int = option(32, "reward-model batch size", at_least=1)
     # policy
-    features: str = setting("hashed", "hashed | minilm")
-    feature_dim: int = setting(128, "hash buckets of the hashed featurizer", at_least=1)
-    hidden: int = setting(64, "hidden width of the actor and critic", at_least=1)
-    max_candidates: int = setting(64, "candidates kept per state", at_least=1)
+    features: str = option("hashed", "hashed | minilm")
+    feature_dim: int = option(128, "hash buckets of the hashed featurizer", at_least=1)
+    hidden: int = option(64, "hidden width of the actor and critic", at_least=1)
+    max_candidates: int = option(64, "candidates kept per state", at_least=1)
     # PPO
-    learning_rate: float = setting(2.5e-3, "Adam learning rate", bounds="(0, inf)")
-    anneal_lr: bool = setting(True, "linearly decay the learning rate")
-    gamma: float = setting(0.95, "discount", bounds="[0, 1]")
-    gae_lambda: float = setting(0.9, "GAE lambda", bounds="[0, 1]")
-    num_minibatches: int = setting(4, "minibatches per epoch", at_least=1)
-    update_epochs: int = setting(4, "epochs per rollout", at_least=1)
-    norm_adv: bool = setting(True, "normalise advantages per minibatch")
-    clip_coef: float = setting(0.2, "surrogate clip", bounds="(0, inf)")
-    clip_vloss: bool = setting(True, "clip the value loss")
-    ent_coef: float = setting(0.01, "entropy bonus", bounds="[0, inf)")
-    vf_coef: float = setting(0.5, "value-loss weight", bounds="[0, inf)")
-    max_grad_norm: float = setting(0.5, "gradient clip", bounds="(0, inf)")
-    target_kl: float | None = setting(None, "stop epochs early above this KL", bounds="(0, inf)")
+    learning_rate: float = option(2.5e-3, "Adam learning rate", bounds="(0, inf)")
+    anneal_lr: bool = option(True, "linearly decay the learning rate")
+    gamma: float = option(0.95, "discount", bounds="[0, 1]")
+    gae_lambda: float = option(0.9, "GAE lambda", bounds="[0, 1]")
+    num_minibatches: int = option(4, "minibatches per epoch", at_least=1)
+    update_epochs: int = option(4, "epochs per rollout", at_least=1)
+    norm_adv: bool = option(True, "normalise advantages per minibatch")
+    clip_coef: float = option(0.2, "surrogate clip", bounds="(0, inf)")
+    clip_vloss: bool = option(True, "clip the value loss")
+    ent_coef: float = option(0.01, "entropy bonus", bounds="[0, inf)")
+    vf_coef: float = option(0.5, "value-loss weight", bounds="[0, inf)")
+    max_grad_norm: float = option(0.5, "gradient clip", bounds="(0, inf)")
+    target_kl: float | None = option(None, "stop epochs early above this KL", bounds="(0, inf)")
     # run
-    seed: int = setting(1, "seed of torch, numpy, random and episode seeds")
-    torch_deterministic: bool = setting(True, "torch.backends.cudnn.deterministic")
-    torch_threads: int = setting(1, "torch CPU threads (0: torch's default)", at_least=0)
-    output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>")
-    run_name: str | None = setting(None, "default: <env>__ppo__<reward>__<seed>__<time>")
-    track: bool = setting(False, "log to W&B")
-    wandb_project: str = setting("similar-rl", "W&B project")
-    wandb_mode: str = setting("offline", "offline | online | disabled")
-    tensorboard: bool = setting(True, "write TensorBoard events")
-    save_every: int = setting(0, "checkpoint every N updates (0: only at the end)", at_least=0)
-    resume: str | None = setting(None, "checkpoint folder to resume from")
-    progress: bool = setting(True, "show a progress bar")
-    success_window: int = setting(50, "episodes in the rolling success rate", at_least=1)
+    seed: int = option(1, "seed of torch, numpy, random and episode seeds")
+    torch_deterministic: bool = option(True, "torch.backends.cudnn.deterministic")
+    torch_threads: int = option(1, "torch CPU threads (0: torch's default)", at_least=0)
+    output_dir: str = option("runs", "runs are written to <output_dir>/<run_name>")
+    run_name: str | None = option(None, "default: <env>__ppo__<reward>__<seed>__<time>")
+    track: bool = option(False, "log to W&B")
+    wandb_project: str = option("similar-rl", "W&B project")
+    wandb_mode: str = option("offline", "offline | online | disabled")
+    tensorboard: bool = option(True, "write TensorBoard events")
+    save_every: int = option(0, "checkpoint every N updates (0: only at the end)", at_least=0)
+    resume: str | None = option(None, "checkpoint folder to resume from")
+    progress: bool = option(True, "show a progress bar")
+    success_window: int = option(50, "episodes in the rolling success rate", at_least=1)
 
     def __post_init__(self) -> None:
         check_choice("reward", self.reward, REWARD_MODES)

@@ -267,3 +267,14 @@ def parse_json_dict(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
     return value
+
+
+def check_settings(obj: Any) -> None:
+    """Refuse a field of ``obj`` that breaks its :func:`~similar_rl.fields.option`'s ``at_least`` or ``bounds``
+    (None passes where the field's type allows it)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if "at_least" in f.metadata:
+            check_min("", obj, (f.name,), f.metadata["at_least"])
+        if "bounds" in f.metadata and not (value is None and str(f.type).endswith("| None")):
+            check_range(type(obj).__name__, f.name, value, **f.metadata["bounds"])
