@@ -23,8 +23,8 @@ def option(default: Any = MISSING, help: str = "", at_least: int | None = None, 
     """A dataclass field with the ``help`` of its ``--option``.
 
     A callable ``default`` is a default factory; a list or dict default is copied for each instance.
-    ``at_least`` (integers) and ``bounds``, an interval such as ``"[0, 1]"``, ``"(0, inf)"`` or ``"(-inf, inf)"``
-    (any finite number), are the limits that ``check_settings`` enforces.
+    ``at_least`` (integers) and ``bounds``, an interval such as ``"[0, 1]"``, ``"(0, inf)"`` or
+    ``"(-inf, inf)"`` (any finite number), are the limits that ``check_settings`` enforces.
     """
     metadata: dict[str, Any] = {"help": help}
     if at_least is not None:

@@ -110,9 +110,10 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, Mapping):
         return _message_text(completion.get("content"))
     if isinstance(completion, Sequence):
-        messages = [m for m in completion if isinstance(m, Mapping)]
-        assistant = [m for m in messages if m.get("role", "assistant") == "assistant"]
-        return _message_text((assistant or messages)[-1].get("content")) if messages else ""
+        texts = [(m.get("role", "assistant"), _message_text(m.get("content"))) for m in completion
+                 if isinstance(m, Mapping)]  # fmt: skip
+        assistant = [text for role, text in texts if role == "assistant"]
+        return (assistant or [text for _, text in texts] or [""])[-1]
     raise TypeError(f"a completion must be a string or a list of messages, got {type(completion).__name__}")
 
 

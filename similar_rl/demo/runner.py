@@ -204,8 +204,8 @@ def tracker_call(
 
 def _open_tracker(config: DemoConfig, out_dir: Path, failures: list[dict[str, str]], echo: Echo) -> Any:
     enabled = config.wandb and config.wandb_mode != "disabled"
-    settings = _jsonable(config.to_dict())
     try:
+        settings = _jsonable(config.to_dict())
         return DemoTracker(enabled, out_dir, config.wandb_project, config.wandb_mode, out_dir.name, settings)
     except Exception as exc:  # recorded: the demo runs on without W&B
         failures.append(_failure("wandb", exc))

@@ -270,8 +270,8 @@ def parse_json_dict(text: str) -> dict[str, Any]:
 
 
 def check_settings(obj: Any) -> None:
-    """Refuse a field of ``obj`` that breaks its :func:`~similar_rl.fields.option`'s ``at_least`` or ``bounds``
-    (None passes where the field's type allows it)."""
+    """Refuse a field of ``obj`` that breaks the ``at_least`` or ``bounds`` of its
+    :func:`~similar_rl.fields.option` (None passes where the field's type allows it)."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if "at_least" in f.metadata:

@@ -32,7 +32,7 @@ class RegressionExperts(nn.Linear):
     def set_weights(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
         """Copy fitted weights in, checking shapes. ``weight``: ``(n_experts, z_dim)``; ``bias``: ``(n_experts,)``."""
         for name, value in (("weight", weight), ("bias", bias)):
-            if value is None:
+            if value is None and name == "bias":
                 continue
             value, target = torch.as_tensor(value), getattr(self, name)
             if tuple(value.shape) != tuple(target.shape):

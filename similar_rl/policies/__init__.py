@@ -1,8 +1,8 @@
 """Policies that propose candidate action strings (the :class:`~similar_rl.types.Policy` protocol).
 
 ``make_policy(name, adapter, **kwargs)`` builds one by its name in :data:`POLICIES`: ``"random"``
-(:class:`UniformRandomPolicy`), ``"heuristic"`` (:class:`HeuristicPolicy`), ``"mixed"`` (:class:`MixedPolicy`) or
-``"hf"`` (``similar_rl.policies.hf.HFPolicy``, a local Hugging Face LM, imported only when asked for).
+(:class:`UniformRandomPolicy`), ``"heuristic"`` (:class:`HeuristicPolicy`), ``"mixed"``
+(:class:`MixedPolicy`) or ``"hf"`` (``similar_rl.policies.hf.HFPolicy``, a local Hugging Face LM, imported only when asked for).
 
 Example:
     >>> import numpy as np

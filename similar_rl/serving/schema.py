@@ -223,9 +223,8 @@ def _resolve_path(value: Any, field: str, allowed_root: Path | None, images: _Im
         )
     _check_unicode(value, field)
     root = allowed_root.resolve()
-    real = Path(
-        os.path.realpath(root / value)
-    )  # an absolute value replaces the root  # follows symlinks: a link out of the root is refused too
+    # an absolute value replaces the root; realpath follows symlinks, so a link out of the root is refused too
+    real = Path(os.path.realpath(root / value))
     if not real.is_relative_to(root):
         raise RequestError(403, f"{field} is outside the server's allowed root")
     if not real.is_file():

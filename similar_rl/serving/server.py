@@ -55,7 +55,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedReader, RawIOBase
 from typing import Any
@@ -68,6 +68,19 @@ from similar_rl.serving.schema import MAX_REQUEST_PIXELS, MAX_STEPS_PER_REQUEST,
 logger = logging.getLogger(__name__)
 
 __all__ = ["RewardServer", "ServerConfig"]
+
+
+#: ServerConfig fields that must be integers >= 1, and those that must be finite numbers >= 0.
+_POSITIVE_INTS = [
+    "max_batch",
+    "max_queue",
+    "max_steps_per_request",
+    "max_body_bytes",
+    "max_pixels_per_request",
+    "max_connections",
+    "latency_window",
+]
+_NONNEGATIVE_FLOATS = ("max_wait_ms", "request_timeout_s", "request_deadline_s", "socket_timeout_s")
 
 
 @dataclass
@@ -95,14 +108,13 @@ class ServerConfig:
     latency_window: int = option(10_000, "requests kept for latency percentiles")
 
     def __post_init__(self) -> None:
-        types = {f.name: f.type for f in fields(self)}  # annotation strings: "int", "float", ...
-        for name in [n for n, t in types.items() if t == "int" and n != "port"]:
+        for name in _POSITIVE_INTS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ServerConfig.{name} must be an integer >= 1, got {value!r}")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"ServerConfig.port must be in 0..65535, got {self.port!r}")
-        for name in [n for n, t in types.items() if t == "float"]:
+        for name in _NONNEGATIVE_FLOATS:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"ServerConfig.{name} must be a finite number >= 0, got {value!r}")

@@ -111,7 +111,8 @@ class OpenAIChatJudge(GroupedJudge):
         for attempt in range(1 + self.max_retries):
             if attempt:
                 self.stats["retries"] += 1
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                if self.backoff_s:
+                    time.sleep(self.backoff_s * 2 ** (attempt - 1))
             temperature = self.temperature if attempt == 0 else max(self.temperature, 0.3)
             try:
                 answer = self._request(messages, temperature)
